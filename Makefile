@@ -1,0 +1,45 @@
+# Ingest: `make demo` materializes every sample dataset; `make test` runs the test suite.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export INGEST_CONFIG_DIR ?= $(CURDIR)/dataset_configs
+export INGEST_STORE_ROOT ?= $(CURDIR)/.ingest_store
+
+.PHONY: install demo test lint format dev clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/ingest validate
+	@for id in $$($(BIN)/ingest list | cut -f1); do \
+		echo "== $$id"; $(BIN)/ingest run $$id || exit 1; \
+	done
+	@for id in $$($(BIN)/ingest list | cut -f1); do $(BIN)/ingest history $$id | head -1; done
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+clean:
+	rm -rf .ingest_store .dagster_home

@@ -1,0 +1,217 @@
+"""`ingest`: validate, list, run, export and history (DESIGN.md, "Command line")."""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ingest_assets import settings
+from ingest_assets.configs import ConfigError, Problem, config_files, load_configs
+from ingest_assets.contract import BUILTIN_NORMALIZERS, BUILTIN_PARSERS, DatasetConfig
+
+
+def _configs() -> list[DatasetConfig]:
+    return load_configs(config_files(settings.config_dir()))
+
+
+def _config(dataset_id: str) -> DatasetConfig:
+    for config in _configs():
+        if config.dataset_id == dataset_id:
+            return config
+    raise SystemExit(f"ingest: no dataset {dataset_id!r} in {settings.config_dir()}")
+
+
+def _plugin_problems(path: str, config: DatasetConfig) -> list[Problem]:
+    from ingest_assets.parsers.base import load_plugin
+
+    problems = []
+    checks = [("parse.plugin", config.parser, BUILTIN_PARSERS)]
+    checks.append(("normalize.plugin", config.normalize.plugin, BUILTIN_NORMALIZERS))
+    for field, name, builtins in checks:
+        if name not in builtins:
+            try:
+                load_plugin(name, field.split(".")[0])
+            except ImportError as exc:
+                problems.append(Problem(path, field, str(exc)))
+    return problems
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    paths = [Path(p) for p in args.files] or config_files(settings.config_dir())
+    problems: list[Problem] = []
+    try:
+        configs = load_configs(paths)
+    except ConfigError as exc:
+        problems = exc.problems
+        configs = []
+    for path, config in zip(paths, configs, strict=False):
+        if not problems:
+            problems += _plugin_problems(str(path), config)
+    for problem in problems:
+        print(problem)
+    if problems:
+        return 1
+    print(f"ok: {len(configs)} dataset(s) valid")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    for config in _configs():
+        kind = config.partitions.kind
+        print(
+            f"{config.dataset_id}\tparser={config.parser}\tpartitions={kind}\t"
+            f"assets={','.join(f'{config.dataset_id}/{s}' for s in ('raw', 'parsed', 'normalized', 'published'))}"
+        )
+    return 0
+
+
+def ensure_dagster_home() -> Path:
+    """DAGSTER_HOME, defaulting to a project-local folder holding the project's dagster.yaml."""
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.project_root() / ".dagster_home")
+    home.mkdir(parents=True, exist_ok=True)
+    project_yaml = settings.project_root() / "dagster.yaml"
+    if project_yaml.exists() and not (home / "dagster.yaml").exists():
+        shutil.copyfile(project_yaml, home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from ingest_assets.factory import dataset_assets
+    from ingest_assets.partitions import partitions_definition
+    from ingest_resources.resource import IngestResource
+
+    config = _config(args.dataset)
+    ensure_dagster_home()
+    partitions = partitions_definition(config.partitions)
+    partition = args.partition
+    if partitions is None and partition:
+        raise SystemExit(
+            f"ingest: dataset {config.dataset_id} is not partitioned; drop --partition"
+        )
+    if partitions is not None and partition is None:
+        partition = partitions.get_last_partition_key()
+    if partitions is not None and not partitions.has_partition_key(partition):
+        raise SystemExit(
+            f"ingest: {partition!r} is not a partition of {config.dataset_id} ({config.partitions.kind})"
+        )
+    with dg.DagsterInstance.get() as instance:
+        result = dg.materialize(
+            dataset_assets(config),
+            instance=instance,
+            partition_key=partition,
+            resources={"ingest": IngestResource.from_env()},
+            run_config={"loggers": {"console": {"config": {"log_level": args.log_level}}}},
+            raise_on_error=False,
+        )
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        shown = {
+            k: v.value
+            for k, v in materialization.metadata.items()
+            if k
+            in (
+                "dagster/row_count",
+                "rows_rejected",
+                "rows_added",
+                "rows_revised",
+                "version",
+                "bytes",
+            )
+        }
+        print(f"{materialization.asset_key.to_user_string()}: {json.dumps(shown, default=str)}")
+    if not result.success:
+        for event in result.all_events:
+            if event.is_step_failure:
+                error = event.step_failure_data.error
+                message = error.message.strip() if error else "failed"
+                print(f"{event.step_key}: {message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ingest_assets.export import export_dataset
+
+    config = _config(args.dataset)
+    try:
+        rows = export_dataset(_runtime().store, config, args.version, args.format, args.out)
+    except (KeyError, ValueError) as exc:
+        raise SystemExit(f"ingest: {exc}") from None
+    if args.out:
+        print(f"wrote {rows} rows to {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from ingest_assets.publish import read_current, version_chain
+
+    config = _config(args.dataset)
+    store = _runtime().store
+    current, _ = read_current(store, config.dataset_id)
+    chain = version_chain(store, config.dataset_id, current)
+    if not chain:
+        print(f"{config.dataset_id}: nothing published yet")
+    for manifest in reversed(chain):
+        counts = manifest["counts"]
+        marker = "*" if manifest is chain[-1] else " "
+        print(
+            f"{marker} {manifest['version']}  partition={manifest['partition']}  "
+            f"added={counts['added']} revised={counts['revised']} repeated={counts['repeated']} "
+            f"rejected={counts.get('rejected', 0)}  total={manifest.get('rows_total', '')}"
+        )
+    return 0
+
+
+def _runtime():
+    from ingest_assets.stages import local_runtime
+
+    return local_runtime(settings.store_root())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ingest", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    validate = sub.add_parser("validate", help="check dataset configs")
+    validate.add_argument(
+        "files", nargs="*", help="YAML files (default: every file in INGEST_CONFIG_DIR)"
+    )
+    validate.set_defaults(func=cmd_validate)
+    sub.add_parser("list", help="list datasets and their assets").set_defaults(func=cmd_list)
+    run = sub.add_parser("run", help="materialize a dataset's assets in-process")
+    run.add_argument("dataset")
+    run.add_argument("--partition", help="partition key (default: the latest partition)")
+    run.add_argument(
+        "--log-level", default="WARNING", help="Dagster console log level (default: WARNING)"
+    )
+    run.set_defaults(func=cmd_run)
+    export = sub.add_parser("export", help="write the published data, latest value per key")
+    export.add_argument("dataset")
+    export.add_argument("--version", help="as of this version (default: current)")
+    export.add_argument("--format", choices=("csv", "parquet", "jsonl"), default="csv")
+    export.add_argument(
+        "--out", help="output file (default: standard output; required for parquet)"
+    )
+    export.set_defaults(func=cmd_export)
+    history = sub.add_parser("history", help="list published versions with their counts")
+    history.add_argument("dataset")
+    history.set_defaults(func=cmd_history)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

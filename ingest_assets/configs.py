@@ -1,0 +1,182 @@
+"""Loading dataset YAML files into contracts, with errors that name file, field and expectation.
+
+Also where `${ENV_NAME}` placeholders are resolved (at run time, never at load time) and where
+their values are masked out of anything that could be logged.
+"""
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from ingest_assets.contract import DatasetConfig
+
+ENV_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.file}: {self.field}: {self.message}"
+            if self.field
+            else f"{self.file}: {self.message}"
+        )
+
+
+class ConfigError(Exception):
+    """One or more problems in dataset configuration files."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class MissingEnvError(KeyError):
+    def __init__(self, dataset_id: str, field: str, name: str):
+        self.name = name
+        self.message = f"dataset {dataset_id}: {field} uses ${{{name}}} but environment variable {name} is not set"
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _field_path(loc: Iterable[int | str]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def _describe(error: Mapping) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown key (not part of the dataset contract; check its spelling)"
+    if kind == "missing":
+        return "required key is missing"
+    message = error["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    if kind == "string_pattern_mismatch":
+        message = f"expected a string matching {error['ctx']['pattern']}"
+    if "input" in error and kind not in ("value_error",) and not isinstance(error["input"], dict):
+        message += f" (got {error['input']!r})"
+    return message
+
+
+def problems_from_validation(file: str, exc: ValidationError) -> list[Problem]:
+    problems = []
+    for error in exc.errors():
+        loc = [
+            p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-after"))
+        ]
+        # Union members add their type name to the location; drop those to keep the user's path.
+        loc = [p for p in loc if p not in ("str", "int", "float", "bool", "date", "datetime")]
+        problems.append(Problem(file, _field_path(loc), _describe(error)))
+    return problems
+
+
+def parse_config(data: object, file: str) -> DatasetConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(
+            [Problem(file, "", "expected a mapping of contract keys at the top level")]
+        )
+    try:
+        return DatasetConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(problems_from_validation(file, exc)) from None
+
+
+def load_config_file(path: Path | str) -> DatasetConfig:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([Problem(str(path), "", f"cannot read file: {exc.strerror}")]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([Problem(str(path), "", f"invalid YAML: {where}{problem}")]) from None
+    return parse_config(data, str(path))
+
+
+def config_files(config_dir: Path) -> list[Path]:
+    if not config_dir.is_dir():
+        raise ConfigError([Problem(str(config_dir), "", "config directory does not exist")])
+    return sorted(p for p in config_dir.iterdir() if p.suffix in YAML_SUFFIXES and p.is_file())
+
+
+def load_configs(paths: Iterable[Path]) -> list[DatasetConfig]:
+    """Load every file, collecting all problems (and duplicate dataset ids) before failing."""
+    configs: list[DatasetConfig] = []
+    problems: list[Problem] = []
+    seen: dict[str, Path] = {}
+    for path in paths:
+        try:
+            config = load_config_file(path)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        if config.dataset_id in seen:
+            problems.append(
+                Problem(
+                    str(path),
+                    "dataset_id",
+                    f"{config.dataset_id!r} is already defined in {seen[config.dataset_id]}",
+                )
+            )
+            continue
+        seen[config.dataset_id] = path
+        configs.append(config)
+    if problems:
+        raise ConfigError(problems)
+    return configs
+
+
+class Secrets:
+    """Resolves `${NAME}` placeholders and remembers the values so they can be masked."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None):
+        self._environ = os.environ if environ is None else environ
+        self._values: set[str] = set()
+
+    def expand(self, template: str, dataset_id: str, field: str) -> str:
+        def replace(match: re.Match) -> str:
+            name = match.group(1)
+            if name not in self._environ:
+                raise MissingEnvError(dataset_id, field, name)
+            value = self._environ[name]
+            if value:
+                self._values.add(value)
+            return value
+
+        return ENV_PLACEHOLDER.sub(replace, template)
+
+    def expand_mapping(self, values: Mapping[str, object], dataset_id: str, field: str) -> dict:
+        return {
+            key: self.expand(value, dataset_id, f"{field}.{key}")
+            if isinstance(value, str)
+            else value
+            for key, value in values.items()
+        }
+
+    def mask(self, text: str) -> str:
+        for value in sorted(self._values, key=len, reverse=True):
+            text = text.replace(value, "***")
+        return text

@@ -1,0 +1,306 @@
+"""The dataset contract: pydantic models of one dataset YAML (see DESIGN.md).
+
+Every model forbids unknown keys, so a typo fails validation with the field path instead of
+being ignored. This module is pure: no Dagster, no I/O.
+"""
+
+import re
+import zoneinfo
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+DATASET_ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
+TYPE_PATTERN = re.compile(r"^(string|int64|float64|bool|date|timestamp|decimal\((\d+),\s*(\d+)\))$")
+PLUGIN_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+SERIES_CODE = "internal_series_code"
+
+SERIES_PARSERS = frozenset({"series_map", "bcra_infomondia"})
+BUILTIN_PARSERS = frozenset({"table", "json_records", "rss", "parquet"} | SERIES_PARSERS)
+BUILTIN_NORMALIZERS = frozenset({"default", "bcra_infomondia"})
+DEFAULT_PARSER_BY_FORMAT = {
+    "csv": "table",
+    "xlsx": "table",
+    "xls": "table",
+    "json": "json_records",
+    "rss": "rss",
+    "parquet": "parquet",
+}
+# Parsers whose rows have a natural key, used when normalize.primary_keys is not given.
+DEFAULT_KEYS_BY_PARSER = {
+    "series_map": [SERIES_CODE, "obs_time"],
+    "bcra_infomondia": [SERIES_CODE, "obs_time"],
+    "rss": ["id"],
+}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _plugin_name(value: str, builtins: frozenset[str], what: str) -> str:
+    if value in builtins or PLUGIN_REF.match(value):
+        return value
+    known = ", ".join(sorted(builtins))
+    raise ValueError(
+        f"unknown {what} plugin {value!r}: expected one of {known} or 'package.module:function'"
+    )
+
+
+class Pagination(Strict):
+    kind: Literal["next_link", "page", "offset"]
+    next_path: str | None = None  # next_link: dotted path of the next URL in the body
+    page_param: str = "page"
+    page_size_param: str | None = None
+    page_size: int | None = Field(default=None, gt=0)
+    offset_param: str = "offset"
+    limit_param: str = "limit"
+    limit: int = Field(default=100, gt=0)
+    max_pages: int = Field(default=100, gt=0)
+
+
+class Source(Strict):
+    kind: Literal["http", "file", "s3"]
+    url: str | None = None
+    path: str | None = None
+    bucket: str | None = None
+    key: str | None = None
+    format: Literal["csv", "xlsx", "xls", "json", "rss", "parquet"]
+    sheet: str | int | None = None
+    header_row: int = Field(default=1, ge=1)
+    encoding: str = "utf-8"
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    decimal: Literal[".", ","] = "."
+    records_path: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    params: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    pagination: Pagination | None = None
+    timeout_s: float = Field(default=30, gt=0)
+    max_bytes: int = Field(default=104_857_600, gt=0)
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(
+                f"unknown encoding {value!r} (e.g. utf-8, utf-8-sig, latin-1)"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _location(self) -> "Source":
+        if self.kind == "http" and not self.url:
+            raise ValueError("source.kind 'http' needs source.url")
+        if self.kind == "file" and not self.path:
+            raise ValueError("source.kind 'file' needs source.path")
+        if self.kind == "s3":
+            from_url = bool(self.url and self.url.startswith("s3://"))
+            if not from_url and not (self.bucket and self.key):
+                raise ValueError(
+                    "source.kind 's3' needs source.bucket and source.key, or url: s3://bucket/key"
+                )
+        return self
+
+
+class Parse(Strict):
+    plugin: str = "table"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("plugin")
+    @classmethod
+    def _plugin(cls, value: str) -> str:
+        return _plugin_name(value, BUILTIN_PARSERS, "parse")
+
+
+class SeriesMapEntry(Strict):
+    internal_series_code: str = Field(min_length=1)
+    sheet: str | int | None = None
+    header_row: int | None = Field(default=None, ge=1)
+    date_col: str = Field(min_length=1)
+    value_col: str = Field(min_length=1)
+    unit: str | None = None
+    frequency: str | None = None
+    description: str | None = None
+
+
+class ParseConfig(Strict):
+    file_type: str | None = None
+    series_map: list[SeriesMapEntry] = Field(default_factory=list)
+    columns: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("series_map")
+    @classmethod
+    def _unique_codes(cls, entries: list[SeriesMapEntry]) -> list[SeriesMapEntry]:
+        seen: set[str] = set()
+        for entry in entries:
+            if entry.internal_series_code in seen:
+                raise ValueError(
+                    f"internal_series_code {entry.internal_series_code!r} appears twice"
+                )
+            seen.add(entry.internal_series_code)
+        return entries
+
+
+TypeName = Annotated[str, Field(pattern=TYPE_PATTERN.pattern)]
+
+
+class Normalize(Strict):
+    plugin: str = "default"
+    primary_keys: list[str] = Field(default_factory=list)
+    timezone: str = "UTC"
+    time_column: str = "obs_time"
+    schema_: dict[str, TypeName] = Field(default_factory=dict, alias="schema")
+    formats: dict[str, str] = Field(default_factory=dict)  # column -> strptime format
+
+    @field_validator("plugin")
+    @classmethod
+    def _plugin(cls, value: str) -> str:
+        return _plugin_name(value, BUILTIN_NORMALIZERS, "normalize")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (an IANA name, e.g. America/Argentina/Cordoba)"
+            ) from None
+        return value
+
+
+class Transform(Strict):
+    metadata: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+
+class Partitions(Strict):
+    kind: Literal["daily", "weekly", "monthly", "hourly", "none"] = "none"
+    start: date | datetime | None = None
+
+    @model_validator(mode="after")
+    def _start(self) -> "Partitions":
+        if self.kind != "none" and self.start is None:
+            raise ValueError(
+                f"partitions.kind {self.kind!r} needs partitions.start (e.g. 2024-01-01)"
+            )
+        return self
+
+
+class Incremental(Strict):
+    revisions: Literal["update", "ignore"] = "update"
+
+
+class PostgresTarget(Strict):
+    table: str = Field(min_length=1, max_length=63)
+    schema_: str = Field(default="public", alias="schema", min_length=1, max_length=63)
+
+
+class Publish(Strict):
+    object_store: bool = True
+    postgres: PostgresTarget | None = None
+    publish_empty: bool = False
+
+
+class Range(Strict):
+    min: float | None = None
+    max: float | None = None
+
+
+class Checks(Strict):
+    not_null: list[str] = Field(default_factory=list)
+    unique: list[str] = Field(default_factory=list)
+    ranges: dict[str, Range] = Field(default_factory=dict)
+    allowed_values: dict[str, list[str | int | float | bool]] = Field(default_factory=dict)
+    max_rejected_ratio: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
+class Sensor(Strict):
+    enabled: bool = False
+    interval_s: int = Field(default=300, ge=1)
+
+
+class Lock(Strict):
+    key: str = "etl:{dataset_id}"
+    ttl_s: int = Field(default=300, ge=1)
+
+
+class Notify(Strict):
+    sns_topic_arn: str | None = Field(default=None, pattern=r"^arn:aws[\w-]*:sns:")
+
+
+class DatasetConfig(Strict):
+    dataset_id: str = Field(pattern=DATASET_ID_PATTERN)
+    description: str | None = None
+    frequency: str | None = None
+    lag_days: int | None = Field(default=None, ge=0)
+    source: Source
+    parse: Parse | None = None
+    parse_config: ParseConfig = Field(default_factory=ParseConfig)
+    normalize: Normalize = Field(default_factory=Normalize)
+    transform: Transform = Field(default_factory=Transform)
+    partitions: Partitions = Field(default_factory=Partitions)
+    incremental: Incremental = Field(default_factory=Incremental)
+    publish: Publish = Field(default_factory=Publish)
+    checks: Checks = Field(default_factory=Checks)
+    schedule: str | None = None
+    sensor: Sensor = Field(default_factory=Sensor)
+    lock: Lock = Field(default_factory=Lock)
+    notify: Notify = Field(default_factory=Notify)
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None and len(value.split()) != 5:
+            raise ValueError(
+                f"expected a 5-field cron expression, e.g. '0 */6 * * *', got {value!r}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _coherent(self) -> "DatasetConfig":
+        plugin = self.parser
+        if plugin in SERIES_PARSERS and not self.parse_config.series_map:
+            raise ValueError(
+                f"parse.plugin {plugin!r} needs parse_config.series_map (one entry per series)"
+            )
+        if not self.primary_keys:
+            raise ValueError(
+                f"normalize.primary_keys is required for parse plugin {plugin!r} (the columns that identify a row)"
+            )
+        return self
+
+    @property
+    def parser(self) -> str:
+        """The parse plugin, defaulting from the source format (series_map when one is given)."""
+        if self.parse is not None:
+            return self.parse.plugin
+        if self.parse_config.series_map:
+            return "series_map"
+        return DEFAULT_PARSER_BY_FORMAT[self.source.format]
+
+    @property
+    def parse_options(self) -> dict[str, Any]:
+        return dict(self.parse.options) if self.parse else {}
+
+    @property
+    def is_series(self) -> bool:
+        return self.parser in SERIES_PARSERS
+
+    @property
+    def primary_keys(self) -> list[str]:
+        """Primary keys; series datasets always include internal_series_code, first."""
+        keys = list(self.normalize.primary_keys) or list(
+            DEFAULT_KEYS_BY_PARSER.get(self.parser, [])
+        )
+        if self.is_series and SERIES_CODE not in keys:
+            keys.insert(0, SERIES_CODE)
+        return keys
+
+    @property
+    def lock_key(self) -> str:
+        return self.lock.key.replace("{dataset_id}", self.dataset_id)

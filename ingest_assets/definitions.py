@@ -1,0 +1,20 @@
+"""The code location: every YAML in INGEST_CONFIG_DIR becomes a group of assets."""
+
+import dagster as dg
+
+from ingest_assets import settings
+from ingest_assets.configs import config_files, load_configs
+from ingest_assets.factory import build_assets
+from ingest_resources.resource import IngestResource
+
+
+def build_definitions(configs=None) -> dg.Definitions:
+    configs = load_configs(config_files(settings.config_dir())) if configs is None else configs
+    return dg.Definitions(
+        assets=build_assets(configs),
+        resources={"ingest": IngestResource.from_env()},
+        executor=dg.in_process_executor,
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,69 @@
+"""`ingest export`: the published data as of a version, latest value per key."""
+
+import io
+import json
+import sys
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from ingest_assets.contract import DatasetConfig
+from ingest_assets.normalize import KEY_HASH
+from ingest_assets.publish import (
+    OP,
+    latest_rows,
+    read_current,
+    read_event_rows,
+    read_manifest,
+    version_chain,
+)
+from ingest_resources.object_store import ObjectStore
+
+
+def published_table(
+    store: ObjectStore, config: DatasetConfig, version: str | None = None
+) -> pa.Table | None:
+    """Replay the event chain up to `version` (default: current) and keep the latest row per key."""
+    dataset_id = config.dataset_id
+    head, _ = read_current(store, dataset_id)
+    if head is None:
+        raise KeyError(f"dataset {dataset_id}: nothing published yet")
+    if version is not None:
+        try:
+            head = read_manifest(store, dataset_id, version)
+        except KeyError:
+            raise KeyError(
+                f"dataset {dataset_id}: no version {version!r} (see `ingest history {dataset_id}`)"
+            ) from None
+    tables = [read_event_rows(store, m) for m in version_chain(store, dataset_id, head)]
+    table = latest_rows(tables)
+    if table is None:
+        return None
+    keys = [k for k in config.primary_keys if k in table.column_names] or [KEY_HASH]
+    return table.drop_columns([OP]).sort_by([(k, "ascending") for k in keys])
+
+
+def export_dataset(
+    store: ObjectStore, config: DatasetConfig, version: str | None, fmt: str, out: str | None
+) -> int:
+    table = published_table(store, config, version)
+    if table is None:
+        table = pa.table({})
+    if fmt == "parquet":
+        if not out:
+            raise ValueError("--format parquet needs --out FILE")
+        pq.write_table(table, out)
+        return table.num_rows
+    buffer = io.BytesIO()
+    if fmt == "csv":
+        pacsv.write_csv(table, buffer)
+    else:
+        for row in table.to_pylist():
+            buffer.write((json.dumps(row, default=str, ensure_ascii=False) + "\n").encode())
+    if out:
+        with open(out, "wb") as handle:
+            handle.write(buffer.getvalue())
+    else:
+        sys.stdout.buffer.write(buffer.getvalue())
+    return table.num_rows

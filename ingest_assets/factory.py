@@ -1,0 +1,137 @@
+"""The asset factory: one dataset contract -> raw -> parsed -> normalized -> published.
+
+The asset bodies only call `stages` and turn results into metadata. Nothing here reads files
+at load time, so a code location with hundreds of datasets stays quick to load.
+"""
+
+import dagster as dg
+
+from ingest_assets import stages
+from ingest_assets.contract import DatasetConfig
+from ingest_assets.metadata import as_json, column_schema, preview
+from ingest_assets.partitions import partition_key, partitions_definition
+from ingest_assets.publish import high_water_marks
+from ingest_resources.resource import IngestResource
+
+STAGES = ("raw", "parsed", "normalized", "published")
+
+
+def _fail(exc: Exception) -> dg.Failure:
+    return dg.Failure(description=str(exc), allow_retries=False)
+
+
+def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
+    dataset_id = config.dataset_id
+    common = {
+        "key_prefix": [dataset_id],
+        "group_name": dataset_id,
+        "partitions_def": partitions_definition(config.partitions),
+        "tags": {"ingest/source": config.source.kind, "ingest/format": config.source.format},
+    }
+    description = config.description or dataset_id
+
+    @dg.asset(name="raw", description=f"{description}: source bytes, content-addressed", **common)
+    def raw(context: dg.AssetExecutionContext, ingest: IngestResource) -> dg.MaterializeResult:
+        try:
+            info = stages.run_raw(ingest.runtime(), config, partition_key(context))
+        except Exception as exc:
+            raise _fail(exc) from exc
+        return dg.MaterializeResult(
+            metadata={
+                "bytes": info["bytes"],
+                "sha256": info["sha256"],
+                "source": info["source"],
+                "etag": info["etag"] or "",
+                "last_modified": info["last_modified"] or "",
+                "object": info["key"],
+            },
+            data_version=dg.DataVersion(info["sha256"]),
+        )
+
+    @dg.asset(
+        name="parsed",
+        deps=[raw],
+        description=f"{description}: rows as the source means them",
+        **common,
+    )
+    def parsed(context: dg.AssetExecutionContext, ingest: IngestResource) -> dg.MaterializeResult:
+        try:
+            table, raw_info = stages.run_parse(ingest.runtime(), config, partition_key(context))
+        except Exception as exc:
+            raise _fail(exc) from exc
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": table.num_rows,
+                "columns": len(table.column_names) - 1,
+                "dagster/column_schema": column_schema(table.schema),
+                "preview": preview(table),
+                "raw_sha256": raw_info["sha256"],
+            }
+        )
+
+    @dg.asset(
+        name="normalized", deps=[parsed], description=f"{description}: typed, UTC, keyed", **common
+    )
+    def normalized(
+        context: dg.AssetExecutionContext, ingest: IngestResource
+    ) -> dg.MaterializeResult:
+        try:
+            table, rejected, counts = stages.run_normalize(
+                ingest.runtime(), config, partition_key(context)
+            )
+        except stages.RejectedRowsError as exc:
+            raise dg.Failure(
+                description=str(exc),
+                metadata={
+                    "rows_rejected": exc.counts["rejected"],
+                    "quarantine": exc.quarantine_key,
+                },
+                allow_retries=False,
+            ) from exc
+        except Exception as exc:
+            raise _fail(exc) from exc
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": table.num_rows,
+                "rows_parsed": counts["parsed"],
+                "rows_rejected": counts["rejected"],
+                "rows_duplicate": counts["duplicates"],
+                "dagster/column_schema": column_schema(table.schema),
+                "high_water_marks": as_json(high_water_marks(config, table)),
+                "preview": preview(table),
+            }
+        )
+
+    @dg.asset(
+        name="published",
+        deps=[normalized],
+        description=f"{description}: published event versions",
+        **common,
+    )
+    def published(
+        context: dg.AssetExecutionContext, ingest: IngestResource
+    ) -> dg.MaterializeResult:
+        try:
+            result = stages.run_publish(ingest.runtime(), config, partition_key(context))
+        except Exception as exc:
+            raise _fail(exc) from exc
+        manifest = result.manifest or {}
+        return dg.MaterializeResult(
+            metadata={
+                "rows_added": result.rows_added,
+                "rows_revised": result.rows_revised,
+                "rows_repeated": result.rows_repeated,
+                "new_version": result.committed,
+                "version": result.version or "",
+                "parent_version": result.parent or "",
+                "dagster/row_count": manifest.get("rows_total", 0),
+                "high_water_marks": as_json(manifest.get("high_water_marks", {})),
+                "manifest": as_json(manifest),
+            }
+        )
+
+    return [raw, parsed, normalized, published]
+
+
+def build_assets(configs: list[DatasetConfig]) -> list[dg.AssetsDefinition]:
+    return [asset for config in configs for asset in dataset_assets(config)]

@@ -1,0 +1,47 @@
+"""Row identity: `key_hash` (sha1 of the primary-key values) and `row_hash` (sha1 of the rest).
+
+Values are rendered by Arrow's casts to text (shortest round-trip floats, ISO-like timestamps in
+UTC), so a hash depends only on the typed values. `row_hash` joins `name=value` pairs sorted by
+name and leaves nulls out, so adding a nullable column does not turn every row into a revision.
+"""
+
+import hashlib
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+FIELD_SEP = "\x1f"
+NAME_SEP = "\x1e"
+NULL = "\x00"
+
+
+def _text(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    return column if pa.types.is_string(column.type) else pc.cast(column, pa.string())
+
+
+def _sha1(joined: pa.ChunkedArray | pa.Array) -> pa.Array:
+    return pa.array(
+        [hashlib.sha1(text.encode("utf-8")).hexdigest() for text in joined.to_pylist()],
+        type=pa.string(),
+    )
+
+
+def key_hashes(table: pa.Table, keys: list[str]) -> pa.Array:
+    if table.num_rows == 0:
+        return pa.array([], pa.string())
+    parts = [pc.fill_null(_text(table[k]), NULL) for k in keys]
+    joined = pc.binary_join_element_wise(*parts, FIELD_SEP) if len(parts) > 1 else parts[0]
+    return _sha1(joined)
+
+
+def row_hashes(table: pa.Table, columns: list[str]) -> pa.Array:
+    if table.num_rows == 0:
+        return pa.array([], pa.string())
+    parts = [
+        pc.binary_join_element_wise(pa.scalar(name + NAME_SEP), _text(table[name]), "")
+        for name in sorted(columns)
+    ]
+    if not parts:
+        return _sha1(pa.array([""] * table.num_rows, pa.string()))
+    joined = pc.binary_join_element_wise(*parts, FIELD_SEP, null_handling="skip")
+    return _sha1(joined)

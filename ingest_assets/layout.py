@@ -1,0 +1,71 @@
+"""Object keys of the published storage layout (DESIGN.md), in one place."""
+
+import re
+
+UNPARTITIONED = "all"
+
+
+def _safe(part: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=-]", "_", part)
+
+
+def dataset(dataset_id: str) -> str:
+    return f"datasets/{dataset_id}"
+
+
+def raw(dataset_id: str, partition: str, sha256: str, ext: str) -> str:
+    return f"{dataset(dataset_id)}/raw/{_safe(partition)}/{sha256}.{ext}"
+
+
+def raw_latest(dataset_id: str, partition: str) -> str:
+    """Which raw object the partition's last fetch produced (parsed reads it)."""
+    return f"{dataset(dataset_id)}/raw/{_safe(partition)}/latest.json"
+
+
+def staging(dataset_id: str, stage: str, partition: str) -> str:
+    return f"{dataset(dataset_id)}/staging/{stage}/{_safe(partition)}"
+
+
+def quarantine(dataset_id: str, partition: str) -> str:
+    return f"{dataset(dataset_id)}/quarantine/{_safe(partition)}"
+
+
+def index(dataset_id: str) -> str:
+    return f"{dataset(dataset_id)}/index/keys.parquet"
+
+
+def events(dataset_id: str) -> str:
+    return f"{dataset(dataset_id)}/events"
+
+
+def event(dataset_id: str, version: str) -> str:
+    return f"{events(dataset_id)}/{version}"
+
+
+def event_data(dataset_id: str, version: str, year: int | None, month: int | None) -> str:
+    y = "unknown" if year is None else f"{year:04d}"
+    m = "unknown" if month is None else f"{month:02d}"
+    return f"{event(dataset_id, version)}/data/year={y}/month={m}/part-00000.parquet"
+
+
+def manifest(dataset_id: str, version: str) -> str:
+    return f"{event(dataset_id, version)}/manifest.json"
+
+
+def current(dataset_id: str) -> str:
+    return f"{dataset(dataset_id)}/current/manifest.json"
+
+
+def projections(dataset_id: str) -> str:
+    return f"{dataset(dataset_id)}/projections/windows"
+
+
+def projection(dataset_id: str, series: str, year: int | None, month: int | None) -> str:
+    y = "unknown" if year is None else f"{year:04d}"
+    m = "unknown" if month is None else f"{month:02d}"
+    return f"{projections(dataset_id)}/{_safe(series)}/year={y}/month={m}/data.parquet"
+
+
+def projections_state(dataset_id: str) -> str:
+    """The version the projections reflect (they are brought up to `current` before each publish)."""
+    return f"{dataset(dataset_id)}/projections/state.json"

@@ -1,0 +1,343 @@
+"""Normalize: typed columns, times in UTC, metadata columns, `key_hash` and `row_hash`.
+
+A row that cannot be typed, lacks a primary-key value, or contradicts another row with the same
+key is not dropped: it goes to the rejected table with its source row and a reason. Pure: no
+Dagster, no I/O.
+"""
+
+import datetime as dt
+import decimal
+import re
+from dataclasses import dataclass
+
+import pandas as pd
+import pyarrow as pa
+
+from ingest_assets.contract import TYPE_PATTERN, DatasetConfig
+from ingest_assets.hashing import key_hashes, row_hashes
+from ingest_assets.parsers.base import ROW_COLUMN, load_plugin
+
+KEY_HASH, ROW_HASH, COLLECTION_DATE, REASON = "key_hash", "row_hash", "collection_date", "reason"
+# Columns the platform adds; they never enter row_hash.
+SYSTEM_COLUMNS = (COLLECTION_DATE, KEY_HASH, ROW_HASH)
+
+AWARE = re.compile(r"[T ]\d{1,2}:\d{2}.*(?:Z|[+-]\d{2}:?\d{2})$")
+COMPACT_FORMATS = {8: "%Y%m%d", 6: "%Y%m", 4: "%Y"}
+TRUE = {"true", "t", "yes", "y", "1", "si", "sí"}
+FALSE = {"false", "f", "no", "n", "0"}
+
+
+class NormalizeError(Exception):
+    """The parsed data does not fit the contract at all (a declared column is missing, ...)."""
+
+
+@dataclass(frozen=True)
+class Normalized:
+    table: pa.Table  # accepted rows, typed, with key_hash/row_hash/collection_date
+    rejected: pa.Table  # rejected rows as text, with _row and reason
+    duplicates_dropped: int  # exact repeats of a row (same key, same values) in the input
+
+
+def arrow_type(name: str) -> pa.DataType:
+    match = TYPE_PATTERN.match(name)
+    if match and match.group(2):
+        return pa.decimal128(int(match.group(2)), int(match.group(3)))
+    return {
+        "string": pa.string(),
+        "int64": pa.int64(),
+        "float64": pa.float64(),
+        "bool": pa.bool_(),
+        "date": pa.date32(),
+        "timestamp": pa.timestamp("us", tz="UTC"),
+    }[name]
+
+
+def _text(value: object) -> object:
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, dt.datetime | dt.date | pd.Timestamp):
+        return value.isoformat()
+    return str(value)
+
+
+def _as_text(column: pd.Series) -> pd.Series:
+    """Every value as stripped text (None for nulls and blanks)."""
+    text = column.astype(object).map(_text)
+    text = text.where(text.notna(), None).map(lambda v: v.strip() if isinstance(v, str) else v)
+    return text.where(text.ne(""), None)
+
+
+def _to_float(text: pd.Series, decimal_mark: str) -> pd.Series:
+    cleaned = text
+    if decimal_mark == ",":
+        cleaned = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+    return pd.to_numeric(cleaned, errors="coerce").astype("float64")
+
+
+def _to_timestamp(text: pd.Series, fmt: str | None, zone: str) -> pd.Series:
+    """Text to UTC timestamps: naive values are local to `zone`; aware ones keep their offset."""
+    out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us, UTC]")
+    present = text.notna()
+    if fmt == "excel":
+        serial = pd.to_numeric(text[present], errors="coerce")
+        naive = pd.to_datetime(serial, unit="D", origin="1899-12-30", errors="coerce")
+        out[present] = _localize(naive, zone)
+        return out
+    if fmt:
+        parsed = pd.to_datetime(text[present], format=fmt, errors="coerce")
+        out[present] = parsed.dt.tz_convert("UTC") if parsed.dt.tz else _localize(parsed, zone)
+        return out
+    values = text[present]
+    compact = values.str.fullmatch(r"\d{8}|\d{6}|\d{4}")
+    for length, compact_fmt in COMPACT_FORMATS.items():
+        chosen = compact & values.str.len().eq(length)
+        if chosen.any():
+            parsed = pd.to_datetime(values[chosen], format=compact_fmt, errors="coerce")
+            out[chosen[chosen].index] = _localize(parsed, zone)
+    rest = values[~compact]
+    aware = rest.str.contains(AWARE)
+    if aware.any():
+        out[aware[aware].index] = pd.to_datetime(
+            rest[aware], format="ISO8601", utc=True, errors="coerce"
+        )
+    naive = rest[~aware]
+    if len(naive):
+        out[naive.index] = _localize(pd.to_datetime(naive, format="ISO8601", errors="coerce"), zone)
+    return out
+
+
+def _localize(naive: pd.Series, zone: str) -> pd.Series:
+    naive = naive.astype("datetime64[us]")
+    local = naive.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
+    return local.dt.tz_convert("UTC")
+
+
+def _to_bool(text: pd.Series) -> pd.Series:
+    lowered = text.str.casefold()
+    return lowered.map(lambda v: True if v in TRUE else False if v in FALSE else None)
+
+
+def _to_decimal(text: pd.Series, decimal_mark: str, scale: int) -> pd.Series:
+    quantum = decimal.Decimal(1).scaleb(-scale)
+
+    def convert(value: str | None) -> object:
+        if value is None:
+            return None
+        if decimal_mark == ",":
+            value = value.replace(".", "").replace(",", ".")
+        try:
+            return decimal.Decimal(value).quantize(quantum, rounding=decimal.ROUND_HALF_EVEN)
+        except (decimal.InvalidOperation, ValueError):
+            return None
+
+    return text.map(convert)
+
+
+def _convert(
+    column: pd.Series, type_name: str, fmt: str | None, config: DatasetConfig
+) -> pd.Series:
+    """Convert one column; values that cannot be converted come back as nulls."""
+    text = _as_text(column)
+    decimal_mark = config.source.decimal
+    if type_name == "string":
+        return text
+    if type_name == "float64":
+        return _to_float(text, decimal_mark)
+    if type_name == "int64":
+        as_float = _to_float(text, decimal_mark)
+        integral = as_float.where(as_float.mod(1).eq(0))
+        return integral.astype("Int64")
+    if type_name == "bool":
+        return _to_bool(text)
+    if type_name == "timestamp":
+        return _to_timestamp(text, fmt, config.normalize.timezone)
+    if type_name == "date":
+        return _to_timestamp(text, fmt, "UTC").dt.date
+    match = TYPE_PATTERN.match(type_name)
+    return _to_decimal(text, decimal_mark, int(match.group(3)))
+
+
+def _target_types(
+    columns: list[str], parsed: pa.Table, config: DatasetConfig
+) -> dict[str, str | None]:
+    """Declared type per column; None keeps an already typed column (or makes it text)."""
+    declared = config.normalize.schema_
+    time_column = config.normalize.time_column
+    types: dict[str, str | None] = {}
+    for name in columns:
+        if name in declared:
+            types[name] = declared[name]
+        elif name == time_column:
+            types[name] = "timestamp"
+        elif config.is_series and name == "value":
+            types[name] = "float64"
+        else:
+            types[name] = None
+    return types
+
+
+def _keeps_type(data_type: pa.DataType) -> bool:
+    return (
+        pa.types.is_integer(data_type)
+        or pa.types.is_floating(data_type)
+        or pa.types.is_boolean(data_type)
+        or pa.types.is_timestamp(data_type)
+        or pa.types.is_date(data_type)
+        or pa.types.is_decimal(data_type)
+    )
+
+
+def _add_metadata(frame: pd.DataFrame, config: DatasetConfig) -> pd.DataFrame:
+    """`transform.metadata` constants (series_map entries win per series) and `frequency`."""
+    defaults = dict(config.transform.metadata)
+    if config.frequency is not None:
+        defaults.setdefault("frequency", config.frequency)
+    for name, value in defaults.items():
+        if name in frame.columns:
+            frame[name] = frame[name].astype(object).where(frame[name].notna(), value)
+        else:
+            frame[name] = value
+    return frame
+
+
+def _check_columns(frame: pd.DataFrame, config: DatasetConfig) -> None:
+    found = ", ".join(repr(c) for c in frame.columns if c != ROW_COLUMN)
+    where = f"dataset {config.dataset_id}"
+    for name in config.normalize.schema_:
+        if name not in frame.columns:
+            raise NormalizeError(
+                f"{where}: normalize.schema declares column {name!r}, which the parsed data does not have (found: {found})"
+            )
+    for name in config.primary_keys:
+        if name not in frame.columns:
+            raise NormalizeError(
+                f"{where}: primary key {name!r} is not a column of the parsed data (found: {found})"
+            )
+    explicit_time = "time_column" in config.normalize.model_fields_set
+    if explicit_time and config.normalize.time_column not in frame.columns:
+        raise NormalizeError(
+            f"{where}: normalize.time_column {config.normalize.time_column!r} is not a column of the parsed data (found: {found})"
+        )
+    clash = [c for c in SYSTEM_COLUMNS + ("op", "version") if c in frame.columns]
+    if clash:
+        raise NormalizeError(
+            f"{where}: column {clash[0]!r} is reserved by the platform; rename it in parse_config.columns"
+        )
+
+
+def _run_plugin(frame: pd.DataFrame, config: DatasetConfig) -> pd.DataFrame:
+    if config.normalize.plugin in ("default", "bcra_infomondia"):
+        return frame
+    hook = load_plugin(config.normalize.plugin, "normalize")
+    result = hook(frame, config)
+    if not isinstance(result, pd.DataFrame):
+        raise NormalizeError(
+            f"dataset {config.dataset_id}: normalize plugin {config.normalize.plugin!r} must return a pandas DataFrame"
+        )
+    return result
+
+
+def normalize(parsed: pa.Table, config: DatasetConfig, collection_date: dt.date) -> Normalized:
+    frame = parsed.to_pandas(types_mapper=None)
+    if ROW_COLUMN not in frame.columns:
+        frame.insert(0, ROW_COLUMN, range(1, len(frame) + 1))
+    frame = _add_metadata(_run_plugin(frame, config), config)
+    frame = frame.reset_index(drop=True)
+    _check_columns(frame, config)
+    columns = [c for c in frame.columns if c != ROW_COLUMN]
+    types = _target_types(columns, parsed, config)
+    reasons = pd.Series(None, index=frame.index, dtype=object)
+    arrays: dict[str, pa.Array] = {}
+    for name in columns:
+        type_name = types[name]
+        source_type = parsed.schema.field(name).type if name in parsed.column_names else None
+        if type_name is None and source_type is not None and _keeps_type(source_type):
+            arrays[name] = pa.array(frame[name], type=source_type, from_pandas=True)
+            continue
+        type_name = type_name or "string"
+        converted = _convert(frame[name], type_name, config.normalize.formats.get(name), config)
+        original = _as_text(frame[name])
+        failed = original.notna() & converted.isna()
+        if failed.any():
+            hint = f" (set normalize.formats.{name})" if type_name in ("timestamp", "date") else ""
+            messages = (
+                f"column {name!r}: cannot read "
+                + original[failed].map(repr)
+                + f" as {type_name}{hint}"
+            )
+            reasons = reasons.where(reasons.notna() | ~failed, messages)
+        arrays[name] = pa.array(
+            converted.astype(object).where(converted.notna(), None),
+            type=arrow_type(type_name),
+            from_pandas=True,
+        )
+    for key in config.primary_keys:
+        missing = pd.Series(
+            pa.array(arrays[key]).is_null().to_numpy(zero_copy_only=False), index=frame.index
+        )
+        reasons = reasons.where(reasons.notna() | ~missing, f"primary key {key!r} is empty")
+
+    typed = pa.table(arrays)
+    bad = reasons.notna().to_numpy()
+    accepted = typed.filter(pa.array(~bad))
+    accepted_rows = frame.loc[~bad, ROW_COLUMN].to_numpy()
+    rejected = _rejected(frame.loc[bad], reasons[bad])
+
+    keys = config.primary_keys
+    accepted = accepted.append_column(KEY_HASH, key_hashes(accepted, keys))
+    accepted = accepted.append_column(
+        ROW_HASH, row_hashes(accepted, [c for c in columns if c not in keys])
+    )
+    accepted, conflicts, dropped = _dedupe(accepted, accepted_rows, frame)
+    rejected = (
+        pa.concat_tables([rejected, conflicts], promote_options="permissive")
+        if conflicts.num_rows
+        else rejected
+    )
+    accepted = accepted.add_column(
+        accepted.num_columns - 2,
+        COLLECTION_DATE,
+        pa.array([collection_date] * accepted.num_rows, pa.date32()),
+    )
+    return Normalized(table=accepted, rejected=rejected, duplicates_dropped=dropped)
+
+
+def _rejected(rows: pd.DataFrame, reasons: pd.Series) -> pa.Table:
+    data = {
+        ROW_COLUMN: pa.array(rows[ROW_COLUMN].astype("int64"), pa.int64()),
+        REASON: pa.array(reasons.astype(str), pa.string()),
+    }
+    for name in rows.columns:
+        if name != ROW_COLUMN:
+            data[name] = pa.array(_as_text(rows[name]), pa.string(), from_pandas=True)
+    return pa.table(data)
+
+
+def _dedupe(table: pa.Table, rows, frame: pd.DataFrame) -> tuple[pa.Table, pa.Table, int]:
+    """Exact repeats of a key keep their first row; a key with conflicting values rejects all its rows."""
+    if table.num_rows == 0:
+        return table, _rejected(frame.iloc[0:0], pd.Series([], dtype=object)), 0
+    keys = table[KEY_HASH].to_pandas()
+    hashes = table[ROW_HASH].to_pandas()
+    repeated = keys.duplicated(keep=False)
+    if not repeated.any():
+        return table, _rejected(frame.iloc[0:0], pd.Series([], dtype=object)), 0
+    distinct = pd.DataFrame({"k": keys, "h": hashes})[repeated].groupby("k")["h"].nunique()
+    conflicting = keys.isin(distinct[distinct > 1].index)
+    exact_repeat = keys.duplicated(keep="first") & ~conflicting
+    row_by_pos = pd.Series(rows)
+    conflict_rows = row_by_pos[conflicting]
+    group_rows = conflict_rows.groupby(keys[conflicting]).agg(
+        lambda r: ", ".join(str(v) for v in r)
+    )
+    reasons = keys[conflicting].map(
+        lambda k: f"primary key repeated with different values (rows {group_rows[k]})"
+    )
+    source = frame.set_index(ROW_COLUMN, drop=False).loc[conflict_rows.to_numpy()]
+    conflicts = _rejected(source.reset_index(drop=True), reasons.reset_index(drop=True))
+    keep = ~(conflicting | exact_repeat)
+    return table.filter(pa.array(keep.to_numpy())), conflicts, int(exact_repeat.sum())

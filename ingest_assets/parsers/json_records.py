@@ -1,0 +1,59 @@
+"""`json_records`: the list of records at `source.records_path`, nested objects flattened."""
+
+import json
+
+import pandas as pd
+
+from ingest_assets.parsers.base import ROW_COLUMN, ParseContext
+
+
+def _flatten(record: dict, prefix: str = "", out: dict | None = None) -> dict:
+    """`{"a": {"b": 1}, "c": [1, 2]}` -> `{"a.b": 1, "c": "[1, 2]"}` (lists kept as JSON text)."""
+    out = {} if out is None else out
+    for key, value in record.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            _flatten(value, f"{name}.", out)
+        elif isinstance(value, list | dict):
+            out[name] = json.dumps(value, ensure_ascii=False, sort_keys=True)
+        else:
+            out[name] = value
+    return out
+
+
+def records_at(document: object, path: str | None, ctx: ParseContext) -> list:
+    node = document
+    walked = []
+    for part in path.split(".") if path else []:
+        walked.append(part)
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            keys = ", ".join(map(repr, node)) if isinstance(node, dict) else type(node).__name__
+            raise ctx.error(
+                f"source.records_path {path!r}: no {'.'.join(walked)!r} (found: {keys})"
+            )
+    if not isinstance(node, list):
+        keys = ", ".join(map(repr, node)) if isinstance(node, dict) else type(node).__name__
+        hint = "set source.records_path to the list of records" if isinstance(node, dict) else ""
+        raise ctx.error(
+            f"expected a list of records at {path or 'the top level'!r}, found {keys}. {hint}".strip()
+        )
+    return node
+
+
+def parse_json_records(data: bytes, ctx: ParseContext) -> pd.DataFrame:
+    try:
+        document = json.loads(data)  # detects UTF-8/16/32 and their BOMs
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ctx.error(f"invalid JSON: {exc}") from None
+    records = records_at(document, ctx.config.source.records_path, ctx)
+    rows = []
+    for number, record in enumerate(records, start=1):
+        flat = _flatten(record) if isinstance(record, dict) else {"value": record}
+        flat[ROW_COLUMN] = number
+        rows.append(flat)
+    frame = pd.DataFrame.from_records(rows) if rows else pd.DataFrame({ROW_COLUMN: []})
+    return frame[[ROW_COLUMN] + [c for c in frame.columns if c != ROW_COLUMN]]

@@ -1,0 +1,14 @@
+"""`parquet`: a Parquet file, as it is."""
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ingest_assets.parsers.base import ROW_COLUMN, ParseContext
+
+
+def parse_parquet(data: bytes, ctx: ParseContext) -> pa.Table:
+    try:
+        table = pq.read_table(pa.BufferReader(data))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ctx.error(f"not a readable Parquet file: {exc}") from None
+    return table.add_column(0, ROW_COLUMN, pa.array(range(1, table.num_rows + 1), pa.int64()))

@@ -1,0 +1,165 @@
+"""`series_map` (alias `bcra_infomondia`): a wide workbook to long rows, one series per entry.
+
+Each series has its own date column and value column (letters like `D`, or header names read
+from `header_row`, the row above the first data row). Real central-bank workbooks put several
+blocks side by side, each with its own `Date` column and different date ranges, with titles and
+a second-language header between the header row and the data: rows before a block's first date
+are skipped as preamble; after it, a cell that is not a date is passed on (normalize quarantines
+it with its row); a row whose value cell is empty holds no observation and is not emitted.
+"""
+
+import datetime as dt
+import io
+import re
+
+import pandas as pd
+from python_calamine import CalamineWorkbook
+
+from ingest_assets.contract import SERIES_CODE, SeriesMapEntry
+from ingest_assets.parsers.base import ROW_COLUMN, ParseContext
+
+COLUMN_LETTERS = re.compile(r"^[A-Z]{1,3}$")
+TEXT_DATE = re.compile(r"^\s*(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4}|\d{4}-?\d{2})")
+
+
+def column_index(letters: str) -> int:
+    """`A` -> 0, `Z` -> 25, `AA` -> 26."""
+    index = 0
+    for char in letters:
+        index = index * 26 + (ord(char) - ord("A") + 1)
+    return index - 1
+
+
+def column_letters(index: int) -> str:
+    letters = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        letters = chr(ord("A") + rem) + letters
+    return letters
+
+
+def _norm(text: object) -> str:
+    return " ".join(str(text).split()).casefold()
+
+
+def _is_empty(cell: object) -> bool:
+    return cell is None or (isinstance(cell, str) and not cell.strip())
+
+
+def _looks_like_date(cell: object) -> bool:
+    if isinstance(cell, dt.date):
+        return True
+    return isinstance(cell, str) and bool(TEXT_DATE.match(cell))
+
+
+def _resolve(
+    ref: str, header: list[object], near: int | None, ctx: ParseContext, where: str
+) -> int:
+    """A column letter, or a header name; an ambiguous name takes the nearest match to the left of
+    `near` (the value column), which is how side-by-side blocks share a `Date` header."""
+    if COLUMN_LETTERS.match(ref):
+        return column_index(ref)
+    matches = [i for i, cell in enumerate(header) if _norm(cell) == _norm(ref)]
+    if not matches:
+        raise ctx.error(f"{where}: no column named {ref!r} in the header row")
+    if len(matches) == 1:
+        return matches[0]
+    left = [i for i in matches if near is not None and i < near]
+    if left:
+        return max(left)
+    cols = ", ".join(column_letters(i) for i in matches)
+    raise ctx.error(f"{where}: {ref!r} matches columns {cols}; use a column letter")
+
+
+def parse_series_map(data: bytes, ctx: ParseContext) -> pd.DataFrame:
+    config = ctx.config
+    try:
+        workbook = CalamineWorkbook.from_filelike(io.BytesIO(data))
+    except Exception as exc:
+        raise ctx.error(f"cannot read workbook: {exc}") from None
+    sheets: dict[str, list[list[object]]] = {}
+    frames = []
+    for index, entry in enumerate(config.parse_config.series_map):
+        where = f"parse_config.series_map[{index}] ({entry.internal_series_code})"
+        sheet_name = entry.sheet if entry.sheet is not None else config.source.sheet
+        rows = _sheet_rows(workbook, sheet_name, sheets, ctx, where)
+        frames.append(_extract(rows, entry, index, ctx, where))
+    frame = pd.concat(frames, ignore_index=True)
+    return frame
+
+
+def _sheet_rows(workbook, sheet, cache, ctx: ParseContext, where: str) -> list[list[object]]:
+    if sheet is None:
+        sheet = 0
+    names = workbook.sheet_names
+    if isinstance(sheet, int):
+        if not 0 <= sheet < len(names):
+            raise ctx.error(
+                f"{where}: sheet index {sheet} out of range (workbook has {len(names)} sheets)"
+            )
+        sheet = names[sheet]
+    if sheet not in names:
+        raise ctx.error(
+            f"{where}: no sheet {sheet!r} (sheets: {', '.join(repr(n) for n in names)})"
+        )
+    if sheet not in cache:
+        cache[sheet] = workbook.get_sheet_by_name(sheet).to_python(skip_empty_area=False)
+    return cache[sheet]
+
+
+def _extract(
+    rows: list[list[object]], entry: SeriesMapEntry, index: int, ctx: ParseContext, where: str
+) -> pd.DataFrame:
+    header_row = entry.header_row or ctx.config.source.header_row
+    header = rows[header_row - 1] if header_row <= len(rows) else []
+    value_col = _resolve(entry.value_col, header, None, ctx, f"{where}.value_col")
+    date_col = _resolve(entry.date_col, header, value_col, ctx, f"{where}.date_col")
+    dates, values, row_numbers = [], [], []
+    started = False
+    for number in range(header_row + 1, len(rows) + 1):
+        row = rows[number - 1]
+        date = row[date_col] if date_col < len(row) else None
+        value = row[value_col] if value_col < len(row) else None
+        if not started:
+            if not _looks_like_date(date):
+                continue
+            started = True
+        if _is_empty(value):
+            continue
+        dates.append(None if _is_empty(date) else date)
+        values.append(value)
+        row_numbers.append(number)
+    if not started:
+        raise ctx.error(
+            f"{where}: no dates in column {column_letters(date_col)} below header row {header_row}"
+        )
+    frame = pd.DataFrame(
+        {
+            ROW_COLUMN: row_numbers,
+            SERIES_CODE: entry.internal_series_code,
+            "obs_time": pd.Series(dates, dtype=object).map(_date_text),
+            "value": pd.Series(values, dtype=object).map(_value_text),
+        }
+    )
+    frame["unit"] = entry.unit
+    frame["frequency"] = entry.frequency
+    return frame
+
+
+def _date_text(cell: object) -> object:
+    if isinstance(cell, dt.datetime | dt.date):
+        return cell.isoformat()
+    if isinstance(cell, float) and cell.is_integer():
+        return str(int(cell))
+    return cell if cell is None or isinstance(cell, str) else str(cell)
+
+
+def _value_text(cell: object) -> object:
+    return (
+        cell
+        if cell is None or isinstance(cell, str)
+        else repr(cell)
+        if isinstance(cell, float)
+        else str(cell)
+    )

@@ -1,0 +1,170 @@
+"""The four stages of a dataset, callable with or without Dagster.
+
+Each stage reads its input from the object store, writes its output there (Parquet between
+stages, never pickles) and returns the metadata a user wants to see. The Dagster assets and
+`ingest run` are thin callers of these functions.
+"""
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from ingest_assets import layout, publish
+from ingest_assets.configs import Secrets
+from ingest_assets.contract import DatasetConfig
+from ingest_assets.normalize import REASON, normalize
+from ingest_assets.parsers import ParseContext, parse_raw
+from ingest_assets.parsers.base import ROW_COLUMN
+from ingest_assets.sources import fetch
+from ingest_resources.locks import LocalLocks
+from ingest_resources.object_store import ObjectStore
+
+RAW_META = b"ingest.raw"
+COUNTS_META = b"ingest.counts"
+PART = "part-00000.parquet"
+
+
+class StageError(Exception):
+    """A stage cannot run (its input is missing) or its output fails the contract."""
+
+
+class RejectedRowsError(StageError):
+    def __init__(self, message: str, counts: dict[str, int], quarantine_key: str):
+        super().__init__(message)
+        self.counts = counts
+        self.quarantine_key = quarantine_key
+
+
+@dataclass(frozen=True)
+class Runtime:
+    store: ObjectStore
+    locks: Any  # LocalLocks or a lock resource with the same `hold` method
+
+
+def local_runtime(root) -> Runtime:
+    from ingest_resources.object_store import LocalObjectStore
+
+    store = LocalObjectStore(root)
+    return Runtime(store=store, locks=LocalLocks(store.root / ".locks"))
+
+
+def _write_stage(store: ObjectStore, prefix: str, table: pa.Table) -> str:
+    store.delete_prefix(prefix)
+    key = f"{prefix}/{PART}"
+    store.write_parquet(key, table)
+    return key
+
+
+def _read_stage(
+    store: ObjectStore, config: DatasetConfig, stage: str, partition: str, before: str
+) -> pa.Table:
+    key = f"{layout.staging(config.dataset_id, stage, partition)}/{PART}"
+    if not store.exists(key):
+        raise StageError(
+            f"dataset {config.dataset_id}: no {stage} data for partition {partition!r}; "
+            f"materialize {config.dataset_id}/{before} first"
+        )
+    return store.read_parquet(key)
+
+
+def _meta(table: pa.Table, key: bytes) -> dict:
+    return json.loads((table.schema.metadata or {}).get(key, b"{}"))
+
+
+def run_raw(
+    rt: Runtime, config: DatasetConfig, partition: str, secrets: Secrets | None = None
+) -> dict[str, Any]:
+    fetched = fetch(config, secrets)
+    sha256 = hashlib.sha256(fetched.content).hexdigest()
+    key = layout.raw(config.dataset_id, partition, sha256, fetched.ext)
+    rt.store.put_if_absent(key, fetched.content)
+    info = {
+        "key": key,
+        "sha256": sha256,
+        "bytes": len(fetched.content),
+        "source": fetched.source,
+        "etag": fetched.etag,
+        "last_modified": fetched.last_modified,
+        "fetched_at": dt.datetime.now(dt.UTC).isoformat(),
+    }
+    rt.store.put(
+        layout.raw_latest(config.dataset_id, partition), json.dumps(info, indent=2).encode()
+    )
+    return info
+
+
+def run_parse(
+    rt: Runtime, config: DatasetConfig, partition: str
+) -> tuple[pa.Table, dict[str, Any]]:
+    latest_key = layout.raw_latest(config.dataset_id, partition)
+    if not rt.store.exists(latest_key):
+        raise StageError(
+            f"dataset {config.dataset_id}: no raw data for partition {partition!r}; "
+            f"materialize {config.dataset_id}/raw first"
+        )
+    raw = json.loads(rt.store.get(latest_key))
+    table = parse_raw(rt.store.get(raw["key"]), ParseContext(config, raw["source"]))
+    table = table.replace_schema_metadata({RAW_META: json.dumps(raw).encode()})
+    _write_stage(rt.store, layout.staging(config.dataset_id, "parsed", partition), table)
+    return table, raw
+
+
+def run_normalize(
+    rt: Runtime, config: DatasetConfig, partition: str, today: dt.date | None = None
+) -> tuple[pa.Table, pa.Table, dict[str, int]]:
+    parsed = _read_stage(rt.store, config, "parsed", partition, "parsed")
+    raw = _meta(parsed, RAW_META)
+    result = normalize(parsed, config, today or dt.datetime.now(dt.UTC).date())
+    counts = {
+        "parsed": parsed.num_rows,
+        "rejected": result.rejected.num_rows,
+        "duplicates": result.duplicates_dropped,
+        "normalized": result.table.num_rows,
+    }
+    quarantine = layout.quarantine(config.dataset_id, partition)
+    rt.store.delete_prefix(quarantine)
+    quarantine_key = f"{quarantine}/{PART}"
+    if result.rejected.num_rows:
+        rt.store.write_parquet(quarantine_key, result.rejected)
+    staging = layout.staging(config.dataset_id, "normalized", partition)
+    ratio = counts["rejected"] / counts["parsed"] if counts["parsed"] else 0.0
+    limit = config.checks.max_rejected_ratio
+    if ratio > limit:
+        rt.store.delete_prefix(staging)  # nothing stale can be published from this partition
+        raise RejectedRowsError(
+            f"dataset {config.dataset_id}, partition {partition}: {counts['rejected']} of "
+            f"{counts['parsed']} rows rejected ({ratio:.2%}), over checks.max_rejected_ratio {limit}; "
+            f"they are kept in {quarantine_key}. First reasons: {_sample_reasons(result.rejected)}",
+            counts,
+            quarantine_key,
+        )
+    metadata = {RAW_META: json.dumps(raw).encode(), COUNTS_META: json.dumps(counts).encode()}
+    _write_stage(rt.store, staging, result.table.replace_schema_metadata(metadata))
+    return result.table, result.rejected, counts
+
+
+def _sample_reasons(rejected: pa.Table, limit: int = 3) -> str:
+    rows = rejected.select([ROW_COLUMN, REASON]).slice(0, limit).to_pylist()
+    return "; ".join(f"row {r[ROW_COLUMN]}: {r[REASON]}" for r in rows)
+
+
+def run_publish(rt: Runtime, config: DatasetConfig, partition: str) -> publish.PublishResult:
+    normalized = _read_stage(rt.store, config, "normalized", partition, "normalized")
+    raw = _meta(normalized, RAW_META)
+    counts = _meta(normalized, COUNTS_META)
+    inputs = {
+        k: raw.get(k) for k in ("sha256", "bytes", "etag", "last_modified", "source", "fetched_at")
+    }
+    return publish.publish(
+        rt.store,
+        rt.locks,
+        config,
+        partition,
+        normalized.replace_schema_metadata(None),
+        inputs,
+        counts,
+    )

@@ -1,0 +1,163 @@
+"""The object store: keys like `datasets/<id>/events/<v>/manifest.json`, on local disk or S3.
+
+Immutable objects are written once; the `current` pointer is replaced by compare-and-swap.
+The local store gives the same guarantees with a file lock and atomic renames.
+"""
+
+import hashlib
+import os
+import shutil
+import tempfile
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from filelock import FileLock
+
+
+class CasConflict(Exception):
+    """The object changed since it was read: another writer won the race."""
+
+
+class ObjectStore(ABC):
+    """What the pipeline needs from a store; keys are `/`-separated and relative to the root."""
+
+    @abstractmethod
+    def get(self, key: str) -> bytes: ...
+
+    @abstractmethod
+    def get_with_etag(self, key: str) -> tuple[bytes, str] | None:
+        """Content and ETag, or None when the key does not exist."""
+
+    @abstractmethod
+    def put(self, key: str, data: bytes) -> None:
+        """Write (or overwrite) a key atomically: readers see the old or the new content."""
+
+    @abstractmethod
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Write a key that must not exist yet; False (and nothing written) if it does."""
+
+    @abstractmethod
+    def put_if_match(self, key: str, data: bytes, etag: str | None) -> str:
+        """Replace `key` only if its ETag is still `etag` (None: only if it does not exist).
+
+        Returns the new ETag; raises CasConflict when another writer got there first.
+        """
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def list(self, prefix: str) -> list[str]:
+        """Every key under `prefix` (recursive), sorted."""
+
+    @abstractmethod
+    def delete_prefix(self, prefix: str) -> None: ...
+
+    @abstractmethod
+    def describe(self) -> str: ...
+
+    def write_parquet(self, key: str, table: pa.Table) -> None:
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="zstd")
+        self.put(key, sink.getvalue().to_pybytes())
+
+    def read_parquet(self, key: str) -> pa.Table:
+        return pq.read_table(pa.BufferReader(self.get(key)))
+
+
+def content_etag(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class LocalObjectStore(ObjectStore):
+    """A directory on local disk. Writes go to a temporary file renamed into place."""
+
+    def __init__(self, root: Path | str):
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if self.root not in path.parents and path != self.root:
+            raise ValueError(f"object key {key!r} escapes the store root")
+        return path
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise KeyError(f"{self.describe()}: no object {key!r}") from None
+
+    def get_with_etag(self, key: str) -> tuple[bytes, str] | None:
+        try:
+            data = self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+        return data, content_etag(data)
+
+    def _write_atomic(self, path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def put(self, key: str, data: bytes) -> None:
+        self._write_atomic(self._path(key), data)
+
+    def _lock(self, path: Path) -> FileLock:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(path.with_name(f".{path.name}.lock")))
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        path = self._path(key)
+        with self._lock(path):
+            if path.exists():
+                return False
+            self._write_atomic(path, data)
+            return True
+
+    def put_if_match(self, key: str, data: bytes, etag: str | None) -> str:
+        path = self._path(key)
+        with self._lock(path):
+            current = self.get_with_etag(key)
+            current_etag = current[1] if current else None
+            if current_etag != etag:
+                raise CasConflict(
+                    f"{key}: expected ETag {etag}, found {current_etag}: another writer published first"
+                )
+            self._write_atomic(path, data)
+        return content_etag(data)
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).exists()
+
+    def list(self, prefix: str) -> list[str]:
+        base = self._path(prefix)
+        if not base.exists():
+            return []
+        if base.is_file():
+            return [prefix]
+        keys = []
+        for path in base.rglob("*"):
+            if path.is_file() and not path.name.startswith("."):
+                keys.append(path.relative_to(self.root).as_posix())
+        return sorted(keys)
+
+    def delete_prefix(self, prefix: str) -> None:
+        path = self._path(prefix)
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+    def describe(self) -> str:
+        return f"local store {self.root}"
