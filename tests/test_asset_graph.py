@@ -1,0 +1,54 @@
+"""A snapshot of the generated asset graph: a change to keys, deps, groups or partitions shows up
+in review. Regenerate with UPDATE_SNAPSHOTS=1 after an intended change."""
+
+import json
+import os
+
+import dagster as dg
+
+from ingest_assets.definitions import build_definitions
+from tests.conftest import REPO
+
+SNAPSHOT = REPO / "tests" / "snapshots" / "asset_graph.json"
+
+
+def _graph() -> dict:
+    defs = build_definitions()
+    graph = defs.resolve_asset_graph()
+    nodes = {}
+    for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
+        node = graph.get(key)
+        partitions = node.partitions_def
+        nodes[key.to_user_string()] = {
+            "group": node.group_name,
+            "deps": sorted(k.to_user_string() for k in node.parent_keys),
+            "partitions": type(partitions).__name__ if partitions else None,
+            "partitions_start": str(partitions.start.date()) if partitions is not None else None,
+            "tags": dict(sorted(node.tags.items())),
+        }
+    return nodes
+
+
+def test_asset_graph_matches_snapshot():
+    graph = _graph()
+    if os.environ.get("UPDATE_SNAPSHOTS") or not SNAPSHOT.exists():
+        SNAPSHOT.write_text(json.dumps(graph, indent=2, sort_keys=True) + "\n")
+    assert graph == json.loads(SNAPSHOT.read_text())
+
+
+def test_every_dataset_is_a_four_stage_chain_in_its_own_group():
+    graph = _graph()
+    datasets = {key.split("/")[0] for key in graph}
+    for dataset_id in datasets:
+        assert graph[f"{dataset_id}/parsed"]["deps"] == [f"{dataset_id}/raw"]
+        assert graph[f"{dataset_id}/normalized"]["deps"] == [f"{dataset_id}/parsed"]
+        assert graph[f"{dataset_id}/published"]["deps"] == [f"{dataset_id}/normalized"]
+        assert {
+            graph[f"{dataset_id}/{s}"]["group"]
+            for s in ("raw", "parsed", "normalized", "published")
+        } == {dataset_id}
+
+
+def test_definitions_use_the_in_process_executor():
+    defs = build_definitions()
+    assert defs.executor is dg.in_process_executor or defs.executor.name == "in_process"

@@ -1,0 +1,77 @@
+"""`ingest list | run | history | export` on a sample dataset, through the real CLI entry point."""
+
+import csv
+import io
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from ingest_assets.cli import main
+
+DATASET = "REDDIT_HOMELAB_FEED"
+
+
+def test_list_names_every_sample(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for dataset_id in (
+        "BCRA_INFOMONDIA",
+        "INDEC_IPC_DIVISIONES",
+        "BCRA_MONETARIAS_CATALOG",
+        DATASET,
+    ):
+        assert f"{dataset_id}\t" in out
+    assert f"{DATASET}/raw,{DATASET}/parsed,{DATASET}/normalized,{DATASET}/published" in out
+
+
+def test_run_history_export(capsys, tmp_path):
+    assert main(["run", DATASET, "--partition", "2026-11-20"]) == 0
+    out = capsys.readouterr().out
+    assert f"{DATASET}/published" in out and '"rows_added": 25' in out
+    assert main(["run", DATASET, "--partition", "2026-11-21"]) == 0
+    assert '"rows_added": 0' in capsys.readouterr().out
+
+    assert main(["history", DATASET]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("* ") and "partition=2026-11-20" in lines[0]
+    assert "added=25 revised=0" in lines[0]
+
+    assert main(["export", DATASET]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == 25 and len({r["id"] for r in rows}) == 25
+    assert {"id", "title", "published", "key_hash", "version"} <= set(rows[0])
+
+    out = tmp_path / "feed.parquet"
+    assert main(["export", DATASET, "--format", "parquet", "--out", str(out)]) == 0
+    assert pq.read_table(out).num_rows == 25
+    assert main(["export", DATASET, "--format", "jsonl"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert records[0]["id"].startswith("t3_")
+
+
+def test_run_rejects_a_partition_outside_the_definition(capsys):
+    with pytest.raises(SystemExit, match="not a partition of REDDIT_HOMELAB_FEED"):
+        main(["run", DATASET, "--partition", "1999-01-01"])
+
+
+def test_unknown_dataset_and_version(capsys):
+    with pytest.raises(SystemExit, match="no dataset 'NOPE'"):
+        main(["history", "NOPE"])
+    with pytest.raises(SystemExit, match="nothing published yet"):
+        main(["export", DATASET])
+    assert main(["run", DATASET]) == 0
+    with pytest.raises(SystemExit, match="no version '123'"):
+        main(["export", DATASET, "--version", "123"])
+
+
+def test_run_failure_exits_1_with_the_reason(capsys, tmp_path, monkeypatch):
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "bad.yaml").write_text(
+        "dataset_id: BAD\nsource: {kind: file, path: /nonexistent/x.csv, format: csv}\n"
+        "normalize: {primary_keys: [id]}\n"
+    )
+    monkeypatch.setenv("INGEST_CONFIG_DIR", str(configs))
+    assert main(["run", "BAD"]) == 1
+    assert "dataset BAD: source.path /nonexistent/x.csv: file not found" in capsys.readouterr().err

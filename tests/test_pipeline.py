@@ -1,0 +1,188 @@
+"""The stages end to end on the local store: revisions, quarantine, exactly-once, healing."""
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from ingest_assets import layout, stages
+from ingest_assets.export import published_table
+from ingest_assets.publish import read_current, version_chain
+
+CSV_CONFIG = """
+dataset_id: RATES
+frequency: D
+source:
+  kind: file
+  path: {path}
+  format: csv
+normalize:
+  primary_keys: [series, obs_time]
+  timezone: America/Argentina/Cordoba
+  schema: {{value: float64}}
+transform:
+  metadata: {{unit: ARS/USD}}
+checks:
+  max_rejected_ratio: {ratio}
+"""
+
+
+@pytest.fixture
+def rates(tmp_path, write_dataset):
+    csv = tmp_path / "rates.csv"
+
+    def make(rows: str, ratio: float = 0.0):
+        csv.write_text("series,obs_time,value\n" + rows)
+        return write_dataset(CSV_CONFIG.format(path=csv, ratio=ratio))
+
+    return make
+
+
+def run_all(runtime, config, partition="all"):
+    stages.run_raw(runtime, config, partition)
+    stages.run_parse(runtime, config, partition)
+    stages.run_normalize(runtime, config, partition)
+    return stages.run_publish(runtime, config, partition)
+
+
+def test_first_publish_writes_the_layout(runtime, rates):
+    config = rates("A,2024-01-02,10.5\nA,2024-02-01,11\nB,2024-01-02,3\n")
+    result = run_all(runtime, config)
+    assert (result.rows_added, result.rows_revised, result.committed) == (3, 0, True)
+    store, v = runtime.store, result.version
+    keys = store.list(layout.dataset("RATES"))
+    assert f"datasets/RATES/events/{v}/data/year=2024/month=01/part-00000.parquet" in keys
+    assert f"datasets/RATES/events/{v}/data/year=2024/month=02/part-00000.parquet" in keys
+    assert any(k.startswith("datasets/RATES/raw/all/") and k.endswith(".csv") for k in keys)
+    assert "datasets/RATES/index/keys.parquet" in keys
+    assert "datasets/RATES/projections/windows/RATES/year=2024/month=01/data.parquet" in keys
+    manifest = json.loads(store.get(layout.current("RATES")))
+    assert manifest == json.loads(store.get(layout.manifest("RATES", v)))
+    assert manifest["parent_version"] is None
+    assert manifest["counts"]["parsed"] == 3 and manifest["counts"]["added"] == 3
+    assert manifest["inputs"]["sha256"] and manifest["schema_hash"]
+    # naive local midnight in Cordoba (UTC-3) is 03:00 UTC
+    assert manifest["high_water_marks"] == {"RATES": "2024-02-01T03:00:00+00:00"}
+    table = published_table(store, config)
+    assert table.num_rows == 3
+    row = table.to_pylist()[0]
+    assert row["series"] == "A" and row["value"] == 10.5 and row["unit"] == "ARS/USD"
+    assert row["frequency"] == "D" and row["obs_time"].isoformat() == "2024-01-02T03:00:00+00:00"
+
+
+def test_rerun_is_a_no_op_and_leaves_bytes_identical(runtime, rates):
+    config = rates("A,2024-01-02,10.5\nB,2024-01-02,3\n")
+    first = run_all(runtime, config)
+    before = {
+        k: runtime.store.get(k)
+        for k in runtime.store.list("datasets/RATES")
+        if "/staging/" not in k and "/raw/" not in k
+    }
+    second = run_all(runtime, config)
+    third = run_all(runtime, config, partition="2024-01-03")  # another partition, same data
+    assert (second.rows_added, second.rows_revised, second.rows_repeated, second.committed) == (
+        0,
+        0,
+        2,
+        False,
+    )
+    assert third.committed is False and second.version == third.version == first.version
+    after = {k: runtime.store.get(k) for k in before}
+    assert after == before
+
+
+def test_revision_publishes_one_update_and_projection_shows_it(runtime, rates):
+    run_all(runtime, rates("A,2024-01-02,10.5\nA,2024-01-03,10.7\n"))
+    config = rates("A,2024-01-02,10.5\nA,2024-01-03,10.9\nA,2024-01-04,11.0\n")
+    result = run_all(runtime, config)
+    assert (result.rows_added, result.rows_revised, result.rows_repeated) == (1, 1, 1)
+    events = pq.read_table(runtime.store.root / result.manifest["files"][0]).to_pylist()
+    assert sorted((e["op"], e["value"]) for e in events) == [("insert", 11.0), ("update", 10.9)]
+    projection = runtime.store.read_parquet(
+        layout.projection("RATES", "RATES", 2024, 1)
+    ).to_pylist()
+    assert [r["value"] for r in projection] == [10.5, 10.9, 11.0]
+    assert published_table(runtime.store, config).column("value").to_pylist() == [10.5, 10.9, 11.0]
+    chain = version_chain(runtime.store, "RATES", read_current(runtime.store, "RATES")[0])
+    assert [m["counts"]["revised"] for m in chain] == [0, 1]
+    # the old value is still readable as of the first version
+    old = published_table(runtime.store, config, chain[0]["version"])
+    assert old.column("value").to_pylist() == [10.5, 10.7]
+
+
+def test_revisions_ignore_keeps_the_first_value(runtime, rates, tmp_path, write_dataset):
+    run_all(runtime, rates("A,2024-01-02,10.5\n"))
+    text = (
+        CSV_CONFIG.format(path=tmp_path / "rates.csv", ratio=0)
+        + "incremental: {revisions: ignore}\n"
+    )
+    (tmp_path / "rates.csv").write_text("series,obs_time,value\nA,2024-01-02,99\n")
+    result = run_all(runtime, write_dataset(text))
+    assert (result.rows_added, result.rows_revised, result.committed) == (0, 0, False)
+
+
+def test_rejected_rows_go_to_quarantine_and_fail_the_run(runtime, rates):
+    config = rates("A,2024-01-02,10.5\nA,not a date,1\nA,2024-01-04,abc\n,2024-01-05,1\n")
+    stages.run_raw(runtime, config, "all")
+    stages.run_parse(runtime, config, "all")
+    with pytest.raises(stages.RejectedRowsError) as caught:
+        stages.run_normalize(runtime, config, "all")
+    message = str(caught.value)
+    assert (
+        "RATES" in message and "3 of 4 rows rejected" in message and "max_rejected_ratio" in message
+    )
+    quarantine = runtime.store.read_parquet(
+        layout.quarantine("RATES", "all") + "/part-00000.parquet"
+    ).to_pylist()
+    reasons = {r["_row"]: r["reason"] for r in quarantine}
+    assert reasons == {
+        3: "column 'obs_time': cannot read 'not a date' as timestamp (set normalize.formats.obs_time)",
+        4: "column 'value': cannot read 'abc' as float64",
+        5: "primary key 'series' is empty",
+    }
+    assert quarantine[0]["obs_time"] == "not a date"  # the source text is kept
+    with pytest.raises(stages.StageError, match="no normalized data"):
+        stages.run_publish(runtime, config, "all")
+    assert read_current(runtime.store, "RATES") == (None, None)
+
+
+def test_rejects_within_the_ratio_publish_the_good_rows(runtime, rates):
+    config = rates("A,2024-01-02,10.5\nA,2024-01-03,11\nA,2024-01-04,x\n", ratio=0.5)
+    result = run_all(runtime, config)
+    assert result.rows_added == 2
+    assert result.manifest["counts"]["rejected"] == 1
+    assert result.manifest["checks"]["rejected_ratio"]["passed"] is True
+
+
+def test_conflicting_duplicate_keys_are_quarantined_exact_repeats_counted(runtime, rates):
+    config = rates(
+        "A,2024-01-02,1\nA,2024-01-02,1\nB,2024-01-02,1\nB,2024-01-02,2\nC,2024-01-02,5\n",
+        ratio=0.5,
+    )
+    stages.run_raw(runtime, config, "all")
+    stages.run_parse(runtime, config, "all")
+    table, rejected, counts = stages.run_normalize(runtime, config, "all")
+    assert table.column("series").to_pylist() == ["A", "C"]
+    assert counts["duplicates"] == 1
+    assert (
+        rejected.column("reason").to_pylist()
+        == ["primary key repeated with different values (rows 4, 5)"] * 2
+    )
+
+
+def test_index_heals_after_a_crash_between_swap_and_index_write(runtime, rates):
+    run_all(runtime, rates("A,2024-01-02,1\n"))
+    stale_index = runtime.store.get(layout.index("RATES"))
+    stale_projections = runtime.store.get(layout.projections_state("RATES"))
+    second = run_all(runtime, rates("A,2024-01-02,1\nA,2024-01-03,2\n"))
+    # simulate a writer that died right after moving `current`: derived state is one version behind
+    runtime.store.put(layout.index("RATES"), stale_index)
+    runtime.store.put(layout.projections_state("RATES"), stale_projections)
+    config = rates("A,2024-01-02,1\nA,2024-01-03,2\nA,2024-01-04,3\n")
+    third = run_all(runtime, config)
+    assert (third.rows_added, third.rows_revised, third.parent) == (1, 0, second.version)
+    assert published_table(runtime.store, config).column("value").to_pylist() == [1.0, 2.0, 3.0]
+    index = runtime.store.read_parquet(layout.index("RATES"))
+    assert (
+        index.num_rows == 3 and index.schema.metadata[b"ingest.version"] == third.version.encode()
+    )
