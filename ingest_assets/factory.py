@@ -76,9 +76,15 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
         context: dg.AssetExecutionContext, ingest: IngestResource
     ) -> dg.MaterializeResult:
         try:
-            table, rejected, counts = stages.run_normalize(
-                ingest.runtime(), config, partition_key(context)
-            )
+            outcome = stages.run_normalize(ingest.runtime(), config, partition_key(context))
+        except stages.ChecksFailedError as exc:
+            raise dg.Failure(
+                description=str(exc),
+                metadata={
+                    r.name: as_json({**r.as_dict(), "sample": r.sample}) for r in exc.results
+                },
+                allow_retries=False,
+            ) from exc
         except stages.RejectedRowsError as exc:
             raise dg.Failure(
                 description=str(exc),
@@ -90,12 +96,14 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
             ) from exc
         except Exception as exc:
             raise _fail(exc) from exc
+        table, counts = outcome.table, outcome.counts
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": table.num_rows,
                 "rows_parsed": counts["parsed"],
                 "rows_rejected": counts["rejected"],
                 "rows_duplicate": counts["duplicates"],
+                "checks": as_json({r.name: r.as_dict() for r in outcome.checks}),
                 "dagster/column_schema": column_schema(table.schema),
                 "high_water_marks": as_json(high_water_marks(config, table)),
                 "preview": preview(table),

@@ -317,6 +317,7 @@ def prepare(
     inputs: dict[str, Any],
     counts: dict[str, int],
     now: dt.datetime,
+    checks: dict[str, Any] | None = None,
 ) -> Prepared:
     dataset_id = config.dataset_id
     current, etag = read_current(store, dataset_id)
@@ -359,7 +360,7 @@ def prepare(
         "time_column": _time_column(config, normalized),
         "high_water_marks": high_water_marks(config, rows, (current or {}).get("high_water_marks")),
         "rows_total": _rows_total(current, inserts.num_rows),
-        "checks": counts_checks(config, counts),
+        "checks": {**counts_checks(config, counts), **(checks or {})},
         "files": files,
     }
     body = json.dumps(prepared.manifest, indent=2, sort_keys=True).encode()
@@ -431,13 +432,14 @@ def publish(
     normalized: pa.Table,
     inputs: dict[str, Any],
     counts: dict[str, int],
+    checks: dict[str, Any] | None = None,
     now: dt.datetime | None = None,
     before_commit: Callable[[Prepared], None] | None = None,
 ) -> PublishResult:
     """Publish the new and revised rows of `normalized` as one event version, exactly once."""
     now = now or dt.datetime.now(dt.UTC)
     with locks.hold(config.lock_key, config.lock.ttl_s):
-        prepared = prepare(store, config, partition, normalized, inputs, counts, now)
+        prepared = prepare(store, config, partition, normalized, inputs, counts, now, checks)
         if prepared.manifest is not None:
             if before_commit is not None:
                 before_commit(prepared)

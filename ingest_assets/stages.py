@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 
 from ingest_assets import layout, publish
+from ingest_assets.checks import CheckResult, evaluate
 from ingest_assets.configs import Secrets
 from ingest_assets.contract import DatasetConfig
 from ingest_assets.normalize import REASON, normalize
@@ -25,6 +26,7 @@ from ingest_resources.object_store import ObjectStore
 
 RAW_META = b"ingest.raw"
 COUNTS_META = b"ingest.counts"
+CHECKS_META = b"ingest.checks"
 PART = "part-00000.parquet"
 
 
@@ -32,11 +34,25 @@ class StageError(Exception):
     """A stage cannot run (its input is missing) or its output fails the contract."""
 
 
+class ChecksFailedError(StageError):
+    def __init__(self, message: str, results: list[CheckResult]):
+        super().__init__(message)
+        self.results = results
+
+
 class RejectedRowsError(StageError):
     def __init__(self, message: str, counts: dict[str, int], quarantine_key: str):
         super().__init__(message)
         self.counts = counts
         self.quarantine_key = quarantine_key
+
+
+@dataclass(frozen=True)
+class NormalizeOutcome:
+    table: pa.Table
+    rejected: pa.Table
+    counts: dict[str, int]
+    checks: list[CheckResult]
 
 
 @dataclass(frozen=True)
@@ -115,7 +131,7 @@ def run_parse(
 
 def run_normalize(
     rt: Runtime, config: DatasetConfig, partition: str, today: dt.date | None = None
-) -> tuple[pa.Table, pa.Table, dict[str, int]]:
+) -> NormalizeOutcome:
     parsed = _read_stage(rt.store, config, "parsed", partition, "parsed")
     raw = _meta(parsed, RAW_META)
     result = normalize(parsed, config, today or dt.datetime.now(dt.UTC).date())
@@ -142,9 +158,22 @@ def run_normalize(
             counts,
             quarantine_key,
         )
-    metadata = {RAW_META: json.dumps(raw).encode(), COUNTS_META: json.dumps(counts).encode()}
+    results = evaluate(config, result.table)
+    failed = [r for r in results if not r.passed]
+    if failed:
+        rt.store.delete_prefix(staging)
+        summary = "; ".join(f"{r.name}: {r.detail}, e.g. {r.sample[:2]}" for r in failed)
+        raise ChecksFailedError(
+            f"dataset {config.dataset_id}, partition {partition}: checks failed, nothing staged for publish: {summary}",
+            results,
+        )
+    metadata = {
+        RAW_META: json.dumps(raw).encode(),
+        COUNTS_META: json.dumps(counts).encode(),
+        CHECKS_META: json.dumps({r.name: r.as_dict() for r in results}).encode(),
+    }
     _write_stage(rt.store, staging, result.table.replace_schema_metadata(metadata))
-    return result.table, result.rejected, counts
+    return NormalizeOutcome(result.table, result.rejected, counts, results)
 
 
 def _sample_reasons(rejected: pa.Table, limit: int = 3) -> str:
@@ -156,6 +185,7 @@ def run_publish(rt: Runtime, config: DatasetConfig, partition: str) -> publish.P
     normalized = _read_stage(rt.store, config, "normalized", partition, "normalized")
     raw = _meta(normalized, RAW_META)
     counts = _meta(normalized, COUNTS_META)
+    checks = _meta(normalized, CHECKS_META)
     inputs = {
         k: raw.get(k) for k in ("sha256", "bytes", "etag", "last_modified", "source", "fetched_at")
     }
@@ -167,4 +197,5 @@ def run_publish(rt: Runtime, config: DatasetConfig, partition: str) -> publish.P
         normalized.replace_schema_metadata(None),
         inputs,
         counts,
+        checks,
     )

@@ -161,7 +161,8 @@ def test_conflicting_duplicate_keys_are_quarantined_exact_repeats_counted(runtim
     )
     stages.run_raw(runtime, config, "all")
     stages.run_parse(runtime, config, "all")
-    table, rejected, counts = stages.run_normalize(runtime, config, "all")
+    outcome = stages.run_normalize(runtime, config, "all")
+    table, rejected, counts = outcome.table, outcome.rejected, outcome.counts
     assert table.column("series").to_pylist() == ["A", "C"]
     assert counts["duplicates"] == 1
     assert (
@@ -186,3 +187,47 @@ def test_index_heals_after_a_crash_between_swap_and_index_write(runtime, rates):
     assert (
         index.num_rows == 3 and index.schema.metadata[b"ingest.version"] == third.version.encode()
     )
+
+
+CHECKED = """
+dataset_id: CHECKED
+source: {{kind: file, path: {path}, format: csv}}
+normalize: {{primary_keys: [id], schema: {{value: float64, id: int64}}}}
+checks:
+  not_null: [value]
+  unique: [code]
+  ranges: {{value: {{min: 0, max: 100}}}}
+  allowed_values: {{unit: [ARS/USD]}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("rows", "failing"),
+    [
+        ("1,5,a,ARS/USD\n2,7,b,ARS/USD\n", []),
+        ("1,,a,ARS/USD\n2,7,b,ARS/USD\n", ["not_null:value"]),
+        ("1,5,a,ARS/USD\n2,7,a,ARS/USD\n", ["unique:code"]),
+        ("1,-5,a,ARS/USD\n2,700,b,ARS/USD\n", ["range:value"]),
+        ("1,5,a,EUR\n2,7,b,ARS/USD\n", ["allowed_values:unit"]),
+    ],
+)
+def test_checks_block_publish(runtime, tmp_path, write_dataset, rows, failing):
+    csv = tmp_path / "checked.csv"
+    csv.write_text("id,value,code,unit\n" + rows)
+    config = write_dataset(CHECKED.format(path=csv))
+    stages.run_raw(runtime, config, "all")
+    stages.run_parse(runtime, config, "all")
+    if not failing:
+        outcome = stages.run_normalize(runtime, config, "all")
+        assert all(r.passed for r in outcome.checks) and len(outcome.checks) == 4
+        result = stages.run_publish(runtime, config, "all")
+        assert result.manifest["checks"]["range:value"]["passed"] is True
+        return
+    with pytest.raises(stages.ChecksFailedError) as caught:
+        stages.run_normalize(runtime, config, "all")
+    assert [r.name for r in caught.value.results if not r.passed] == failing
+    assert "CHECKED" in str(caught.value) and failing[0] in str(caught.value)
+    bad = next(r for r in caught.value.results if not r.passed)
+    assert bad.failing_rows >= 1 and bad.sample
+    with pytest.raises(stages.StageError, match="no normalized data"):
+        stages.run_publish(runtime, config, "all")
