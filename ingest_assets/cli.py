@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ingest_assets import settings
-from ingest_assets.configs import ConfigError, Problem, config_files, load_configs
+from ingest_assets.configs import ConfigError, Problem, config_files, load_config_file, load_configs
 from ingest_assets.contract import BUILTIN_NORMALIZERS, BUILTIN_PARSERS, DatasetConfig
 
 
@@ -42,19 +42,23 @@ def _plugin_problems(path: str, config: DatasetConfig) -> list[Problem]:
 def cmd_validate(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.files] or config_files(settings.config_dir())
     problems: list[Problem] = []
+    loaded: list[tuple[Path, DatasetConfig]] = []
+    for path in paths:
+        try:
+            loaded.append((path, load_config_file(path)))
+        except ConfigError as exc:
+            problems += exc.problems
     try:
-        configs = load_configs(paths)
+        load_configs(path for path, _ in loaded)  # what spans files: duplicate dataset ids
     except ConfigError as exc:
-        problems = exc.problems
-        configs = []
-    for path, config in zip(paths, configs, strict=False):
-        if not problems:
-            problems += _plugin_problems(str(path), config)
+        problems += exc.problems
+    for path, config in loaded:
+        problems += _plugin_problems(str(path), config)
     for problem in problems:
         print(problem)
     if problems:
         return 1
-    print(f"ok: {len(configs)} dataset(s) valid")
+    print(f"ok: {len(loaded)} dataset(s) valid")
     return 0
 
 

@@ -61,7 +61,13 @@ def _field_path(loc: Iterable[int | str]) -> str:
     return path
 
 
-def _describe(error: Mapping) -> str:
+PATTERN_HINTS = {
+    "dataset_id": "a letter followed by up to 63 letters, digits or underscores",
+    "schema": "one of string, int64, float64, bool, date, timestamp, decimal(p,s)",
+}
+
+
+def _describe(error: Mapping, loc: list) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
         return "unknown key (not part of the dataset contract; check its spelling)"
@@ -71,22 +77,50 @@ def _describe(error: Mapping) -> str:
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
     if kind == "string_pattern_mismatch":
-        message = f"expected a string matching {error['ctx']['pattern']}"
-    if "input" in error and kind not in ("value_error",) and not isinstance(error["input"], dict):
+        hint = next((h for part, h in PATTERN_HINTS.items() if part in loc), None)
+        message = f"expected {hint or 'a string matching ' + error['ctx']['pattern']}"
+    if (
+        "input" in error
+        and kind not in ("value_error", "contract")
+        and not isinstance(error["input"], dict)
+    ):
         message += f" (got {error['input']!r})"
     return message
 
 
-def problems_from_validation(file: str, exc: ValidationError) -> list[Problem]:
-    problems = []
+_MISSING = object()
+
+
+def _user_path(data: object, loc: tuple) -> list:
+    """The error location as the user wrote it: pydantic adds union-member names (`str`, `date`,
+    ...) after a scalar input; those are dropped, while keys of the user's mappings are kept."""
+    kept, node = [], data
+    for part in loc:
+        if isinstance(node, dict):
+            kept.append(part)
+            node = node.get(part, _MISSING)
+        elif isinstance(node, list) and isinstance(part, int):
+            kept.append(part)
+            node = node[part] if part < len(node) else _MISSING
+        elif node is _MISSING:
+            kept.append(part)
+        # else: the input here is a scalar and `part` names a union member: skip it
+    return kept
+
+
+def problems_from_validation(file: str, exc: ValidationError, data: object = None) -> list[Problem]:
+    by_field: dict[str, list[str]] = {}
     for error in exc.errors():
-        loc = [
-            p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-after"))
-        ]
-        # Union members add their type name to the location; drop those to keep the user's path.
-        loc = [p for p in loc if p not in ("str", "int", "float", "bool", "date", "datetime")]
-        problems.append(Problem(file, _field_path(loc), _describe(error)))
-    return problems
+        loc = _user_path(data, error["loc"]) if data is not None else list(error["loc"])
+        extra = (error.get("ctx") or {}).get("field")
+        if extra:
+            loc += extra.split(".")
+        messages = by_field.setdefault(_field_path(loc), [])
+        message = _describe(error, loc)
+        if message not in messages:
+            messages.append(message)
+    # a value refused by every member of a union gives one line, its alternatives joined
+    return [Problem(file, field, "; or ".join(messages)) for field, messages in by_field.items()]
 
 
 def parse_config(data: object, file: str) -> DatasetConfig:
@@ -97,7 +131,22 @@ def parse_config(data: object, file: str) -> DatasetConfig:
     try:
         return DatasetConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(problems_from_validation(file, exc)) from None
+        raise ConfigError(problems_from_validation(file, exc, data)) from None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses a key written twice in one mapping (YAML would keep the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_config_file(path: Path | str) -> DatasetConfig:
@@ -107,7 +156,7 @@ def load_config_file(path: Path | str) -> DatasetConfig:
     except OSError as exc:
         raise ConfigError([Problem(str(path), "", f"cannot read file: {exc.strerror}")]) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

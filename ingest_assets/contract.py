@@ -10,6 +10,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 DATASET_ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
 TYPE_PATTERN = re.compile(r"^(string|int64|float64|bool|date|timestamp|decimal\((\d+),\s*(\d+)\))$")
@@ -33,6 +34,51 @@ DEFAULT_KEYS_BY_PARSER = {
     "bcra_infomondia": [SERIES_CODE, "obs_time"],
     "rss": ["id"],
 }
+
+
+def field_error(path: str, message: str) -> PydanticCustomError:
+    """An error of a cross-field rule, reported at `path` (relative to the model it is raised in)."""
+    return PydanticCustomError("contract", message, {"field": path})
+
+
+CRON_FIELDS = (
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day of month", 1, 31),
+    ("month", 1, 12),
+    ("day of week", 0, 7),
+)
+CRON_NAMES = {
+    3: ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
+    4: ["sun", "mon", "tue", "wed", "thu", "fri", "sat"],
+}
+
+
+def cron_problem(expression: str) -> str | None:
+    """What is wrong with a 5-field cron expression, or None."""
+    fields = expression.split()
+    if len(fields) != 5:
+        return f"expected 5 fields (minute hour day-of-month month day-of-week), got {len(fields)}"
+    for position, (text, (name, low, high)) in enumerate(zip(fields, CRON_FIELDS, strict=True)):
+        names = CRON_NAMES.get(position, [])
+        for item in text.split(","):
+            base, _, step = item.partition("/")
+            if step and not step.isdigit():
+                return f"{name} field {text!r}: step {step!r} is not a number"
+            if base == "*":
+                continue
+            for bound in base.split("-", 1):
+                value = (
+                    names.index(bound.lower()) + (1 if position == 3 else 0)
+                    if bound.lower() in names
+                    else None
+                )
+                if value is None and not bound.isdigit():
+                    return f"{name} field {text!r}: {bound!r} is not a number"
+                value = int(bound) if value is None else value
+                if not low <= value <= high:
+                    return f"{name} field {text!r}: {value} is outside {low}-{high}"
+    return None
 
 
 class Strict(BaseModel):
@@ -95,14 +141,15 @@ class Source(Strict):
     @model_validator(mode="after")
     def _location(self) -> "Source":
         if self.kind == "http" and not self.url:
-            raise ValueError("source.kind 'http' needs source.url")
+            raise field_error("url", "source.kind 'http' needs source.url")
         if self.kind == "file" and not self.path:
-            raise ValueError("source.kind 'file' needs source.path")
+            raise field_error("path", "source.kind 'file' needs source.path")
         if self.kind == "s3":
-            from_url = bool(self.url and self.url.startswith("s3://"))
+            from_url = bool(self.url and re.match(r"^s3://[^/]+/.+", self.url))
             if not from_url and not (self.bucket and self.key):
-                raise ValueError(
-                    "source.kind 's3' needs source.bucket and source.key, or url: s3://bucket/key"
+                raise field_error(
+                    "url" if self.url else "bucket",
+                    "source.kind 's3' needs source.bucket and source.key, or url: s3://bucket/key",
                 )
         return self
 
@@ -185,8 +232,8 @@ class Partitions(Strict):
     @model_validator(mode="after")
     def _start(self) -> "Partitions":
         if self.kind != "none" and self.start is None:
-            raise ValueError(
-                f"partitions.kind {self.kind!r} needs partitions.start (e.g. 2024-01-01)"
+            raise field_error(
+                "start", f"partitions.kind {self.kind!r} needs partitions.start (e.g. 2024-01-01)"
             )
         return self
 
@@ -255,22 +302,23 @@ class DatasetConfig(Strict):
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
-        if value is not None and len(value.split()) != 5:
-            raise ValueError(
-                f"expected a 5-field cron expression, e.g. '0 */6 * * *', got {value!r}"
-            )
+        problem = cron_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(f"invalid cron expression {value!r}: {problem} (e.g. '0 */6 * * *')")
         return value
 
     @model_validator(mode="after")
     def _coherent(self) -> "DatasetConfig":
         plugin = self.parser
         if plugin in SERIES_PARSERS and not self.parse_config.series_map:
-            raise ValueError(
-                f"parse.plugin {plugin!r} needs parse_config.series_map (one entry per series)"
+            raise field_error(
+                "parse_config.series_map",
+                f"parse.plugin {plugin!r} needs parse_config.series_map (one entry per series)",
             )
         if not self.primary_keys:
-            raise ValueError(
-                f"normalize.primary_keys is required for parse plugin {plugin!r} (the columns that identify a row)"
+            raise field_error(
+                "normalize.primary_keys",
+                f"normalize.primary_keys is required for parse plugin {plugin!r} (the columns that identify a row)",
             )
         return self
 
