@@ -72,21 +72,44 @@ def _cell_to_text(value: object) -> object:
     return value if value is None or isinstance(value, str) else str(value)
 
 
-def to_arrow(frame: pd.DataFrame) -> pa.Table:
-    """A DataFrame to Arrow, column by column: typed where the column is uniform, text otherwise."""
-    arrays, names = [], []
-    for name in frame.columns:
-        column = frame[name]
-        values = column.astype(object).where(column.notna(), None)
+def _kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, dt.date | pd.Timestamp):
+        return "time"
+    return type(value).__name__
+
+
+def _object_column(values: list) -> pa.Array:
+    """Typed when every value is of one kind (numbers, times, text, ...); text otherwise, so a
+    date followed by numbers never turns the numbers into dates."""
+    kinds = {_kind(v) for v in values if v is not None}
+    if len(kinds) == 1:
         try:
-            array = pa.array(values.tolist(), from_pandas=True)
+            return pa.array(values, from_pandas=True)
         except (pa.ArrowInvalid, pa.ArrowTypeError):
-            array = pa.array([_cell_to_text(v) for v in values.tolist()], type=pa.string())
-        if pa.types.is_null(array.type):
-            array = array.cast(pa.string())
+            pass
+    if not kinds:
+        return pa.array(values, type=pa.string())
+    return pa.array([_cell_to_text(v) for v in values], type=pa.string())
+
+
+def to_arrow(frame: pd.DataFrame) -> pa.Table:
+    """A DataFrame to Arrow, column by column, keeping typed (non-object) columns as they are."""
+    arrays = []
+    for position in range(frame.shape[1]):
+        column = frame.iloc[:, position]
+        if column.dtype == object:
+            values = column.astype(object).where(column.notna(), None).tolist()
+            array = _object_column(values)
+        else:
+            array = pa.Array.from_pandas(column)
+            if pa.types.is_null(array.type) or pa.types.is_large_string(array.type):
+                array = array.cast(pa.string())
         arrays.append(array)
-        names.append(str(name))
-    return pa.Table.from_arrays(arrays, names=names)
+    return pa.Table.from_arrays(arrays, names=[str(c) for c in frame.columns])
 
 
 def _rename_columns(table: pa.Table, ctx: ParseContext) -> pa.Table:
@@ -113,8 +136,15 @@ def parse_raw(data: bytes, ctx: ParseContext) -> pa.Table:
         raise ctx.error(
             f"parser {ctx.config.parser!r} failed: {type(exc).__name__}: {exc}"
         ) from exc
-    table = result if isinstance(result, pa.Table) else to_arrow(result)
-    duplicated = {c for c in table.column_names if table.column_names.count(c) > 1}
+    if not isinstance(result, pa.Table | pd.DataFrame):
+        raise ctx.error(
+            f"parser {ctx.config.parser!r} returned {type(result).__name__}, expected a DataFrame or Arrow table"
+        )
+    names = [
+        str(c) for c in (result.column_names if isinstance(result, pa.Table) else result.columns)
+    ]
+    duplicated = {c for c in names if names.count(c) > 1}
     if duplicated:
         raise ctx.error(f"duplicate column names {sorted(duplicated)}")
+    table = result if isinstance(result, pa.Table) else to_arrow(result)
     return _rename_columns(table, ctx)

@@ -14,7 +14,10 @@ def _flatten(record: dict, prefix: str = "", out: dict | None = None) -> dict:
         name = f"{prefix}{key}"
         if isinstance(value, dict) and value:
             _flatten(value, f"{name}.", out)
-        elif isinstance(value, list | dict):
+            continue
+        if name in out:
+            raise ValueError(f"field {name!r} appears both as a key and as a nested path")
+        if isinstance(value, list | dict):
             out[name] = json.dumps(value, ensure_ascii=False, sort_keys=True)
         else:
             out[name] = value
@@ -52,7 +55,10 @@ def parse_json_records(data: bytes, ctx: ParseContext) -> pd.DataFrame:
     records = records_at(document, ctx.config.source.records_path, ctx)
     rows = []
     for number, record in enumerate(records, start=1):
-        flat = _flatten(record) if isinstance(record, dict) else {"value": record}
+        try:
+            flat = _flatten(record) if isinstance(record, dict) else {"value": record}
+        except ValueError as exc:
+            raise ctx.error(f"record {number}: {exc}") from None
         flat[ROW_COLUMN] = number
         rows.append(flat)
     frame = pd.DataFrame.from_records(rows) if rows else pd.DataFrame({ROW_COLUMN: []})

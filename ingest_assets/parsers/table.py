@@ -30,6 +30,20 @@ def _tidy(frame: pd.DataFrame, first_row: int, skip_footer: int) -> pd.DataFrame
     return frame.iloc[: len(frame) - skip_footer] if skip_footer else frame
 
 
+def _decode_error(data: bytes, encoding: str, ctx: ParseContext) -> Exception:
+    """Where the bytes stop being `encoding` (pandas reports offsets within its buffer)."""
+    try:
+        data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        bad = data[exc.start : exc.start + 4]
+        return ctx.error(
+            f"cannot decode as source.encoding {encoding!r}: byte {exc.start} (line {line}) is {bad!r}; "
+            "set source.encoding (utf-8, utf-8-sig, latin-1, ...)"
+        )
+    return ctx.error(f"cannot decode as source.encoding {encoding!r}; set source.encoding")
+
+
 def _read_csv(data: bytes, ctx: ParseContext) -> pd.DataFrame:
     source = ctx.config.source
     options = ctx.options
@@ -45,11 +59,8 @@ def _read_csv(data: bytes, ctx: ParseContext) -> pd.DataFrame:
             skip_blank_lines=False,
             quoting=csv.QUOTE_MINIMAL,
         )
-    except UnicodeDecodeError as exc:
-        raise ctx.error(
-            f"cannot decode as source.encoding {source.encoding!r} at byte {exc.start}: "
-            "set source.encoding (utf-8, utf-8-sig, latin-1, ...)"
-        ) from None
+    except UnicodeDecodeError:
+        raise _decode_error(data, source.encoding, ctx) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise ctx.error(f"CSV is malformed: {str(exc).strip()}") from None
     return frame
