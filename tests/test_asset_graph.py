@@ -52,3 +52,23 @@ def test_every_dataset_is_a_four_stage_chain_in_its_own_group():
 def test_definitions_use_the_in_process_executor():
     defs = build_definitions()
     assert defs.executor is dg.in_process_executor or defs.executor.name == "in_process"
+
+
+def test_two_hundred_datasets_build_quickly(tmp_path, monkeypatch):
+    """Load cost is paid by every run process; 200 configs must stay far under a generous bound."""
+    import time
+
+    source = (REPO / "dataset_configs" / "reddit_homelab_feed.yaml").read_text()
+    sample = str(REPO / "sample_data")
+    for number in range(200):
+        text = source.replace("REDDIT_HOMELAB_FEED", f"FEED_{number}").replace(
+            "sample_data", sample
+        )
+        (tmp_path / f"feed_{number}.yaml").write_text(text)
+    monkeypatch.setenv("INGEST_CONFIG_DIR", str(tmp_path))
+    started = time.perf_counter()
+    defs = build_definitions()
+    keys = defs.resolve_asset_graph().get_all_asset_keys()
+    elapsed = time.perf_counter() - started
+    assert len(keys) == 800
+    assert elapsed < 30, f"building 200 datasets took {elapsed:.1f}s"
