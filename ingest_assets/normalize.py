@@ -161,9 +161,7 @@ def _convert(
     return _to_decimal(text, decimal_mark, int(match.group(3)))
 
 
-def _target_types(
-    columns: list[str], parsed: pa.Table, config: DatasetConfig
-) -> dict[str, str | None]:
+def _target_types(columns: list[str], config: DatasetConfig) -> dict[str, str | None]:
     """Declared type per column; None keeps an already typed column (or makes it text)."""
     declared = config.normalize.schema_
     time_column = config.normalize.time_column
@@ -249,7 +247,7 @@ def normalize(parsed: pa.Table, config: DatasetConfig, collection_date: dt.date)
     frame = frame.reset_index(drop=True)
     _check_columns(frame, config)
     columns = [c for c in frame.columns if c != ROW_COLUMN]
-    types = _target_types(columns, parsed, config)
+    types = _target_types(columns, config)
     reasons = pd.Series(None, index=frame.index, dtype=object)
     arrays: dict[str, pa.Array] = {}
     for name in columns:
