@@ -10,7 +10,7 @@ from ingest_assets.configs import load_config_file
 from ingest_assets.stages import Runtime, local_runtime
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO.parent / "shared" / "fixtures"
+FIXTURES = REPO / "tests" / "fixtures"
 
 
 @pytest.fixture(autouse=True)

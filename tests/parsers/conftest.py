@@ -1,7 +1,7 @@
 """Shared helpers for the parser tests: where the real data files are, and how to run a parser.
 
-The real files live in `../shared/fixtures/` (relative to the repository root; present in CI
-too). Where the project ships a byte-for-byte copy in `sample_data/`, that copy is used.
+The real files live in `tests/fixtures/` (byte-for-byte copies of the team's shared fixtures,
+with provenance). Where the project ships a copy in `sample_data/`, that copy is used.
 """
 
 from collections.abc import Callable
@@ -16,10 +16,10 @@ from ingest_assets.parsers import ParseContext, parse_raw
 
 HERE = Path(__file__).resolve()
 REPO_ROOT = HERE.parents[2]
-SHARED_FIXTURES = HERE.parents[3] / "shared" / "fixtures"
+FIXTURES = REPO_ROOT / "tests" / "fixtures"
 SAMPLE_DATA = REPO_ROOT / "sample_data"
 
-# shared fixture (relative to shared/fixtures) -> its copy in sample_data/
+# fixture (relative to tests/fixtures) -> its copy in sample_data/
 SAMPLE_COPIES = {
     "csv/indec_serie_ipc_divisiones_latin1_decimal_comma.csv": "indec/serie_ipc_divisiones.csv",
     "xlsx/bcra_infomondia.xlsx": "bcra/infomondia.xlsx",
@@ -31,9 +31,9 @@ DATASET_ID = "PARSER_TEST_DS"
 
 
 def data_path(relative: str) -> Path:
-    """A real data file: the sample_data copy when the project has one, else the shared one."""
+    """A real data file: the sample_data copy when the project has one, else tests/fixtures."""
     copy = SAMPLE_COPIES.get(relative)
-    path = SAMPLE_DATA / copy if copy else SHARED_FIXTURES / relative
+    path = SAMPLE_DATA / copy if copy else FIXTURES / relative
     assert path.is_file(), f"real data file missing: {path}"
     return path
 
