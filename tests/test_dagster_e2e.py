@@ -113,30 +113,23 @@ def test_rejected_rows_fail_the_run_and_leave_current_untouched(tmp_path, isolat
         assert first["published"]["rows_added"] == 2
         store = local_runtime(isolated_env / "store").store
         before = read_current(store, "GUARDED")
-        csv.write_text("id,value\n1,10\n2,oops\n3,12\n")
-        failed = dg.materialize(
-            dataset_assets(config),
-            instance=instance,
-            resources={"ingest": IngestResource.from_env()},
-            raise_on_error=False,
-        )
-        assert not failed.success
-        failure = next(e for e in failed.all_events if e.is_step_failure)
-        assert failure.step_key == "GUARDED__normalized"
-        assert "1 of 3 rows rejected" in failure.step_failure_data.error.message
-        csv.write_text("id,value\n1,10\n2,11\n3,500\n")
-        failed = dg.materialize(
-            dataset_assets(config),
-            instance=instance,
-            resources={"ingest": IngestResource.from_env()},
-            raise_on_error=False,
-        )
-        assert not failed.success
-        failure = next(e for e in failed.all_events if e.is_step_failure)
-        assert (
-            "range:value: 1 of 3 rows outside [None, 100.0]"
-            in failure.step_failure_data.error.message
-        )
-        materialized = {e.asset_key.path[-1] for e in failed.get_asset_materialization_events()}
-        assert "published" not in materialized
+
+        def failing_run(rows: str) -> str:
+            csv.write_text("id,value\n" + rows)
+            failed = dg.materialize(
+                dataset_assets(config),
+                instance=instance,
+                resources={"ingest": IngestResource.from_env()},
+                raise_on_error=False,
+            )
+            assert not failed.success
+            failure = next(e for e in failed.all_events if e.is_step_failure)
+            assert failure.step_key == "GUARDED__normalized"
+            materialized = {e.asset_key.path[-1] for e in failed.get_asset_materialization_events()}
+            assert "published" not in materialized
+            return failure.step_failure_data.error.message
+
+        assert "1 of 3 rows rejected" in failing_run("1,10\n2,oops\n3,12\n")
+        message = failing_run("1,10\n2,11\n3,500\n")
+        assert "range:value: 1 of 3 rows outside [None, 100.0]" in message
     assert read_current(store, "GUARDED") == before
