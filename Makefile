@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export INGEST_CONFIG_DIR ?= $(CURDIR)/dataset_configs
 export INGEST_STORE_ROOT ?= $(CURDIR)/.ingest_store
 
-.PHONY: install demo test lint format dev clean
+.PHONY: install demo test lint format dev clean postgres
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,18 +16,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
-	mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $@
-
-demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+demo: $(STAMP)
 	$(BIN)/ingest validate
 	@for id in $$($(BIN)/ingest list | cut -f1); do \
 		echo "== $$id"; $(BIN)/ingest run $$id || exit 1; \
 	done
 	@for id in $$($(BIN)/ingest list | cut -f1); do $(BIN)/ingest history $$id | head -1; done
 
-test: $(STAMP)
+postgres:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
+
+test: $(STAMP) postgres
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
@@ -38,8 +37,10 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+dev: $(STAMP)
+	$(BIN)/ingest instance
+	INGEST_DAGSTER_PG_URL="$(subst postgresql://,postgresql+psycopg2://,$(INGEST_DAGSTER_PG_URL))" \
+		$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 clean:
 	rm -rf .ingest_store .dagster_home

@@ -3,7 +3,6 @@
 import argparse
 import json
 import os
-import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -72,15 +71,41 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def ensure_dagster_home() -> Path:
-    """DAGSTER_HOME, defaulting to a project-local folder holding the project's dagster.yaml."""
+MANAGED = "# written by `ingest instance` from {name}; edit that file, not this copy\n"
+
+
+def sqlalchemy_url(url: str) -> str:
+    """dagster-postgres on SQLAlchemy 2.1 needs the psycopg2 driver named in the URL."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg2://" + url[len(scheme) :]
+    return url
+
+
+def ensure_dagster_home() -> tuple[Path, str]:
+    """DAGSTER_HOME (default `.dagster_home/`) with the instance config the environment asks for:
+    SQLite from dagster.yaml, or PostgreSQL from dagster.postgres.yaml when INGEST_DAGSTER_PG_URL
+    is set. A dagster.yaml the user wrote there is left alone."""
     home = Path(os.environ.get("DAGSTER_HOME") or settings.project_root() / ".dagster_home")
     home.mkdir(parents=True, exist_ok=True)
-    project_yaml = settings.project_root() / "dagster.yaml"
-    if project_yaml.exists() and not (home / "dagster.yaml").exists():
-        shutil.copyfile(project_yaml, home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
-    return home
+    postgres = os.environ.get("INGEST_DAGSTER_PG_URL")
+    if postgres:
+        os.environ["INGEST_DAGSTER_PG_URL"] = sqlalchemy_url(postgres)
+    name = "dagster.postgres.yaml" if postgres else "dagster.yaml"
+    template = settings.project_root() / name
+    target = home / "dagster.yaml"
+    if template.exists() and (not target.exists() or target.read_text().startswith(MANAGED[:30])):
+        wanted = MANAGED.format(name=name) + template.read_text()
+        if not target.exists() or target.read_text() != wanted:
+            target.write_text(wanted)
+    return home, "postgres" if postgres else "sqlite"
+
+
+def cmd_instance(args: argparse.Namespace) -> int:
+    home, storage = ensure_dagster_home()
+    print(f"DAGSTER_HOME={home} (instance storage: {storage})")
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -173,9 +198,9 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def _runtime():
-    from ingest_assets.stages import local_runtime
+    from ingest_resources.runtime import runtime_from_env
 
-    return local_runtime(settings.store_root())
+    return runtime_from_env()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -187,6 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.set_defaults(func=cmd_validate)
     sub.add_parser("list", help="list datasets and their assets").set_defaults(func=cmd_list)
+    sub.add_parser(
+        "instance",
+        help="prepare DAGSTER_HOME (SQLite, or PostgreSQL if INGEST_DAGSTER_PG_URL is set)",
+    ).set_defaults(func=cmd_instance)
     run = sub.add_parser("run", help="materialize a dataset's assets in-process")
     run.add_argument("dataset")
     run.add_argument("--partition", help="partition key (default: the latest partition)")

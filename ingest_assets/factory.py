@@ -124,6 +124,8 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
         except Exception as exc:
             raise _fail(exc) from exc
         manifest = result.manifest or {}
+        if result.notification_error:
+            context.log.warning(result.notification_error)
         return dg.MaterializeResult(
             metadata={
                 "rows_added": result.rows_added,
@@ -135,6 +137,8 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
                 "dagster/row_count": manifest.get("rows_total", 0),
                 "high_water_marks": as_json(manifest.get("high_water_marks", {})),
                 "manifest": as_json(manifest),
+                "notification": result.notification_error
+                or ("sent" if result.committed else "none"),
             }
         )
 

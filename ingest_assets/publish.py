@@ -13,7 +13,9 @@ Pure of Dagster: takes an ObjectStore and a lock provider.
 import datetime as dt
 import hashlib
 import json
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -23,6 +25,7 @@ import pyarrow.compute as pc
 from ingest_assets import layout
 from ingest_assets.contract import SERIES_CODE, DatasetConfig
 from ingest_assets.normalize import KEY_HASH, ROW_HASH
+from ingest_resources.locks import LeaseLost
 from ingest_resources.object_store import CasConflict, ObjectStore
 
 CODE_VERSION = "ingest-0.1.0"
@@ -35,8 +38,35 @@ class PublishConflict(Exception):
     """Another writer moved `current` first; this writer's version was withdrawn."""
 
 
+class StaleWriter(PublishConflict):
+    """This writer's lease was lost or a newer lease holder already published (fencing)."""
+
+
+FAULT_ENV = "INGEST_FAULT_INJECT"
+
+
+IO_THREADS = 8  # object-store requests in flight at once (S3 latency dominates many small writes)
+
+
+def in_parallel(function: Callable[[Any], None], items: list) -> None:
+    """Run `function` over `items` on a small thread pool; the first error is raised."""
+    if len(items) <= 1:
+        for item in items:
+            function(item)
+        return
+    with ThreadPoolExecutor(max_workers=IO_THREADS) as pool:
+        for future in [pool.submit(function, item) for item in items]:
+            future.result()
+
+
+def failpoint(name: str) -> None:
+    """Crash here if INGEST_FAULT_INJECT names this point (tests kill a publisher mid-way)."""
+    if os.environ.get(FAULT_ENV) == name:
+        os._exit(137)
+
+
 class Locks(Protocol):
-    def hold(self, key: str, ttl_s: float, wait_s: float | None = None): ...
+    def hold(self, key: str, ttl_s: float, wait_s: float | None = None): ...  # yields a Lease
 
 
 @dataclass(frozen=True)
@@ -49,6 +79,7 @@ class PublishResult:
     rows_revised: int
     rows_repeated: int
     manifest: dict[str, Any] | None
+    notification_error: str | None = None
 
 
 @dataclass
@@ -211,12 +242,17 @@ def _apply_projections(store: ObjectStore, config: DatasetConfig, rows: pa.Table
     if rows is None or rows.num_rows == 0:
         return
     time_column = _time_column(config, rows)
-    for (series, year, month), window in _windows(config, rows).items():
+    existing_keys = set(store.list(layout.projections(config.dataset_id)))
+
+    def upsert(item: tuple[tuple[str, int | None, int | None], pa.Table]) -> None:
+        (series, year, month), window = item
         key = layout.projection(config.dataset_id, series, year, month)
-        existing = store.read_parquet(key) if store.exists(key) else None
+        existing = store.read_parquet(key) if key in existing_keys else None
         merged = latest_rows([existing, window.drop_columns([OP])])
         merged = merged.sort_by([(time_column, "ascending"), (KEY_HASH, "ascending")])
         store.write_parquet(key, merged)
+
+    in_parallel(upsert, list(_windows(config, rows).items()))
 
 
 def _projection_version(store: ObjectStore, dataset_id: str) -> str | None:
@@ -318,6 +354,7 @@ def prepare(
     counts: dict[str, int],
     now: dt.datetime,
     checks: dict[str, Any] | None = None,
+    fence: int | None = None,
 ) -> Prepared:
     dataset_id = config.dataset_id
     current, etag = read_current(store, dataset_id)
@@ -339,6 +376,7 @@ def prepare(
     if rows.num_rows == 0 and not config.publish.publish_empty:
         return prepared
     files = _write_event_data(store, config, version, rows)
+    failpoint("after_data")
     prepared.files = files
     prepared.manifest = {
         "version": version,
@@ -361,11 +399,13 @@ def prepare(
         "high_water_marks": high_water_marks(config, rows, (current or {}).get("high_water_marks")),
         "rows_total": _rows_total(current, inserts.num_rows),
         "checks": {**counts_checks(config, counts), **(checks or {})},
+        "fence": fence,
         "files": files,
     }
     body = json.dumps(prepared.manifest, indent=2, sort_keys=True).encode()
     if not store.put_if_absent(layout.manifest(dataset_id, version), body):
         raise PublishConflict(f"dataset {dataset_id}: event version {version} already exists")
+    failpoint("after_manifest")
     return prepared
 
 
@@ -394,30 +434,60 @@ def _write_event_data(
     years, months = _year_month(rows, _time_column(config, rows))
     keyed = pa.table({"y": years, "m": months, "i": pa.array(range(rows.num_rows))})
     groups = keyed.group_by(["y", "m"], use_threads=False).aggregate([("i", "list")])
-    files = []
-    for year, month, idx in zip(
-        *(groups[c].to_pylist() for c in ("y", "m", "i_list")), strict=True
-    ):
-        key = layout.event_data(config.dataset_id, version, year, month)
-        store.write_parquet(key, rows.take(pa.array(idx, pa.int64())))
-        files.append(key)
-    return sorted(files)
+    parts = {
+        layout.event_data(config.dataset_id, version, year, month): idx
+        for year, month, idx in zip(
+            *(groups[c].to_pylist() for c in ("y", "m", "i_list")), strict=True
+        )
+    }
+    in_parallel(
+        lambda key: store.write_parquet(key, rows.take(pa.array(parts[key], pa.int64()))),
+        list(parts),
+    )
+    return sorted(parts)
 
 
-def commit(store: ObjectStore, prepared: Prepared) -> None:
-    """Swap `current` to the prepared version, then update the derived index and projections."""
+def _check_fence(prepared: Prepared, lease) -> None:
+    """Fencing: refuse if this writer's lease is gone, or a newer lease holder published the parent."""
+    dataset_id, version = prepared.config.dataset_id, prepared.version
+    parent_fence = (prepared.parent_manifest or {}).get("fence")
+    try:
+        if lease is not None:
+            lease.check()
+        mine = prepared.manifest.get("fence")
+        if parent_fence is not None and mine is not None and parent_fence > mine:
+            raise LeaseLost(
+                f"current was published under fence {parent_fence}, newer than this writer's {mine}"
+            )
+    except LeaseLost as exc:
+        raise StaleWriter(
+            f"dataset {dataset_id}: refusing to publish version {version}: {exc}; nothing was changed"
+        ) from None
+
+
+def commit(store: ObjectStore, prepared: Prepared, lease=None) -> None:
+    """Swap `current` to the prepared version, then update the derived index and projections.
+
+    `lease` (from the dataset lock) is checked just before the swap: a writer whose lease
+    expired withdraws its event instead of publishing over a newer writer.
+    """
     config, manifest = prepared.config, prepared.manifest
     assert manifest is not None
     dataset_id = config.dataset_id
     body = json.dumps(manifest, indent=2, sort_keys=True).encode()
+    failpoint("before_swap")
     try:
+        _check_fence(prepared, lease)
         store.put_if_match(layout.current(dataset_id), body, prepared.parent_etag)
-    except CasConflict as exc:
+    except (CasConflict, StaleWriter) as exc:
         store.delete_prefix(layout.event(dataset_id, manifest["version"]))
+        if isinstance(exc, StaleWriter):
+            raise
         raise PublishConflict(
             f"dataset {dataset_id}: lost the race to publish version {manifest['version']}: {exc}; "
             "nothing was changed, re-run to publish on top of the new version"
         ) from None
+    failpoint("after_swap")
     index = _merge_index(prepared.index, prepared.rows.select([KEY_HASH, ROW_HASH, VERSION]))
     _write_index(store, dataset_id, index, manifest["version"])
     _apply_projections(store, config, prepared.rows)
@@ -434,16 +504,14 @@ def publish(
     counts: dict[str, int],
     checks: dict[str, Any] | None = None,
     now: dt.datetime | None = None,
-    before_commit: Callable[[Prepared], None] | None = None,
 ) -> PublishResult:
     """Publish the new and revised rows of `normalized` as one event version, exactly once."""
     now = now or dt.datetime.now(dt.UTC)
-    with locks.hold(config.lock_key, config.lock.ttl_s):
-        prepared = prepare(store, config, partition, normalized, inputs, counts, now, checks)
+    with locks.hold(config.lock_key, config.lock.ttl_s) as lease:
+        fence = lease.fence if lease is not None else None
+        prepared = prepare(store, config, partition, normalized, inputs, counts, now, checks, fence)
         if prepared.manifest is not None:
-            if before_commit is not None:
-                before_commit(prepared)
-            commit(store, prepared)
+            commit(store, prepared, lease)
     parent = prepared.parent_manifest["version"] if prepared.parent_manifest else None
     updates = (
         int(pc.sum(pc.equal(prepared.rows[OP], "update")).as_py() or 0)

@@ -1,4 +1,4 @@
-"""Fetching a dataset's source bytes: local files and HTTP (S3 comes with the production backends).
+"""Fetching a dataset's source bytes: local files, HTTP and S3 objects.
 
 Secrets in URL, headers and params are resolved here, at run time; error messages and metadata
 carry the masked URL, never a credential.
@@ -94,7 +94,38 @@ def fetch(config: DatasetConfig, secrets: Secrets | None = None) -> Fetched:
                 "(it comes with the HTTP resilience work); remove it to fetch one page"
             )
         return _fetch_http(config, secrets)
-    raise FetchError(
-        f"dataset {config.dataset_id}: source.kind {kind!r} is not supported by this version "
-        "(S3 sources come with the production backends)"
+    return _fetch_s3(config)
+
+
+def _fetch_s3(config: DatasetConfig) -> Fetched:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from ingest_resources.runtime import aws_client, endpoint_url
+    from ingest_resources.s3_store import parse_s3_url
+
+    source = config.source
+    bucket, key = (source.bucket, source.key) if source.bucket else parse_s3_url(source.url or "")
+    label = f"dataset {config.dataset_id}: s3://{bucket}/{key}"
+    client = aws_client("s3", endpoint_url())
+    try:
+        response = client.get_object(Bucket=bucket, Key=key)
+        size = response.get("ContentLength", 0)
+        if size > source.max_bytes:
+            response["Body"].close()
+            raise FetchError(f"{label}: {size:,} bytes, over source.max_bytes {source.max_bytes:,}")
+        content = response["Body"].read()
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        raise FetchError(
+            f"{label}: {code or 'error'}: {exc.response.get('Error', {}).get('Message', '')}"
+        ) from None
+    except BotoCoreError as exc:
+        raise FetchError(f"{label}: {type(exc).__name__}: {exc}") from None
+    last_modified = response.get("LastModified")
+    return Fetched(
+        content=content,
+        ext=_extension(config, key),
+        source=f"s3://{bucket}/{key}",
+        etag=response.get("ETag"),
+        last_modified=last_modified.isoformat() if last_modified else None,
     )

@@ -5,6 +5,7 @@ stages, never pickles) and returns the metadata a user wants to see. The Dagster
 `ingest run` are thin callers of these functions.
 """
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -21,8 +22,8 @@ from ingest_assets.normalize import REASON, normalize
 from ingest_assets.parsers import ParseContext, parse_raw
 from ingest_assets.parsers.base import ROW_COLUMN
 from ingest_assets.sources import fetch
-from ingest_resources.locks import LocalLocks
 from ingest_resources.object_store import ObjectStore
+from ingest_resources.runtime import Runtime, local_runtime  # noqa: F401 - re-exported
 
 RAW_META = b"ingest.raw"
 COUNTS_META = b"ingest.counts"
@@ -53,19 +54,6 @@ class NormalizeOutcome:
     rejected: pa.Table
     counts: dict[str, int]
     checks: list[CheckResult]
-
-
-@dataclass(frozen=True)
-class Runtime:
-    store: ObjectStore
-    locks: Any  # LocalLocks or a lock resource with the same `hold` method
-
-
-def local_runtime(root) -> Runtime:
-    from ingest_resources.object_store import LocalObjectStore
-
-    store = LocalObjectStore(root)
-    return Runtime(store=store, locks=LocalLocks(store.root / ".locks"))
 
 
 def _write_stage(store: ObjectStore, prefix: str, table: pa.Table) -> str:
@@ -189,7 +177,7 @@ def run_publish(rt: Runtime, config: DatasetConfig, partition: str) -> publish.P
     inputs = {
         k: raw.get(k) for k in ("sha256", "bytes", "etag", "last_modified", "source", "fetched_at")
     }
-    return publish.publish(
+    result = publish.publish(
         rt.store,
         rt.locks,
         config,
@@ -199,3 +187,7 @@ def run_publish(rt: Runtime, config: DatasetConfig, partition: str) -> publish.P
         counts,
         checks,
     )
+    if not result.committed:
+        return result
+    error = rt.notifier.notify(config.notify.sns_topic_arn, result.manifest)
+    return dataclasses.replace(result, notification_error=error)

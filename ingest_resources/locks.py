@@ -1,12 +1,20 @@
-"""One writer per dataset: a lock with a TTL around publish.
+"""One writer per dataset: a lease with a TTL and a fencing token around publish.
 
-The local lock is an OS file lock (released by the kernel if the holder dies, so the TTL is
-only how long a waiter waits). A DynamoDB lock with the same interface serves production.
+`hold(key, ttl_s)` yields a Lease. Its `fence` grows with every acquisition of the key and is
+recorded in the manifest; `check()` raises LeaseLost when the lease is no longer this writer's,
+so a writer that stalled past its TTL cannot publish over a newer one.
+
+- LocalLocks: an OS file lock (released by the kernel if the holder dies) and a counter file.
+- DynamoLocks: DynamoDB conditional writes; the lease is renewed in the background while held.
 """
 
 import re
+import threading
+import time
+import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -16,20 +24,179 @@ class LockBusy(Exception):
     """Another writer holds the dataset lock."""
 
 
+class LeaseLost(Exception):
+    """This writer's lease expired or was taken over: it must not publish."""
+
+
+@dataclass
+class Lease:
+    key: str
+    fence: int
+    owner: str
+    _lost: threading.Event = field(default_factory=threading.Event)
+    _verify: object = None  # callable raising LeaseLost, for stores that can check remotely
+
+    def check(self) -> None:
+        if self._lost.is_set():
+            raise LeaseLost(f"lock {self.key!r}: lease (fence {self.fence}) was lost")
+        if callable(self._verify):
+            self._verify(self)
+
+
+def _file_name(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", key)
+
+
 class LocalLocks:
     def __init__(self, directory: Path | str):
         self.directory = Path(directory)
 
     @contextmanager
-    def hold(self, key: str, ttl_s: float, wait_s: float | None = None) -> Iterator[None]:
+    def hold(self, key: str, ttl_s: float, wait_s: float | None = None) -> Iterator[Lease]:
         self.directory.mkdir(parents=True, exist_ok=True)
-        name = re.sub(r"[^A-Za-z0-9_.-]", "_", key)
+        name = _file_name(key)
         lock = FileLock(str(self.directory / f"{name}.lock"))
         try:
             lock.acquire(timeout=ttl_s if wait_s is None else wait_s)
         except Timeout:
             raise LockBusy(f"lock {key!r} is held by another writer") from None
         try:
-            yield
+            counter = self.directory / f"{name}.fence"
+            fence = int(counter.read_text() or 0) + 1 if counter.exists() else 1
+            counter.write_text(str(fence))
+            yield Lease(key=key, fence=fence, owner=uuid.uuid4().hex)
         finally:
             lock.release()
+
+
+class DynamoLocks:
+    """Leases in a DynamoDB table whose partition key is `lock_key` (string).
+
+    The lock item holds owner, fence and expires_at; a `<key>#fence` item counts acquisitions.
+    Expiry is part of the put condition (DynamoDB's own TTL deletion is lazy).
+    """
+
+    def __init__(self, client, table: str, poll_s: float = 0.2):
+        self.client = client
+        self.table = table
+        self.poll_s = poll_s
+
+    def _next_fence(self, key: str) -> int:
+        response = self.client.update_item(
+            TableName=self.table,
+            Key={"lock_key": {"S": f"{key}#fence"}},
+            UpdateExpression="ADD fence :one",
+            ExpressionAttributeValues={":one": {"N": "1"}},
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(response["Attributes"]["fence"]["N"])
+
+    def _try_acquire(self, key: str, owner: str, fence: int, ttl_s: float) -> bool:
+        now = time.time()
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item={
+                    "lock_key": {"S": key},
+                    "owner": {"S": owner},
+                    "fence": {"N": str(fence)},
+                    "expires_at": {"N": f"{now + ttl_s:.6f}"},
+                },
+                ConditionExpression="attribute_not_exists(lock_key) OR expires_at < :now",
+                ExpressionAttributeValues={":now": {"N": f"{now:.6f}"}},
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def _renew(self, lease: Lease, ttl_s: float) -> bool:
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key={"lock_key": {"S": lease.key}},
+                UpdateExpression="SET expires_at = :until",
+                ConditionExpression="#o = :owner AND fence = :fence AND expires_at >= :now",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={
+                    ":until": {"N": f"{time.time() + ttl_s:.6f}"},
+                    ":owner": {"S": lease.owner},
+                    ":fence": {"N": str(lease.fence)},
+                    ":now": {"N": f"{time.time():.6f}"},
+                },
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def verify(self, lease: Lease) -> None:
+        item = self.client.get_item(
+            TableName=self.table, Key={"lock_key": {"S": lease.key}}, ConsistentRead=True
+        ).get("Item")
+        if (
+            item is None
+            or item["owner"]["S"] != lease.owner
+            or int(item["fence"]["N"]) != lease.fence
+            or float(item["expires_at"]["N"]) < time.time()
+        ):
+            lease._lost.set()
+            raise LeaseLost(
+                f"lock {lease.key!r}: lease with fence {lease.fence} expired or was taken over; "
+                "refusing to publish over a newer writer"
+            )
+
+    @contextmanager
+    def hold(
+        self, key: str, ttl_s: float, wait_s: float | None = None, renew: bool = True
+    ) -> Iterator[Lease]:
+        owner = uuid.uuid4().hex
+        deadline = time.monotonic() + (ttl_s if wait_s is None else wait_s)
+        while True:
+            fence = self._next_fence(key)
+            if self._try_acquire(key, owner, fence, ttl_s):
+                break
+            if time.monotonic() >= deadline:
+                raise LockBusy(
+                    f"lock {key!r} in DynamoDB table {self.table} is held by another writer"
+                )
+            time.sleep(self.poll_s)
+        lease = Lease(key=key, fence=fence, owner=owner, _verify=self.verify)
+        stop = threading.Event()
+
+        def keep_alive() -> None:
+            while not stop.wait(ttl_s / 3):
+                if not self._renew(lease, ttl_s):
+                    lease._lost.set()
+                    return
+
+        renewer = threading.Thread(target=keep_alive, name=f"lease:{key}", daemon=True)
+        if renew:
+            renewer.start()
+        try:
+            yield lease
+        finally:
+            stop.set()
+            if renew:
+                renewer.join()
+            # a newer writer that took the lock over keeps it: release only our own lease
+            with suppress(self.client.exceptions.ConditionalCheckFailedException):
+                self.client.delete_item(
+                    TableName=self.table,
+                    Key={"lock_key": {"S": key}},
+                    ConditionExpression="#o = :owner AND fence = :fence",
+                    ExpressionAttributeNames={"#o": "owner"},
+                    ExpressionAttributeValues={":owner": {"S": owner}, ":fence": {"N": str(fence)}},
+                )
+
+
+def create_lock_table(client, table: str) -> None:
+    """Create the lock table (on-demand) if it does not exist; used by tests and set-up docs."""
+    try:
+        client.create_table(
+            TableName=table,
+            KeySchema=[{"AttributeName": "lock_key", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "lock_key", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    except client.exceptions.ResourceInUseException:
+        return
+    client.get_waiter("table_exists").wait(TableName=table)

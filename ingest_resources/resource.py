@@ -1,19 +1,32 @@
-"""The Dagster resource that hands the assets their object store and locks."""
+"""The Dagster resource that hands the assets their object store, locks and notifier."""
+
+import os
 
 import dagster as dg
 
 from ingest_assets import settings
-from ingest_assets.stages import Runtime, local_runtime
+from ingest_resources.runtime import Runtime, build_runtime
 
 
 class IngestResource(dg.ConfigurableResource):
-    """Embedded default: a local store directory with file locks (INGEST_STORE_ROOT)."""
+    """Local store and file locks by default; S3 and DynamoDB when `store_url`/`lock_table` are set.
+
+    `endpoint_url` points the AWS clients at an S3/DynamoDB/SNS-compatible server.
+    """
 
     store_root: str
+    store_url: str | None = None
+    lock_table: str | None = None
+    endpoint_url: str | None = None
 
     @classmethod
     def from_env(cls) -> "IngestResource":
-        return cls(store_root=str(settings.store_root()))
+        return cls(
+            store_root=str(settings.store_root()),
+            store_url=settings.store_url(),
+            lock_table=os.environ.get("INGEST_LOCK_TABLE") or None,
+            endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
+        )
 
     def runtime(self) -> Runtime:
-        return local_runtime(self.store_root)
+        return build_runtime(self.store_root, self.store_url, self.lock_table, self.endpoint_url)

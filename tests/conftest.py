@@ -44,3 +44,72 @@ def write_dataset(tmp_path: Path):
 
 
 TODAY = dt.date(2026, 11, 22)
+
+
+# --- production backends: an S3/DynamoDB/SNS API server (moto) and PostgreSQL -------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """moto in server mode on 127.0.0.1, for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws(moto_endpoint, monkeypatch, request):
+    """AWS clients pointed at moto, with a fresh bucket, lock table and SNS topic per test."""
+    import uuid
+
+    from ingest_resources.locks import create_lock_table
+    from ingest_resources.runtime import aws_client
+
+    for name, value in {
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    aws_client.cache_clear()
+    suffix = uuid.uuid4().hex[:10]
+    bucket, table = f"ingest-{suffix}", f"locks-{suffix}"
+    s3 = aws_client("s3", moto_endpoint)
+    s3.create_bucket(Bucket=bucket)
+    create_lock_table(aws_client("dynamodb", moto_endpoint), table)
+    topic = aws_client("sns", moto_endpoint).create_topic(Name=f"datasets-{suffix}")["TopicArn"]
+    monkeypatch.setenv("INGEST_STORE_URL", f"s3://{bucket}/prod")
+    monkeypatch.setenv("INGEST_LOCK_TABLE", table)
+    yield {"endpoint": moto_endpoint, "bucket": bucket, "table": table, "topic": topic, "s3": s3}
+    aws_client.cache_clear()
+
+
+@pytest.fixture
+def pg_database():
+    """A fresh PostgreSQL database on 127.0.0.1:5432 (user postgres), dropped afterwards."""
+    import uuid
+
+    import psycopg2
+
+    name = f"ingest_test_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    with admin.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()

@@ -1,0 +1,71 @@
+"""What the stages need from the outside world, chosen by the environment (DESIGN.md):
+a local directory and file locks by default; S3 (INGEST_STORE_URL) and DynamoDB locks
+(INGEST_LOCK_TABLE) in production, at AWS or at AWS_ENDPOINT_URL."""
+
+import os
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from ingest_resources.locks import DynamoLocks, LocalLocks
+from ingest_resources.notify import Notifier
+from ingest_resources.object_store import LocalObjectStore, ObjectStore
+from ingest_resources.s3_store import S3ObjectStore
+
+
+@dataclass(frozen=True)
+class Runtime:
+    store: ObjectStore
+    locks: Any  # LocalLocks or DynamoLocks: `hold(key, ttl_s)` yielding a Lease
+    notifier: Notifier
+
+
+@cache
+def aws_client(service: str, endpoint_url: str | None = None):
+    """A boto3 client; boto3 also honours AWS_ENDPOINT_URL by itself."""
+    if service == "s3":
+        from dagster_aws.s3 import S3Resource
+
+        return S3Resource(endpoint_url=endpoint_url).get_client()
+    return boto3.client(service, endpoint_url=endpoint_url)
+
+
+def endpoint_url() -> str | None:
+    return os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def build_runtime(
+    store_root: str | Path,
+    store_url: str | None = None,
+    lock_table: str | None = None,
+    endpoint: str | None = None,
+) -> Runtime:
+    if store_url:
+        store: ObjectStore = S3ObjectStore.from_url(aws_client("s3", endpoint), store_url)
+    else:
+        store = LocalObjectStore(store_root)
+    root = Path(store_root).resolve()
+    locks = (
+        DynamoLocks(aws_client("dynamodb", endpoint), lock_table)
+        if lock_table
+        else LocalLocks(root / ".locks")
+    )
+    return Runtime(store=store, locks=locks, notifier=Notifier(lambda: aws_client("sns", endpoint)))
+
+
+def local_runtime(root: str | Path) -> Runtime:
+    return build_runtime(root)
+
+
+def runtime_from_env() -> Runtime:
+    from ingest_assets import settings
+
+    return build_runtime(
+        settings.store_root(),
+        settings.store_url(),
+        os.environ.get("INGEST_LOCK_TABLE") or None,
+        endpoint_url(),
+    )

@@ -1,0 +1,116 @@
+"""The object store on S3 (or any S3 API: `AWS_ENDPOINT_URL`), with conditional writes.
+
+Immutable objects are written with `If-None-Match: *`; the `current` pointer is replaced with
+`If-Match: <etag>` (or `If-None-Match: *` for the first version), so a writer that lost the
+race gets 412 and changes nothing.
+"""
+
+from urllib.parse import urlparse
+
+from botocore.exceptions import ClientError
+
+from ingest_resources.object_store import CasConflict, ObjectStore
+
+CONFLICT_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
+MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """`s3://bucket/some/prefix` -> ("bucket", "some/prefix")."""
+    parsed = urlparse(url)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise ValueError(f"expected s3://bucket[/prefix], got {url!r}")
+    return parsed.netloc, parsed.path.strip("/")
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+class S3ObjectStore(ObjectStore):
+    def __init__(self, client, bucket: str, prefix: str = ""):
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+
+    @classmethod
+    def from_url(cls, client, url: str) -> "S3ObjectStore":
+        bucket, prefix = parse_s3_url(url)
+        return cls(client, bucket, prefix)
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def get(self, key: str) -> bytes:
+        found = self.get_with_etag(key)
+        if found is None:
+            raise KeyError(f"{self.describe()}: no object {key!r}")
+        return found[0]
+
+    def get_with_etag(self, key: str) -> tuple[bytes, str] | None:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as error:
+            if _code(error) in MISSING_CODES:
+                return None
+            raise
+        return response["Body"].read(), response["ETag"]
+
+    def put(self, key: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*"
+            )
+        except ClientError as error:
+            if _code(error) in CONFLICT_CODES:
+                return False
+            raise
+        return True
+
+    def put_if_match(self, key: str, data: bytes, etag: str | None) -> str:
+        condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
+        try:
+            response = self.client.put_object(
+                Bucket=self.bucket, Key=self._key(key), Body=data, **condition
+            )
+        except ClientError as error:
+            if _code(error) in CONFLICT_CODES | MISSING_CODES:
+                raise CasConflict(
+                    f"{key}: expected ETag {etag}: another writer published first ({_code(error)})"
+                ) from None
+            raise
+        return response["ETag"]
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as error:
+            if _code(error) in MISSING_CODES:
+                return False
+            raise
+        return True
+
+    def list(self, prefix: str) -> list[str]:
+        full = self._key(prefix)
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        keys = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=full
+        ):
+            for item in page.get("Contents", []):
+                key = item["Key"]
+                if key == full or key.startswith(full.rstrip("/") + "/"):
+                    keys.append(key[strip:])
+        return sorted(keys)
+
+    def delete_prefix(self, prefix: str) -> None:
+        keys = [self._key(k) for k in self.list(prefix)]
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": k} for k in keys[start : start + 1000]]
+            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+
+    def describe(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")

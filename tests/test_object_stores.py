@@ -1,0 +1,51 @@
+"""The local and the S3 store honour one contract: atomic puts, create-once, compare-and-swap."""
+
+import pytest
+
+from ingest_resources.object_store import CasConflict, LocalObjectStore
+from ingest_resources.runtime import aws_client
+from ingest_resources.s3_store import S3ObjectStore, parse_s3_url
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request, tmp_path):
+    if request.param == "local":
+        return LocalObjectStore(tmp_path / "store")
+    aws = request.getfixturevalue("aws")
+    return S3ObjectStore(aws_client("s3", aws["endpoint"]), aws["bucket"], "root/prefix")
+
+
+def test_put_get_list_delete(store):
+    assert store.get_with_etag("a/b.txt") is None and not store.exists("a/b.txt")
+    store.put("a/b.txt", b"one")
+    store.put("a/c/d.txt", b"two")
+    store.put("ab/e.txt", b"three")
+    assert store.get("a/b.txt") == b"one" and store.exists("a/c/d.txt")
+    assert store.list("a") == ["a/b.txt", "a/c/d.txt"]  # "ab/" is not under "a"
+    store.delete_prefix("a")
+    assert store.list("a") == [] and store.list("ab") == ["ab/e.txt"]
+    with pytest.raises(KeyError, match="no object 'a/b.txt'"):
+        store.get("a/b.txt")
+
+
+def test_put_if_absent_writes_once(store):
+    assert store.put_if_absent("events/v1/manifest.json", b"first") is True
+    assert store.put_if_absent("events/v1/manifest.json", b"second") is False
+    assert store.get("events/v1/manifest.json") == b"first"
+
+
+def test_compare_and_swap(store):
+    first = store.put_if_match("current/manifest.json", b"v1", None)
+    with pytest.raises(CasConflict):
+        store.put_if_match("current/manifest.json", b"v1-again", None)  # exists already
+    second = store.put_if_match("current/manifest.json", b"v2", first)
+    with pytest.raises(CasConflict):
+        store.put_if_match("current/manifest.json", b"stale", first)  # the old ETag lost
+    assert store.get_with_etag("current/manifest.json") == (b"v2", second)
+
+
+def test_parse_s3_url():
+    assert parse_s3_url("s3://bucket/a/b/") == ("bucket", "a/b")
+    assert parse_s3_url("s3://bucket") == ("bucket", "")
+    with pytest.raises(ValueError, match="expected s3://bucket"):
+        parse_s3_url("https://bucket/a")
