@@ -10,25 +10,8 @@ import pytest
 from ingest_assets import layout, stages
 from ingest_assets.cli import ensure_dagster_home, main
 from ingest_assets.configs import parse_config
-from ingest_assets.factory import dataset_assets
-from ingest_assets.partitions import partitions_definition
-from ingest_resources.resource import IngestResource
 from ingest_resources.runtime import aws_client, runtime_from_env
-from tests.test_dagster_e2e import SAMPLES
-
-
-def _run(config, instance):
-    partitions = partitions_definition(config.partitions)
-    result = dg.materialize(
-        dataset_assets(config),
-        instance=instance,
-        partition_key=partitions.get_last_partition_key() if partitions else None,
-        resources={"ingest": IngestResource.from_env()},
-    )
-    assert result.success
-    events = result.get_asset_materialization_events()
-    published = next(e for e in events if e.asset_key.path[-1] == "published")
-    return {k: v.value for k, v in published.event_specific_data.materialization.metadata.items()}
+from tests.test_dagster_e2e import SAMPLES, _materialize
 
 
 def test_samples_run_twice_on_s3_dynamodb_and_postgres_instance(
@@ -40,8 +23,8 @@ def test_samples_run_twice_on_s3_dynamodb_and_postgres_instance(
     with dg.DagsterInstance.get() as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         for config in SAMPLES:
-            first = _run(config, instance)
-            second = _run(config, instance)
+            first = _materialize(config, instance)["published"]
+            second = _materialize(config, instance)["published"]
             assert first["rows_added"] > 0 and first["new_version"] is True
             assert second["rows_added"] == second["rows_revised"] == 0
             assert second["version"] == first["version"]

@@ -49,6 +49,14 @@ def stage(runtime, config, csv, rows: dict[int, float], partition: str) -> None:
     stages.run_normalize(runtime, config, partition)
 
 
+def staged_rows(runtime, config, csv, rows: dict[int, float]):
+    """Stage `rows` for partition `all` and return the normalized table publish would read."""
+    stage(runtime, config, csv, rows, "all")
+    return runtime.store.read_parquet(
+        f"{layout.staging('FAULTS', 'normalized', 'all')}/part-00000.parquet"
+    )
+
+
 def values(runtime, config) -> dict[int, float]:
     table = published_table(runtime.store, config)
     return dict(zip(table.column("id").to_pylist(), table.column("value").to_pylist(), strict=True))
@@ -124,10 +132,7 @@ def test_lost_compare_and_swap_on_s3_withdraws_the_event(aws, tmp_path):
     csv = tmp_path / "data.csv"
     config = make_config(csv)
     runtime = runtime_at(aws, "cas")
-    stage(runtime, config, csv, {1: 1.0, 2: 2.0}, "all")
-    normalized = runtime.store.read_parquet(
-        f"{layout.staging('FAULTS', 'normalized', 'all')}/part-00000.parquet"
-    )
+    normalized = staged_rows(runtime, config, csv, {1: 1.0, 2: 2.0})
     now = dt.datetime.now(dt.UTC)
     first = publish.prepare(runtime.store, config, "all", normalized, {}, {}, now)
     second = publish.prepare(
@@ -194,10 +199,7 @@ def test_a_writer_whose_lease_expired_is_refused(aws, tmp_path):
     csv = tmp_path / "data.csv"
     config = make_config(csv)
     runtime = runtime_at(aws, "lease")
-    stage(runtime, config, csv, {1: 1.0}, "all")
-    normalized = runtime.store.read_parquet(
-        f"{layout.staging('FAULTS', 'normalized', 'all')}/part-00000.parquet"
-    )
+    normalized = staged_rows(runtime, config, csv, {1: 1.0})
     locks = DynamoLocks(aws_client("dynamodb", aws["endpoint"]), aws["table"], poll_s=0.1)
     now = dt.datetime.now(dt.UTC)
     with locks.hold(config.lock_key, ttl_s=1, renew=False) as stale:  # a writer that stalls
@@ -222,17 +224,11 @@ def test_a_writer_with_an_older_fence_cannot_publish_over_a_newer_one(aws, tmp_p
     csv = tmp_path / "data.csv"
     config = make_config(csv)
     runtime = runtime_at(aws, "fence")
-    stage(runtime, config, csv, {1: 1.0}, "all")
-    normalized = runtime.store.read_parquet(
-        f"{layout.staging('FAULTS', 'normalized', 'all')}/part-00000.parquet"
-    )
+    normalized = staged_rows(runtime, config, csv, {1: 1.0})
     now = dt.datetime.now(dt.UTC)
     newer = publish.prepare(runtime.store, config, "all", normalized, {}, {}, now, fence=7)
     publish.commit(runtime.store, newer)
-    stage(runtime, config, csv, {1: 1.0, 2: 2.0}, "all")
-    normalized = runtime.store.read_parquet(
-        f"{layout.staging('FAULTS', 'normalized', 'all')}/part-00000.parquet"
-    )
+    normalized = staged_rows(runtime, config, csv, {1: 1.0, 2: 2.0})
     older = publish.prepare(runtime.store, config, "all", normalized, {}, {}, now, fence=6)
     with pytest.raises(StaleWriter, match="published under fence 7, newer than this writer's 6"):
         publish.commit(runtime.store, older)
