@@ -1,9 +1,12 @@
-"""Data checks from the contract's `checks:` on a normalized table. Pure: no Dagster.
+"""Data checks from the contract, evaluated on a normalized partition before publish. Pure.
 
-Each rule gives a result with the number of offending rows and a small sample of them; the
-normalized stage refuses to stage data that fails one, so it can never reach `current`.
+`planned_checks(config)` lists the checks a dataset has (known at load time, so the Dagster
+factory can declare them as check specs on the normalized asset); `evaluate(...)` runs them.
+Each result carries its severity: `error` blocks publish, `warn` only reports.
 """
 
+import datetime as dt
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,84 +14,232 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest_assets.contract import DatasetConfig
+from ingest_assets.normalize import COLLECTION_DATE, KEY_HASH, REASON, ROW_HASH
+from ingest_assets.parsers.base import ROW_COLUMN
 
 SAMPLE_ROWS = 5
+DEFAULT_SEVERITY = {"freshness": "warn"}
+
+
+@dataclass(frozen=True)
+class PlannedCheck:
+    kind: str
+    column: str | None
+    severity: str
+
+    @property
+    def name(self) -> str:
+        """As users write it in `checks.severity` and read it in the manifest: `range:value`."""
+        return f"{self.kind}:{self.column}" if self.column else self.kind
+
+    @property
+    def check_name(self) -> str:
+        """A Dagster check name (letters, digits, underscores)."""
+        return re.sub(r"\W+", "_", self.name.replace(":", "__")).strip("_") or self.kind
+
+    @property
+    def blocking(self) -> bool:
+        return self.severity == "error"
 
 
 @dataclass(frozen=True)
 class CheckResult:
-    name: str
+    check: PlannedCheck
     passed: bool
     detail: str
     failing_rows: int = 0
     sample: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def name(self) -> str:
+        return self.check.name
+
+    @property
+    def blocks_publish(self) -> bool:
+        return not self.passed and self.check.blocking
+
     def as_dict(self) -> dict[str, Any]:
-        return {"passed": self.passed, "detail": self.detail, "failing_rows": self.failing_rows}
+        return {
+            "passed": self.passed,
+            "severity": self.check.severity,
+            "detail": self.detail,
+            "failing_rows": self.failing_rows,
+        }
 
 
-def _result(name: str, table: pa.Table, mask: pa.ChunkedArray | pa.Array, what: str) -> CheckResult:
+@dataclass(frozen=True)
+class CheckInputs:
+    table: pa.Table  # the normalized rows
+    rejected: pa.Table  # the quarantined rows, with reasons
+    rows_parsed: int
+    published_schema: dict[str, str] | None  # of the current version, for schema drift
+    now: dt.datetime
+
+
+def _severity(config: DatasetConfig, kind: str, column: str | None) -> str:
+    chosen = config.checks.severity
+    if column and f"{kind}:{column}" in chosen:
+        return chosen[f"{kind}:{column}"]
+    return chosen.get(kind, DEFAULT_SEVERITY.get(kind, "error"))
+
+
+def planned_checks(config: DatasetConfig) -> list[PlannedCheck]:
+    checks = config.checks
+    plan: list[tuple[str, str | None]] = [("not_null", c) for c in checks.not_null]
+    if checks.unique:
+        plan.append(("unique", ",".join(checks.unique)))
+    plan.append(("unique_primary_key", None))
+    plan += [("range", c) for c in checks.ranges]
+    plan += [("allowed_values", c) for c in checks.allowed_values]
+    if checks.row_count is not None:
+        plan.append(("row_count", None))
+    plan += [("rejected_ratio", None), ("schema_drift", None)]
+    if config.lag_days is not None:
+        plan.append(("freshness", None))
+    return [PlannedCheck(kind, column, _severity(config, kind, column)) for kind, column in plan]
+
+
+def _rows_result(check: PlannedCheck, table: pa.Table, mask, what: str) -> CheckResult:
     mask = pc.fill_null(mask, False)
     failing = int(pc.sum(mask).as_py() or 0)
     if not failing:
-        return CheckResult(name, True, f"0 of {table.num_rows} rows {what}")
-    sample = table.filter(mask).slice(0, SAMPLE_ROWS).to_pylist()
-    return CheckResult(name, False, f"{failing} of {table.num_rows} rows {what}", failing, sample)
+        return CheckResult(check, True, f"0 of {table.num_rows} rows {what}")
+    visible = [c for c in table.column_names if c not in (KEY_HASH, ROW_HASH, COLLECTION_DATE)]
+    sample = table.filter(mask).select(visible).slice(0, SAMPLE_ROWS).to_pylist()
+    return CheckResult(check, False, f"{failing} of {table.num_rows} rows {what}", failing, sample)
 
 
-def _missing(name: str, column: str) -> CheckResult:
-    return CheckResult(name, False, f"column {column!r} does not exist")
+def _missing_column(check: PlannedCheck, column: str, table: pa.Table) -> CheckResult:
+    found = ", ".join(c for c in table.column_names if c not in (KEY_HASH, ROW_HASH))
+    return CheckResult(check, False, f"column {column!r} does not exist (columns: {found})")
 
 
-def evaluate(config: DatasetConfig, table: pa.Table) -> list[CheckResult]:
-    checks = config.checks
-    results = []
-    for column in checks.not_null:
-        name = f"not_null:{column}"
-        if column not in table.column_names:
-            results.append(_missing(name, column))
-            continue
-        results.append(_result(name, table, pc.is_null(table[column]), f"have no {column}"))
-    if checks.unique:
-        name = f"unique:{','.join(checks.unique)}"
-        absent = [c for c in checks.unique if c not in table.column_names]
-        if absent:
-            results.append(_missing(name, absent[0]))
-        else:
-            results.append(_unique(name, table, checks.unique))
-    for column, bounds in checks.ranges.items():
-        name = f"range:{column}"
-        if column not in table.column_names:
-            results.append(_missing(name, column))
-            continue
-        values = table[column]
-        outside = pa.array([False] * table.num_rows)
-        if bounds.min is not None:
-            outside = pc.or_(outside, pc.less(values, bounds.min))
-        if bounds.max is not None:
-            outside = pc.or_(outside, pc.greater(values, bounds.max))
-        results.append(_result(name, table, outside, f"outside [{bounds.min}, {bounds.max}]"))
-    for column, allowed in checks.allowed_values.items():
-        name = f"allowed_values:{column}"
-        if column not in table.column_names:
-            results.append(_missing(name, column))
-            continue
-        values = table[column]
-        value_set = pa.array(allowed).cast(values.type)
-        outside = pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, value_set=value_set)))
-        results.append(_result(name, table, outside, f"not in {allowed}"))
-    return results
-
-
-def _unique(name: str, table: pa.Table, columns: list[str]) -> CheckResult:
+def _unique(check: PlannedCheck, table: pa.Table, columns: list[str]) -> CheckResult:
     counts = (
         table.select(columns).group_by(columns, use_threads=False).aggregate([([], "count_all")])
     )
     repeated = counts.filter(pc.greater(counts["count_all"], 1))
     if repeated.num_rows == 0:
-        return CheckResult(name, True, f"{table.num_rows} rows, no repeated {columns}")
+        return CheckResult(check, True, f"{table.num_rows} rows, no repeated {', '.join(columns)}")
     failing = int(pc.sum(repeated["count_all"]).as_py())
     sample = repeated.slice(0, SAMPLE_ROWS).to_pylist()
-    return CheckResult(
-        name, False, f"{failing} rows share {repeated.num_rows} repeated {columns}", failing, sample
+    detail = f"{failing} rows share {repeated.num_rows} repeated values of {', '.join(columns)}"
+    return CheckResult(check, False, detail, failing, sample)
+
+
+def _schema_drift(check: PlannedCheck, config: DatasetConfig, inputs: CheckInputs) -> CheckResult:
+    """Columns missing, extra or retyped against the current published version. A change the
+    contract asks for (a column now declared in normalize.schema with that type) is not drift."""
+    reference = inputs.published_schema
+    if not reference:
+        return CheckResult(check, True, "no published version yet: nothing to drift from")
+    current = {f.name: str(f.type) for f in inputs.table.schema}
+    declared = {name: str(_declared_type(t)) for name, t in config.normalize.schema_.items()}
+    changes = []
+    for name in reference.keys() - current.keys():
+        changes.append(f"- {name} ({reference[name]}) is missing")
+    for name in current.keys() - reference.keys():
+        if declared.get(name) != current[name]:
+            changes.append(f"+ {name} ({current[name]}) is new")
+    for name in reference.keys() & current.keys():
+        if reference[name] != current[name] and declared.get(name) != current[name]:
+            changes.append(f"~ {name}: {reference[name]} -> {current[name]}")
+    if not changes:
+        return CheckResult(check, True, "same columns and types as the published version")
+    detail = "schema differs from the published version: " + "; ".join(sorted(changes))
+    return CheckResult(check, False, detail, 0, [{"change": c} for c in sorted(changes)])
+
+
+def _declared_type(type_name: str) -> pa.DataType:
+    from ingest_assets.normalize import arrow_type
+
+    return arrow_type(type_name)
+
+
+def _freshness(check: PlannedCheck, config: DatasetConfig, inputs: CheckInputs) -> CheckResult:
+    column = config.normalize.time_column
+    table = inputs.table
+    if column not in table.column_names:
+        return _missing_column(check, column, table)
+    newest = pc.max(table[column]).as_py()
+    if newest is None:
+        return CheckResult(check, False, f"no {column} values: cannot tell how fresh the data is")
+    if not isinstance(newest, dt.datetime):
+        newest = dt.datetime(newest.year, newest.month, newest.day, tzinfo=dt.UTC)
+    age = inputs.now - newest
+    limit = dt.timedelta(days=config.lag_days or 0)
+    detail = (
+        f"newest {column} {newest.isoformat()} is {age.days} days old (lag_days {config.lag_days})"
     )
+    return CheckResult(check, age <= limit, detail)
+
+
+def _rejected_ratio(check: PlannedCheck, config: DatasetConfig, inputs: CheckInputs) -> CheckResult:
+    rejected, parsed = inputs.rejected.num_rows, inputs.rows_parsed
+    ratio = rejected / parsed if parsed else 0.0
+    limit = config.checks.max_rejected_ratio
+    detail = f"{rejected} of {parsed} rows rejected ({ratio:.2%}); max_rejected_ratio {limit}"
+    if ratio <= limit:
+        return CheckResult(check, True, detail, rejected)
+    columns = [c for c in (ROW_COLUMN, "source_ref", REASON) if c in inputs.rejected.column_names]
+    sample = inputs.rejected.select(columns).slice(0, SAMPLE_ROWS).to_pylist()
+    reasons = "; ".join(f"row {r[ROW_COLUMN]}: {r[REASON]}" for r in sample[:3])
+    return CheckResult(check, False, f"{detail}. First reasons: {reasons}", rejected, sample)
+
+
+def evaluate(config: DatasetConfig, inputs: CheckInputs) -> list[CheckResult]:
+    table = inputs.table
+    results = []
+    for check in planned_checks(config):
+        column = check.column
+        if (
+            check.kind in ("not_null", "range", "allowed_values")
+            and column not in table.column_names
+        ):
+            results.append(_missing_column(check, column, table))
+        elif check.kind == "not_null":
+            results.append(
+                _rows_result(check, table, pc.is_null(table[column]), f"have no {column}")
+            )
+        elif check.kind == "unique":
+            columns = config.checks.unique
+            absent = [c for c in columns if c not in table.column_names]
+            results.append(
+                _missing_column(check, absent[0], table)
+                if absent
+                else _unique(check, table, columns)
+            )
+        elif check.kind == "unique_primary_key":
+            results.append(_unique(check, table, [KEY_HASH]))
+        elif check.kind == "range":
+            bounds = config.checks.ranges[column]
+            outside = pa.array([False] * table.num_rows)
+            if bounds.min is not None:
+                outside = pc.or_(outside, pc.less(table[column], bounds.min))
+            if bounds.max is not None:
+                outside = pc.or_(outside, pc.greater(table[column], bounds.max))
+            results.append(
+                _rows_result(check, table, outside, f"outside [{bounds.min}, {bounds.max}]")
+            )
+        elif check.kind == "allowed_values":
+            allowed = config.checks.allowed_values[column]
+            values = table[column]
+            value_set = pa.array(allowed).cast(values.type)
+            outside = pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, value_set=value_set)))
+            results.append(_rows_result(check, table, outside, f"not in {allowed}"))
+        elif check.kind == "row_count":
+            bounds = config.checks.row_count
+            count = table.num_rows
+            ok = (bounds.min is None or count >= bounds.min) and (
+                bounds.max is None or count <= bounds.max
+            )
+            results.append(
+                CheckResult(check, ok, f"{count} rows; expected [{bounds.min}, {bounds.max}]")
+            )
+        elif check.kind == "rejected_ratio":
+            results.append(_rejected_ratio(check, config, inputs))
+        elif check.kind == "schema_drift":
+            results.append(_schema_drift(check, config, inputs))
+        elif check.kind == "freshness":
+            results.append(_freshness(check, config, inputs))
+    return results

@@ -154,6 +154,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         }
         print(f"{materialization.asset_key.to_user_string()}: {json.dumps(shown, default=str)}")
+    for evaluation in result.get_asset_check_evaluations():
+        if not evaluation.passed:
+            level = "blocked publish" if evaluation.severity.value == "ERROR" else "warning"
+            print(
+                f"check {evaluation.asset_key.to_user_string()}:{evaluation.check_name} failed "
+                f"({level}): {evaluation.description}",
+                file=sys.stderr,
+            )
     if not result.success:
         for event in result.all_events:
             if event.is_step_failure:

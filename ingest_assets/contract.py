@@ -258,12 +258,45 @@ class Range(Strict):
     max: float | None = None
 
 
+class RowCount(Strict):
+    min: int | None = Field(default=None, ge=0)
+    max: int | None = Field(default=None, ge=0)
+
+
+CHECK_KINDS = (
+    "not_null",
+    "unique",
+    "unique_primary_key",
+    "range",
+    "allowed_values",
+    "row_count",
+    "rejected_ratio",
+    "schema_drift",
+    "freshness",
+)
+Severity = Literal["error", "warn"]
+
+
 class Checks(Strict):
     not_null: list[str] = Field(default_factory=list)
     unique: list[str] = Field(default_factory=list)
     ranges: dict[str, Range] = Field(default_factory=dict)
     allowed_values: dict[str, list[str | int | float | bool]] = Field(default_factory=dict)
+    row_count: RowCount | None = None
     max_rejected_ratio: float = Field(default=0.0, ge=0.0, le=1.0)
+    # `error` blocks publish, `warn` reports. Keys: a kind (`range`) or one check (`range:value`).
+    # Defaults: error, except freshness (warn).
+    severity: dict[str, Severity] = Field(default_factory=dict)
+
+    @field_validator("severity")
+    @classmethod
+    def _known_checks(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if name.split(":", 1)[0] not in CHECK_KINDS:
+                raise ValueError(
+                    f"unknown check {name!r}: expected one of {', '.join(CHECK_KINDS)}, optionally ':<column>'"
+                )
+        return value
 
 
 class Sensor(Strict):

@@ -5,8 +5,10 @@ at load time, so a code location with hundreds of datasets stays quick to load.
 """
 
 import dagster as dg
+import pyarrow as pa
 
 from ingest_assets import stages
+from ingest_assets.checks import CheckResult, planned_checks
 from ingest_assets.contract import DatasetConfig
 from ingest_assets.metadata import as_json, column_schema, preview
 from ingest_assets.partitions import partition_key, partitions_definition
@@ -14,6 +16,21 @@ from ingest_assets.publish import high_water_marks
 from ingest_resources.resource import IngestResource
 
 STAGES = ("raw", "parsed", "normalized", "published")
+
+
+def check_result(result: CheckResult) -> dg.AssetCheckResult:
+    metadata = {"detail": result.detail, "failing_rows": result.failing_rows}
+    if result.sample:
+        metadata["sample"] = preview(pa.Table.from_pylist(result.sample))
+    return dg.AssetCheckResult(
+        check_name=result.check.check_name,
+        passed=result.passed,
+        severity=dg.AssetCheckSeverity.ERROR
+        if result.check.blocking
+        else dg.AssetCheckSeverity.WARN,
+        metadata=metadata,
+        description=result.detail,
+    )
 
 
 def _fail(exc: Exception) -> dg.Failure:
@@ -69,31 +86,29 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
             }
         )
 
+    normalized_key = dg.AssetKey([dataset_id, "normalized"])
+    check_specs = [
+        dg.AssetCheckSpec(
+            check.check_name,
+            asset=normalized_key,
+            blocking=check.blocking,
+            description=f"{check.name} ({check.severity}: {'blocks publish' if check.blocking else 'reports'})",
+        )
+        for check in planned_checks(config)
+    ]
+
     @dg.asset(
-        name="normalized", deps=[parsed], description=f"{description}: typed, UTC, keyed", **common
+        name="normalized",
+        deps=[parsed],
+        description=f"{description}: typed, UTC, keyed; checked before publish",
+        check_specs=check_specs,
+        **common,
     )
     def normalized(
         context: dg.AssetExecutionContext, ingest: IngestResource
     ) -> dg.MaterializeResult:
         try:
             outcome = stages.run_normalize(ingest.runtime(), config, partition_key(context))
-        except stages.ChecksFailedError as exc:
-            raise dg.Failure(
-                description=str(exc),
-                metadata={
-                    r.name: as_json({**r.as_dict(), "sample": r.sample}) for r in exc.results
-                },
-                allow_retries=False,
-            ) from exc
-        except stages.RejectedRowsError as exc:
-            raise dg.Failure(
-                description=str(exc),
-                metadata={
-                    "rows_rejected": exc.counts["rejected"],
-                    "quarantine": exc.quarantine_key,
-                },
-                allow_retries=False,
-            ) from exc
         except Exception as exc:
             raise _fail(exc) from exc
         table, counts = outcome.table, outcome.counts
@@ -103,11 +118,12 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
                 "rows_parsed": counts["parsed"],
                 "rows_rejected": counts["rejected"],
                 "rows_duplicate": counts["duplicates"],
-                "checks": as_json({r.name: r.as_dict() for r in outcome.checks}),
+                "quarantine": outcome.quarantine_key if counts["rejected"] else "",
                 "dagster/column_schema": column_schema(table.schema),
                 "high_water_marks": as_json(high_water_marks(config, table)),
                 "preview": preview(table),
-            }
+            },
+            check_results=[check_result(r) for r in outcome.checks],
         )
 
     @dg.asset(

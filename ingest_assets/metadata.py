@@ -6,7 +6,7 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
-from ingest_assets.parsers.base import ROW_COLUMN
+from ingest_assets.parsers.base import HIDDEN_COLUMNS
 
 PREVIEW_ROWS = 10
 CELL_CHARS = 60
@@ -19,7 +19,7 @@ def _cell(value: object) -> str:
 
 
 def preview(table: pa.Table, rows: int = PREVIEW_ROWS) -> dg.MetadataValue:
-    columns = [c for c in table.column_names if c != ROW_COLUMN]
+    columns = [c for c in table.column_names if c not in HIDDEN_COLUMNS]
     head = table.select(columns).slice(0, rows).to_pylist()
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_cell(r[c]) for c in columns) + " |" for r in head]
@@ -29,7 +29,9 @@ def preview(table: pa.Table, rows: int = PREVIEW_ROWS) -> dg.MetadataValue:
 def column_schema(schema: pa.Schema) -> dg.TableSchema:
     return dg.TableSchema(
         columns=[
-            dg.TableColumn(name=f.name, type=str(f.type)) for f in schema if f.name != ROW_COLUMN
+            dg.TableColumn(name=f.name, type=str(f.type))
+            for f in schema
+            if f.name not in HIDDEN_COLUMNS
         ]
     )
 

@@ -7,6 +7,7 @@ Dagster, no I/O.
 
 import datetime as dt
 import decimal
+import json
 import re
 from dataclasses import dataclass
 
@@ -15,9 +16,16 @@ import pyarrow as pa
 
 from ingest_assets.contract import TYPE_PATTERN, DatasetConfig
 from ingest_assets.hashing import key_hashes, row_hashes
-from ingest_assets.parsers.base import ROW_COLUMN, load_plugin
+from ingest_assets.parsers.base import (
+    CELL_COLUMN,
+    CELLS_META,
+    HIDDEN_COLUMNS,
+    ROW_COLUMN,
+    load_plugin,
+)
 
-KEY_HASH, ROW_HASH, COLLECTION_DATE, REASON = "key_hash", "row_hash", "collection_date", "reason"
+KEY_HASH, ROW_HASH, COLLECTION_DATE = "key_hash", "row_hash", "collection_date"
+REASON, REASON_CODE, SOURCE_REF = "reason", "reason_code", "source_ref"  # quarantine columns
 # Columns the platform adds; they never enter row_hash.
 SYSTEM_COLUMNS = (COLLECTION_DATE, KEY_HASH, ROW_HASH)
 
@@ -203,7 +211,7 @@ def _add_metadata(frame: pd.DataFrame, config: DatasetConfig) -> pd.DataFrame:
 
 
 def _check_columns(frame: pd.DataFrame, config: DatasetConfig) -> None:
-    found = ", ".join(repr(c) for c in frame.columns if c != ROW_COLUMN)
+    found = ", ".join(repr(c) for c in frame.columns if c not in HIDDEN_COLUMNS)
     where = f"dataset {config.dataset_id}"
     for name in config.normalize.schema_:
         if name not in frame.columns:
@@ -246,9 +254,9 @@ def normalize(parsed: pa.Table, config: DatasetConfig, collection_date: dt.date)
     frame = _add_metadata(_run_plugin(frame, config), config)
     frame = frame.reset_index(drop=True)
     _check_columns(frame, config)
-    columns = [c for c in frame.columns if c != ROW_COLUMN]
+    columns = [c for c in frame.columns if c not in HIDDEN_COLUMNS]
     types = _target_types(columns, config)
-    reasons = pd.Series(None, index=frame.index, dtype=object)
+    rejections = _Rejections(frame.index)
     arrays: dict[str, pa.Array] = {}
     for name in columns:
         type_name = types[name]
@@ -267,7 +275,7 @@ def normalize(parsed: pa.Table, config: DatasetConfig, collection_date: dt.date)
                 + original[failed].map(repr)
                 + f" as {type_name}{hint}"
             )
-            reasons = reasons.where(reasons.notna() | ~failed, messages)
+            rejections.add(failed, messages, "type_error", name)
         arrays[name] = pa.array(
             converted.astype(object).where(converted.notna(), None),
             type=arrow_type(type_name),
@@ -277,20 +285,21 @@ def normalize(parsed: pa.Table, config: DatasetConfig, collection_date: dt.date)
         missing = pd.Series(
             pa.array(arrays[key]).is_null().to_numpy(zero_copy_only=False), index=frame.index
         )
-        reasons = reasons.where(reasons.notna() | ~missing, f"primary key {key!r} is empty")
+        rejections.add(missing, f"primary key {key!r} is empty", "missing_key", key)
 
     typed = pa.table(arrays)
-    bad = reasons.notna().to_numpy()
+    bad = rejections.reason.notna().to_numpy()
     accepted = typed.filter(pa.array(~bad))
     accepted_rows = frame.loc[~bad, ROW_COLUMN].to_numpy()
-    rejected = _rejected(frame.loc[bad], reasons[bad])
+    cells = _cells(parsed)
+    rejected = rejections.table(frame.loc[bad], cells)
 
     keys = config.primary_keys
     accepted = accepted.append_column(KEY_HASH, key_hashes(accepted, keys))
     accepted = accepted.append_column(
         ROW_HASH, row_hashes(accepted, [c for c in columns if c not in keys])
     )
-    accepted, conflicts, dropped = _dedupe(accepted, accepted_rows, frame)
+    accepted, conflicts, dropped = _dedupe(accepted, accepted_rows, frame, cells)
     rejected = (
         pa.concat_tables([rejected, conflicts], promote_options="permissive")
         if conflicts.num_rows
@@ -304,26 +313,79 @@ def normalize(parsed: pa.Table, config: DatasetConfig, collection_date: dt.date)
     return Normalized(table=accepted, rejected=rejected, duplicates_dropped=dropped)
 
 
-def _rejected(rows: pd.DataFrame, reasons: pd.Series) -> pa.Table:
+def _cells(parsed: pa.Table) -> dict:
+    """Where a spreadsheet parser said each column came from: {"sheet": ..., "columns": {name: "C"}}."""
+    return json.loads((parsed.schema.metadata or {}).get(CELLS_META, b"{}"))
+
+
+def _source_ref(row: int, column: str | None, cell: str | None, cells: dict) -> str:
+    if cell:
+        return cell
+    sheet, letters = cells.get("sheet"), cells.get("columns", {})
+    if sheet is not None and column in letters:
+        return f"'{sheet}'!{letters[column]}{row}"
+    return f"'{sheet}'!row {row}" if sheet is not None else f"row {row}"
+
+
+class _Rejections:
+    """Why each row is rejected (the first reason found), with a code and the offending column."""
+
+    def __init__(self, index: pd.Index):
+        self.reason = pd.Series(None, index=index, dtype=object)
+        self.code = pd.Series(None, index=index, dtype=object)
+        self.column = pd.Series(None, index=index, dtype=object)
+
+    def add(
+        self, mask: pd.Series, reason: "str | pd.Series", code: str, column: str | None
+    ) -> None:
+        new = mask & self.reason.isna()
+        self.reason = self.reason.where(~new, reason)
+        self.code = self.code.where(~new, code)
+        self.column = self.column.where(~new, column)
+
+    def table(self, rows: pd.DataFrame, cells: dict) -> pa.Table:
+        index = rows.index
+        return _rejected(rows, self.reason[index], self.code[index], self.column[index], cells)
+
+
+def _rejected(
+    rows: pd.DataFrame, reasons: pd.Series, codes: pd.Series, columns: pd.Series, cells: dict
+) -> pa.Table:
+    """The quarantine table: source row, where in the source, why, and the values as text."""
+    row_numbers = rows[ROW_COLUMN].astype("int64").tolist()
+    cell_refs = rows[CELL_COLUMN].tolist() if CELL_COLUMN in rows.columns else [None] * len(rows)
+    refs = [
+        _source_ref(n, c, cell, cells)
+        for n, c, cell in zip(row_numbers, columns.tolist(), cell_refs, strict=True)
+    ]
     data = {
-        ROW_COLUMN: pa.array(rows[ROW_COLUMN].astype("int64"), pa.int64()),
-        REASON: pa.array(reasons.astype(str), pa.string()),
+        ROW_COLUMN: pa.array(row_numbers, pa.int64()),
+        SOURCE_REF: pa.array(refs, pa.string()),
+        REASON_CODE: pa.array(codes.astype(str).tolist(), pa.string()),
+        REASON: pa.array(reasons.astype(str).tolist(), pa.string()),
     }
     for name in rows.columns:
-        if name != ROW_COLUMN:
+        if name not in HIDDEN_COLUMNS:
             data[name] = pa.array(_as_text(rows[name]), pa.string(), from_pandas=True)
     return pa.table(data)
 
 
-def _dedupe(table: pa.Table, rows, frame: pd.DataFrame) -> tuple[pa.Table, pa.Table, int]:
+def _no_rows(frame: pd.DataFrame, cells: dict) -> pa.Table:
+    empty = pd.Series([], dtype=object)
+    return _rejected(frame.iloc[0:0], empty, empty, empty, cells)
+
+
+def _dedupe(
+    table: pa.Table, rows, frame: pd.DataFrame, cells: dict
+) -> tuple[pa.Table, pa.Table, int]:
     """Exact repeats of a key keep their first row; a key with conflicting values rejects all its rows."""
     if table.num_rows == 0:
-        return table, _rejected(frame.iloc[0:0], pd.Series([], dtype=object)), 0
+        return table, _no_rows(frame, cells), 0
     keys = table[KEY_HASH].to_pandas()
     hashes = table[ROW_HASH].to_pandas()
     repeated = keys.duplicated(keep=False)
     if not repeated.any():
-        return table, _rejected(frame.iloc[0:0], pd.Series([], dtype=object)), 0
+        return table, _no_rows(frame, cells), 0
     distinct = pd.DataFrame({"k": keys, "h": hashes})[repeated].groupby("k")["h"].nunique()
     conflicting = keys.isin(distinct[distinct > 1].index)
     exact_repeat = keys.duplicated(keep="first") & ~conflicting
@@ -336,6 +398,9 @@ def _dedupe(table: pa.Table, rows, frame: pd.DataFrame) -> tuple[pa.Table, pa.Ta
         lambda k: f"primary key repeated with different values (rows {group_rows[k]})"
     )
     source = frame.set_index(ROW_COLUMN, drop=False).loc[conflict_rows.to_numpy()]
-    conflicts = _rejected(source.reset_index(drop=True), reasons.reset_index(drop=True))
+    reasons = reasons.reset_index(drop=True)
+    codes = pd.Series(["conflicting_duplicate"] * len(reasons), dtype=object)
+    no_column = pd.Series([None] * len(reasons), dtype=object)
+    conflicts = _rejected(source.reset_index(drop=True), reasons, codes, no_column, cells)
     keep = ~(conflicting | exact_repeat)
     return table.filter(pa.array(keep.to_numpy())), conflicts, int(exact_repeat.sum())

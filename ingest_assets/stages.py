@@ -15,12 +15,11 @@ from typing import Any
 import pyarrow as pa
 
 from ingest_assets import layout, publish
-from ingest_assets.checks import CheckResult, evaluate
+from ingest_assets.checks import CheckInputs, CheckResult, evaluate
 from ingest_assets.configs import Secrets
 from ingest_assets.contract import DatasetConfig
-from ingest_assets.normalize import REASON, normalize
+from ingest_assets.normalize import normalize
 from ingest_assets.parsers import ParseContext, parse_raw
-from ingest_assets.parsers.base import ROW_COLUMN
 from ingest_assets.sources import fetch
 from ingest_resources.object_store import ObjectStore
 from ingest_resources.runtime import Runtime, local_runtime  # noqa: F401 - re-exported
@@ -36,16 +35,11 @@ class StageError(Exception):
 
 
 class ChecksFailedError(StageError):
-    def __init__(self, message: str, results: list[CheckResult]):
-        super().__init__(message)
-        self.results = results
+    """The staged normalized partition failed a check of severity `error`: it is not published."""
 
-
-class RejectedRowsError(StageError):
-    def __init__(self, message: str, counts: dict[str, int], quarantine_key: str):
+    def __init__(self, message: str, failed: dict[str, dict]):
         super().__init__(message)
-        self.counts = counts
-        self.quarantine_key = quarantine_key
+        self.failed = failed
 
 
 @dataclass(frozen=True)
@@ -54,6 +48,7 @@ class NormalizeOutcome:
     rejected: pa.Table
     counts: dict[str, int]
     checks: list[CheckResult]
+    quarantine_key: str
 
 
 def _write_stage(store: ObjectStore, prefix: str, table: pa.Table) -> str:
@@ -112,7 +107,9 @@ def run_parse(
         )
     raw = json.loads(rt.store.get(latest_key))
     table = parse_raw(rt.store.get(raw["key"]), ParseContext(config, raw["source"]))
-    table = table.replace_schema_metadata({RAW_META: json.dumps(raw).encode()})
+    table = table.replace_schema_metadata(
+        {**(table.schema.metadata or {}), RAW_META: json.dumps(raw).encode()}
+    )
     _write_stage(rt.store, layout.staging(config.dataset_id, "parsed", partition), table)
     return table, raw
 
@@ -134,39 +131,27 @@ def run_normalize(
     quarantine_key = f"{quarantine}/{PART}"
     if result.rejected.num_rows:
         rt.store.write_parquet(quarantine_key, result.rejected)
-    staging = layout.staging(config.dataset_id, "normalized", partition)
-    ratio = counts["rejected"] / counts["parsed"] if counts["parsed"] else 0.0
-    limit = config.checks.max_rejected_ratio
-    if ratio > limit:
-        rt.store.delete_prefix(staging)  # nothing stale can be published from this partition
-        raise RejectedRowsError(
-            f"dataset {config.dataset_id}, partition {partition}: {counts['rejected']} of "
-            f"{counts['parsed']} rows rejected ({ratio:.2%}), over checks.max_rejected_ratio {limit}; "
-            f"they are kept in {quarantine_key}. First reasons: {_sample_reasons(result.rejected)}",
-            counts,
-            quarantine_key,
-        )
-    results = evaluate(config, result.table)
-    failed = [r for r in results if not r.passed]
-    if failed:
-        rt.store.delete_prefix(staging)
-        summary = "; ".join(f"{r.name}: {r.detail}, e.g. {r.sample[:2]}" for r in failed)
-        raise ChecksFailedError(
-            f"dataset {config.dataset_id}, partition {partition}: checks failed, nothing staged for publish: {summary}",
-            results,
-        )
+    current, _ = publish.read_current(rt.store, config.dataset_id)
+    inputs = CheckInputs(
+        table=result.table,
+        rejected=result.rejected,
+        rows_parsed=parsed.num_rows,
+        published_schema=(current or {}).get("schema"),
+        now=dt.datetime.now(dt.UTC),
+    )
+    results = evaluate(config, inputs)
     metadata = {
         RAW_META: json.dumps(raw).encode(),
         COUNTS_META: json.dumps(counts).encode(),
-        CHECKS_META: json.dumps({r.name: r.as_dict() for r in results}).encode(),
+        CHECKS_META: json.dumps({r.name: r.as_dict() for r in results}, default=str).encode(),
     }
+    staging = layout.staging(config.dataset_id, "normalized", partition)
     _write_stage(rt.store, staging, result.table.replace_schema_metadata(metadata))
-    return NormalizeOutcome(result.table, result.rejected, counts, results)
+    return NormalizeOutcome(result.table, result.rejected, counts, results, quarantine_key)
 
 
-def _sample_reasons(rejected: pa.Table, limit: int = 3) -> str:
-    rows = rejected.select([ROW_COLUMN, REASON]).slice(0, limit).to_pylist()
-    return "; ".join(f"row {r[ROW_COLUMN]}: {r[REASON]}" for r in rows)
+def blocking_failures(checks: dict[str, dict]) -> dict[str, dict]:
+    return {name: r for name, r in checks.items() if not r["passed"] and r["severity"] == "error"}
 
 
 def run_publish(rt: Runtime, config: DatasetConfig, partition: str) -> publish.PublishResult:
@@ -174,6 +159,15 @@ def run_publish(rt: Runtime, config: DatasetConfig, partition: str) -> publish.P
     raw = _meta(normalized, RAW_META)
     counts = _meta(normalized, COUNTS_META)
     checks = _meta(normalized, CHECKS_META)
+    failed = blocking_failures(checks)
+    if failed:
+        summary = "; ".join(f"{name}: {r['detail']}" for name, r in failed.items())
+        raise ChecksFailedError(
+            f"dataset {config.dataset_id}, partition {partition}: not published, blocking checks "
+            f"failed on the normalized data: {summary}. Fix the source or the contract and re-run "
+            f"the partition (rejected rows are in {layout.quarantine(config.dataset_id, partition)}/).",
+            failed,
+        )
     inputs = {
         k: raw.get(k) for k in ("sha256", "bytes", "etag", "last_modified", "source", "fetched_at")
     }

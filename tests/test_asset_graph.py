@@ -15,6 +15,9 @@ SNAPSHOT = REPO / "tests" / "snapshots" / "asset_graph.json"
 def _graph() -> dict:
     defs = build_definitions()
     graph = defs.resolve_asset_graph()
+    checks: dict[str, list[str]] = {}
+    for check_key in graph.asset_check_keys:
+        checks.setdefault(check_key.asset_key.to_user_string(), []).append(check_key.name)
     nodes = {}
     for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
         node = graph.get(key)
@@ -25,6 +28,7 @@ def _graph() -> dict:
             "partitions": type(partitions).__name__ if partitions else None,
             "partitions_start": str(partitions.start.date()) if partitions is not None else None,
             "tags": dict(sorted(node.tags.items())),
+            "checks": sorted(checks.get(key.to_user_string(), [])),
         }
     return nodes
 

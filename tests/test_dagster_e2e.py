@@ -127,9 +127,13 @@ def test_rejected_rows_fail_the_run_and_leave_current_untouched(tmp_path, isolat
             assert failure.step_key == "GUARDED__normalized"
             materialized = {e.asset_key.path[-1] for e in failed.get_asset_materialization_events()}
             assert "published" not in materialized
-            return failure.step_failure_data.error.message
+            assert "blocking asset check failed" in failure.step_failure_data.error.message
+            evaluations = failed.get_asset_check_evaluations()
+            return "; ".join(
+                f"{e.check_name}: {e.description}" for e in evaluations if not e.passed
+            )
 
         assert "1 of 3 rows rejected" in failing_run("1,10\n2,oops\n3,12\n")
         message = failing_run("1,10\n2,11\n3,500\n")
-        assert "range:value: 1 of 3 rows outside [None, 100.0]" in message
+        assert "range__value: 1 of 3 rows outside [None, 100.0]" in message
     assert read_current(store, "GUARDED") == before

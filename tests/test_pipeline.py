@@ -121,28 +121,31 @@ def test_revisions_ignore_keeps_the_first_value(runtime, rates, tmp_path, write_
     assert (result.rows_added, result.rows_revised, result.committed) == (0, 0, False)
 
 
-def test_rejected_rows_go_to_quarantine_and_fail_the_run(runtime, rates):
+def test_rejected_rows_go_to_quarantine_and_block_publish(runtime, rates):
     config = rates("A,2024-01-02,10.5\nA,not a date,1\nA,2024-01-04,abc\n,2024-01-05,1\n")
     stages.run_raw(runtime, config, "all")
     stages.run_parse(runtime, config, "all")
-    with pytest.raises(stages.RejectedRowsError) as caught:
-        stages.run_normalize(runtime, config, "all")
-    message = str(caught.value)
-    assert (
-        "RATES" in message and "3 of 4 rows rejected" in message and "max_rejected_ratio" in message
-    )
-    quarantine = runtime.store.read_parquet(
-        layout.quarantine("RATES", "all") + "/part-00000.parquet"
-    ).to_pylist()
-    reasons = {r["_row"]: r["reason"] for r in quarantine}
-    assert reasons == {
-        3: "column 'obs_time': cannot read 'not a date' as timestamp (set normalize.formats.obs_time)",
-        4: "column 'value': cannot read 'abc' as float64",
-        5: "primary key 'series' is empty",
-    }
+    outcome = stages.run_normalize(runtime, config, "all")
+    ratio = next(r for r in outcome.checks if r.name == "rejected_ratio")
+    assert not ratio.passed and ratio.check.blocking
+    assert ratio.detail.startswith("3 of 4 rows rejected (75.00%); max_rejected_ratio 0.0")
+    quarantine = runtime.store.read_parquet(outcome.quarantine_key).to_pylist()
+    assert [(r["_row"], r["source_ref"], r["reason_code"], r["reason"]) for r in quarantine] == [
+        (
+            3,
+            "row 3",
+            "type_error",
+            "column 'obs_time': cannot read 'not a date' as timestamp (set normalize.formats.obs_time)",
+        ),
+        (4, "row 4", "type_error", "column 'value': cannot read 'abc' as float64"),
+        (5, "row 5", "missing_key", "primary key 'series' is empty"),
+    ]
     assert quarantine[0]["obs_time"] == "not a date"  # the source text is kept
-    with pytest.raises(stages.StageError, match="no normalized data"):
+    with pytest.raises(stages.ChecksFailedError) as caught:
         stages.run_publish(runtime, config, "all")
+    message = str(caught.value)
+    assert "RATES" in message and "rejected_ratio: 3 of 4 rows rejected" in message
+    assert "quarantine/all/" in message
     assert read_current(runtime.store, "RATES") == (None, None)
 
 
@@ -187,47 +190,3 @@ def test_index_heals_after_a_crash_between_swap_and_index_write(runtime, rates):
     assert (
         index.num_rows == 3 and index.schema.metadata[b"ingest.version"] == third.version.encode()
     )
-
-
-CHECKED = """
-dataset_id: CHECKED
-source: {{kind: file, path: {path}, format: csv}}
-normalize: {{primary_keys: [id], schema: {{value: float64, id: int64}}}}
-checks:
-  not_null: [value]
-  unique: [code]
-  ranges: {{value: {{min: 0, max: 100}}}}
-  allowed_values: {{unit: [ARS/USD]}}
-"""
-
-
-@pytest.mark.parametrize(
-    ("rows", "failing"),
-    [
-        ("1,5,a,ARS/USD\n2,7,b,ARS/USD\n", []),
-        ("1,,a,ARS/USD\n2,7,b,ARS/USD\n", ["not_null:value"]),
-        ("1,5,a,ARS/USD\n2,7,a,ARS/USD\n", ["unique:code"]),
-        ("1,-5,a,ARS/USD\n2,700,b,ARS/USD\n", ["range:value"]),
-        ("1,5,a,EUR\n2,7,b,ARS/USD\n", ["allowed_values:unit"]),
-    ],
-)
-def test_checks_block_publish(runtime, tmp_path, write_dataset, rows, failing):
-    csv = tmp_path / "checked.csv"
-    csv.write_text("id,value,code,unit\n" + rows)
-    config = write_dataset(CHECKED.format(path=csv))
-    stages.run_raw(runtime, config, "all")
-    stages.run_parse(runtime, config, "all")
-    if not failing:
-        outcome = stages.run_normalize(runtime, config, "all")
-        assert all(r.passed for r in outcome.checks) and len(outcome.checks) == 4
-        result = stages.run_publish(runtime, config, "all")
-        assert result.manifest["checks"]["range:value"]["passed"] is True
-        return
-    with pytest.raises(stages.ChecksFailedError) as caught:
-        stages.run_normalize(runtime, config, "all")
-    assert [r.name for r in caught.value.results if not r.passed] == failing
-    assert "CHECKED" in str(caught.value) and failing[0] in str(caught.value)
-    bad = next(r for r in caught.value.results if not r.passed)
-    assert bad.failing_rows >= 1 and bad.sample
-    with pytest.raises(stages.StageError, match="no normalized data"):
-        stages.run_publish(runtime, config, "all")

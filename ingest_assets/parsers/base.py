@@ -2,6 +2,7 @@
 
 import datetime as dt
 import importlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,9 @@ import pyarrow as pa
 from ingest_assets.contract import DatasetConfig
 
 ROW_COLUMN = "_row"  # source row/record number, kept for quarantine reasons, never published
+CELL_COLUMN = "_cell"  # optional: the source cells of a row (series_map), for quarantine
+HIDDEN_COLUMNS = (ROW_COLUMN, CELL_COLUMN)
+CELLS_META = b"ingest.cells"  # optional: {"sheet": name, "columns": {column: letter}}
 
 
 class ParseError(Exception):
@@ -118,11 +122,17 @@ def _rename_columns(table: pa.Table, ctx: ParseContext) -> pa.Table:
         return table
     missing = [name for name in mapping if name not in table.column_names]
     if missing:
-        found = ", ".join(repr(c) for c in table.column_names if c != ROW_COLUMN)
+        found = ", ".join(repr(c) for c in table.column_names if c not in HIDDEN_COLUMNS)
         raise ctx.error(
             f"parse_config.columns names {missing[0]!r}, which the source does not have (found: {found})"
         )
-    return table.rename_columns([mapping.get(name, name) for name in table.column_names])
+    renamed = table.rename_columns([mapping.get(name, name) for name in table.column_names])
+    metadata = dict(table.schema.metadata or {})
+    if CELLS_META in metadata:
+        cells = json.loads(metadata[CELLS_META])
+        cells["columns"] = {mapping.get(k, k): v for k, v in cells.get("columns", {}).items()}
+        metadata[CELLS_META] = json.dumps(cells).encode()
+    return renamed.replace_schema_metadata(metadata)
 
 
 def parse_raw(data: bytes, ctx: ParseContext) -> pa.Table:

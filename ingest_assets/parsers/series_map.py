@@ -16,7 +16,7 @@ import pandas as pd
 from python_calamine import CalamineWorkbook
 
 from ingest_assets.contract import SERIES_CODE, SeriesMapEntry
-from ingest_assets.parsers.base import ROW_COLUMN, ParseContext
+from ingest_assets.parsers.base import CELL_COLUMN, ROW_COLUMN, ParseContext
 
 COLUMN_LETTERS = re.compile(r"^[A-Z]{1,3}$")
 TEXT_DATE = re.compile(r"^\s*(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4}|\d{4}-?\d{2})")
@@ -83,13 +83,15 @@ def parse_series_map(data: bytes, ctx: ParseContext) -> pd.DataFrame:
     for index, entry in enumerate(config.parse_config.series_map):
         where = f"parse_config.series_map[{index}] ({entry.internal_series_code})"
         sheet_name = entry.sheet if entry.sheet is not None else config.source.sheet
-        rows = _sheet_rows(workbook, sheet_name, sheets, ctx, where)
-        frames.append(_extract(rows, entry, index, ctx, where))
+        name, rows = _sheet_rows(workbook, sheet_name, sheets, ctx, where)
+        frames.append(_extract(name, rows, entry, ctx, where))
     frame = pd.concat(frames, ignore_index=True)
     return frame
 
 
-def _sheet_rows(workbook, sheet, cache, ctx: ParseContext, where: str) -> list[list[object]]:
+def _sheet_rows(
+    workbook, sheet, cache, ctx: ParseContext, where: str
+) -> tuple[str, list[list[object]]]:
     if sheet is None:
         sheet = 0
     names = workbook.sheet_names
@@ -105,11 +107,11 @@ def _sheet_rows(workbook, sheet, cache, ctx: ParseContext, where: str) -> list[l
         )
     if sheet not in cache:
         cache[sheet] = workbook.get_sheet_by_name(sheet).to_python(skip_empty_area=False)
-    return cache[sheet]
+    return sheet, cache[sheet]
 
 
 def _extract(
-    rows: list[list[object]], entry: SeriesMapEntry, index: int, ctx: ParseContext, where: str
+    sheet: str, rows: list[list[object]], entry: SeriesMapEntry, ctx: ParseContext, where: str
 ) -> pd.DataFrame:
     header_row = entry.header_row or ctx.config.source.header_row
     header = rows[header_row - 1] if header_row <= len(rows) else []
@@ -134,9 +136,14 @@ def _extract(
         raise ctx.error(
             f"{where}: no dates in column {column_letters(date_col)} below header row {header_row}"
         )
+    cells = [
+        f"'{sheet}'!{column_letters(date_col)}{n},{column_letters(value_col)}{n}"
+        for n in row_numbers
+    ]
     frame = pd.DataFrame(
         {
             ROW_COLUMN: row_numbers,
+            CELL_COLUMN: cells,
             SERIES_CODE: entry.internal_series_code,
             "obs_time": pd.Series(dates, dtype=object).map(_date_text),
             "value": pd.Series(values, dtype=object).map(_value_text),

@@ -2,10 +2,13 @@
 
 import csv
 import io
+import json
 
 import pandas as pd
+import pyarrow as pa
 
-from ingest_assets.parsers.base import ROW_COLUMN, ParseContext
+from ingest_assets.parsers.base import CELLS_META, ROW_COLUMN, ParseContext, to_arrow
+from ingest_assets.parsers.series_map import column_letters
 
 
 def _is_blank(column: pd.Series) -> pd.Series:
@@ -83,9 +86,31 @@ def _read_excel(data: bytes, ctx: ParseContext) -> pd.DataFrame:
         raise ctx.error(f"cannot read workbook: {type(exc).__name__}: {exc}") from None
 
 
-def parse_table(data: bytes, ctx: ParseContext) -> pd.DataFrame:
+def parse_table(data: bytes, ctx: ParseContext) -> pa.Table:
     """`parse.options`: `na_values` (extra null markers), `keep_default_na`, `skip_footer` (rows)."""
     is_csv = ctx.config.source.format == "csv"
     frame = _read_csv(data, ctx) if is_csv else _read_excel(data, ctx)
+    if frame.shape[1] == 0:
+        raise ctx.error(f"no columns found at header_row {ctx.config.source.header_row}")
+    letters = {str(c).strip(): column_letters(i) for i, c in enumerate(frame.columns)}
     skip_footer = int(ctx.options.get("skip_footer", 0))
-    return _tidy(frame, first_row=ctx.config.source.header_row + 1, skip_footer=skip_footer)
+    table = to_arrow(
+        _tidy(frame, first_row=ctx.config.source.header_row + 1, skip_footer=skip_footer)
+    )
+    if is_csv:
+        return table
+    sheet = (
+        ctx.config.source.sheet
+        if isinstance(ctx.config.source.sheet, str)
+        else _sheet_name(data, ctx)
+    )
+    cells = {"sheet": sheet, "columns": {c: letters[c] for c in table.column_names if c in letters}}
+    return table.replace_schema_metadata({CELLS_META: json.dumps(cells).encode()})
+
+
+def _sheet_name(data: bytes, ctx: ParseContext) -> str:
+    from python_calamine import CalamineWorkbook
+
+    names = CalamineWorkbook.from_filelike(io.BytesIO(data)).sheet_names
+    index = ctx.config.source.sheet or 0
+    return names[index] if isinstance(index, int) and index < len(names) else str(index)

@@ -19,7 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 SHEET = "DATOS | DATA"
 INFOMONDIA = "xlsx/bcra_infomondia.xlsx"
-OUTPUT_COLUMNS = ["_row", "internal_series_code", "obs_time", "value", "unit", "frequency"]
+OUTPUT_COLUMNS = ["_row", "_cell", "internal_series_code", "obs_time", "value", "unit", "frequency"]
 
 
 def _series_config(config, series: list[dict], *, plugin="bcra_infomondia", dataset_id="BCRA_IMD"):
@@ -110,6 +110,7 @@ def test_letters_known_first_and_last_observations(by_letters):
     base, fx = by_letters["BASE"], by_letters["TC_A3500"]
     assert base[0] == {
         "_row": 27,
+        "_cell": "'DATOS | DATA'!D27,G27",
         "internal_series_code": "BASE",
         "obs_time": "2017-01-01",
         "value": "821.664",
@@ -120,6 +121,7 @@ def test_letters_known_first_and_last_observations(by_letters):
     assert fx[0]["value"] == "15.8502"
     assert fx[-1] == {
         "_row": 3172,
+        "_cell": "'DATOS | DATA'!M3172,O3172",
         "internal_series_code": "TC_A3500",
         "obs_time": "2025-08-12",
         "value": "1321.5",
