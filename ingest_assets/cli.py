@@ -1,6 +1,7 @@
 """`ingest`: validate, list, run, export and history (DESIGN.md, "Command line")."""
 
 import argparse
+import io
 import json
 import os
 import sys
@@ -185,6 +186,32 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    import pyarrow.csv as pacsv
+
+    from ingest_assets.stages import read_quarantine
+
+    config = _config(args.dataset)
+    table = read_quarantine(_runtime(), config, args.partition)
+    where = f"partition {args.partition}" if args.partition else "any partition"
+    if table is None or table.num_rows == 0:
+        print(f"{config.dataset_id}: no rejected rows in {where}", file=sys.stderr)
+        return 0
+    if args.format == "jsonl":
+        for row in table.to_pylist():
+            print(json.dumps(row, ensure_ascii=False, default=str))
+    else:
+        buffer = io.BytesIO()
+        pacsv.write_csv(table, buffer)
+        sys.stdout.write(buffer.getvalue().decode())
+    partitions = len(set(table.column("partition").to_pylist()))
+    print(
+        f"{config.dataset_id}: {table.num_rows} rejected row(s) in {partitions} partition(s)",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def cmd_history(args: argparse.Namespace) -> int:
     from ingest_assets.publish import read_current, version_chain
 
@@ -239,6 +266,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", help="output file (default: standard output; required for parquet)"
     )
     export.set_defaults(func=cmd_export)
+    quarantine = sub.add_parser(
+        "quarantine", help="rejected rows with their source cell and reason"
+    )
+    quarantine.add_argument("dataset")
+    quarantine.add_argument("--partition", help="one partition (default: every partition)")
+    quarantine.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    quarantine.set_defaults(func=cmd_quarantine)
     history = sub.add_parser("history", help="list published versions with their counts")
     history.add_argument("dataset")
     history.set_defaults(func=cmd_history)

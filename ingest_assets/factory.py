@@ -9,8 +9,8 @@ import pyarrow as pa
 
 from ingest_assets import stages
 from ingest_assets.checks import CheckResult, planned_checks
-from ingest_assets.contract import DatasetConfig
-from ingest_assets.metadata import as_json, column_schema, preview
+from ingest_assets.contract import SERIES_CODE, DatasetConfig
+from ingest_assets.metadata import as_json, column_schema, preview, series_chart
 from ingest_assets.partitions import partition_key, partitions_definition
 from ingest_assets.publish import high_water_marks
 from ingest_resources.resource import IngestResource
@@ -73,9 +73,16 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
     )
     def parsed(context: dg.AssetExecutionContext, ingest: IngestResource) -> dg.MaterializeResult:
         try:
-            table, raw_info = stages.run_parse(ingest.runtime(), config, partition_key(context))
+            runtime = ingest.runtime()
+            table, raw_info = stages.run_parse(runtime, config, partition_key(context))
+            drift = stages.source_drift(runtime, config, table)
         except Exception as exc:
             raise _fail(exc) from exc
+        if drift["added"] or drift["missing"]:
+            context.log.warning(
+                f"dataset {config.dataset_id}: the source's columns changed since the published "
+                f"version: new {drift['added']}, gone {drift['missing']}"
+            )
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": table.num_rows,
@@ -83,6 +90,8 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
                 "dagster/column_schema": column_schema(table.schema),
                 "preview": preview(table),
                 "raw_sha256": raw_info["sha256"],
+                "source_columns_added": as_json(drift["added"]),
+                "source_columns_missing": as_json(drift["missing"]),
             }
         )
 
@@ -136,7 +145,14 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
         context: dg.AssetExecutionContext, ingest: IngestResource
     ) -> dg.MaterializeResult:
         try:
-            result = stages.run_publish(ingest.runtime(), config, partition_key(context))
+            runtime = ingest.runtime()
+            result = stages.run_publish(runtime, config, partition_key(context))
+            chart = series_chart(
+                stages.read_normalized(runtime, config, partition_key(context)),
+                SERIES_CODE,
+                config.normalize.time_column,
+                "value",
+            )
         except Exception as exc:
             raise _fail(exc) from exc
         manifest = result.manifest or {}
@@ -153,6 +169,7 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
                 "dagster/row_count": manifest.get("rows_total", 0),
                 "high_water_marks": as_json(manifest.get("high_water_marks", {})),
                 "manifest": as_json(manifest),
+                **({"series": chart} if chart else {}),
                 "notification": result.notification_error
                 or ("sent" if result.committed else "none"),
             }

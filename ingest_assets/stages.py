@@ -18,8 +18,9 @@ from ingest_assets import layout, publish
 from ingest_assets.checks import CheckInputs, CheckResult, evaluate
 from ingest_assets.configs import Secrets
 from ingest_assets.contract import DatasetConfig
-from ingest_assets.normalize import normalize
+from ingest_assets.normalize import SYSTEM_COLUMNS, normalize
 from ingest_assets.parsers import ParseContext, parse_raw
+from ingest_assets.parsers.base import HIDDEN_COLUMNS, require_columns
 from ingest_assets.sources import fetch
 from ingest_resources.object_store import ObjectStore
 from ingest_resources.runtime import Runtime, local_runtime  # noqa: F401 - re-exported
@@ -56,6 +57,10 @@ def _write_stage(store: ObjectStore, prefix: str, table: pa.Table) -> str:
     key = f"{prefix}/{PART}"
     store.write_parquet(key, table)
     return key
+
+
+def read_normalized(rt: Runtime, config: DatasetConfig, partition: str) -> pa.Table:
+    return _read_stage(rt.store, config, "normalized", partition, "normalized")
 
 
 def _read_stage(
@@ -106,12 +111,45 @@ def run_parse(
             f"materialize {config.dataset_id}/raw first"
         )
     raw = json.loads(rt.store.get(latest_key))
-    table = parse_raw(rt.store.get(raw["key"]), ParseContext(config, raw["source"]))
+    context = ParseContext(config, raw["source"])
+    table = parse_raw(rt.store.get(raw["key"]), context)
+    require_columns(table, context)
     table = table.replace_schema_metadata(
         {**(table.schema.metadata or {}), RAW_META: json.dumps(raw).encode()}
     )
     _write_stage(rt.store, layout.staging(config.dataset_id, "parsed", partition), table)
     return table, raw
+
+
+def source_drift(rt: Runtime, config: DatasetConfig, parsed: pa.Table) -> dict[str, list[str]]:
+    """Source columns added or gone since the published version (reported at parse time; the
+    schema_drift check decides whether it blocks)."""
+    current, _ = publish.read_current(rt.store, config.dataset_id)
+    if not current:
+        return {"added": [], "missing": []}
+    platform = {*SYSTEM_COLUMNS, *config.transform.metadata, "frequency", *HIDDEN_COLUMNS}
+    published = set(current.get("schema", {})) - platform
+    source = set(parsed.column_names) - platform
+    return {"added": sorted(source - published), "missing": sorted(published - source)}
+
+
+def read_quarantine(
+    rt: Runtime, config: DatasetConfig, partition: str | None = None
+) -> pa.Table | None:
+    """Rejected rows of one partition (or all), with a `partition` column, newest run per partition."""
+    if partition:
+        prefix = layout.quarantine(config.dataset_id, partition)
+    else:
+        prefix = f"{layout.dataset(config.dataset_id)}/quarantine"
+    tables = []
+    for key in rt.store.list(prefix):
+        if key.endswith(".parquet"):
+            table = rt.store.read_parquet(key)
+            name = key.split("/quarantine/", 1)[1].split("/", 1)[0]
+            tables.append(
+                table.add_column(0, "partition", pa.array([name] * table.num_rows, pa.string()))
+            )
+    return pa.concat_tables(tables, promote_options="permissive") if tables else None
 
 
 def run_normalize(

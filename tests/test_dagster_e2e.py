@@ -47,6 +47,10 @@ def test_sample_dataset_runs_twice_exactly_once(config):
     assert second["published"]["new_version"] is False
     assert second["published"]["version"] == first["published"]["version"]
     assert second["raw"]["sha256"] == first["raw"]["sha256"]
+    if config.is_series:  # a chart per series in the published materialization
+        chart = first["published"]["series"]  # markdown text
+        codes = [e.internal_series_code for e in config.parse_config.series_map]
+        assert all(f"| {code} |" in chart for code in codes)
 
 
 def test_sample_row_counts_match_the_source_files():

@@ -135,6 +135,34 @@ def _rename_columns(table: pa.Table, ctx: ParseContext) -> pa.Table:
     return renamed.replace_schema_metadata(metadata)
 
 
+def required_columns(config: DatasetConfig) -> dict[str, str]:
+    """Columns the contract needs from the parser, and which key asks for each. Columns the
+    platform adds itself (transform.metadata, frequency) are not required from the source."""
+    added = set(config.transform.metadata) | ({"frequency"} if config.frequency else set())
+    needed = {name: "normalize.primary_keys" for name in config.primary_keys}
+    needed |= {name: "normalize.schema" for name in config.normalize.schema_ if name not in needed}
+    if "time_column" in config.normalize.model_fields_set:
+        needed.setdefault(config.normalize.time_column, "normalize.time_column")
+    return {name: why for name, why in needed.items() if name not in added}
+
+
+def require_columns(table: pa.Table, ctx: ParseContext) -> None:
+    """Schema drift in the source (a renamed or dropped header) fails here, naming the column,
+    before anything downstream runs. A custom normalize plugin may derive columns: not checked."""
+    if ctx.config.normalize.plugin not in ("default", "bcra_infomondia"):
+        return
+    missing = {
+        n: why for n, why in required_columns(ctx.config).items() if n not in table.column_names
+    }
+    if missing:
+        found = ", ".join(repr(c) for c in table.column_names if c not in HIDDEN_COLUMNS)
+        listed = ", ".join(f"{name!r} (from {why})" for name, why in missing.items())
+        raise ctx.error(
+            f"the source has no column {listed}; it has: {found}. Was a header renamed? Map it with "
+            "parse_config.columns or update the contract"
+        )
+
+
 def parse_raw(data: bytes, ctx: ParseContext) -> pa.Table:
     """Run the dataset's parser and apply `parse_config.columns`; always returns Arrow."""
     parser = resolve_parser(ctx.config.parser)
@@ -156,5 +184,4 @@ def parse_raw(data: bytes, ctx: ParseContext) -> pa.Table:
     duplicated = {c for c in names if names.count(c) > 1}
     if duplicated:
         raise ctx.error(f"duplicate column names {sorted(duplicated)}")
-    table = result if isinstance(result, pa.Table) else to_arrow(result)
-    return _rename_columns(table, ctx)
+    return _rename_columns(result if isinstance(result, pa.Table) else to_arrow(result), ctx)

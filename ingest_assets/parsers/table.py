@@ -3,12 +3,15 @@
 import csv
 import io
 import json
+import re
 
 import pandas as pd
 import pyarrow as pa
 
 from ingest_assets.parsers.base import CELLS_META, ROW_COLUMN, ParseContext, to_arrow
 from ingest_assets.parsers.series_map import column_letters
+
+MANGLED = re.compile(r"^(.*)\.(\d+)$")
 
 
 def _is_blank(column: pd.Series) -> pd.Series:
@@ -86,12 +89,36 @@ def _read_excel(data: bytes, ctx: ParseContext) -> pd.DataFrame:
         raise ctx.error(f"cannot read workbook: {type(exc).__name__}: {exc}") from None
 
 
+def _refuse_duplicate_headers(names: list[str], ctx: ParseContext) -> None:
+    """pandas renames a repeated header `x` to `x.1`, `x.2`: refuse, naming the columns, rather
+    than publish columns the source never had."""
+    positions: dict[str, list[int]] = {}
+    for index, name in enumerate(names):
+        match = MANGLED.match(name)
+        base = match.group(1) if match and match.group(1) in names else name
+        positions.setdefault(base.strip(), []).append(index)
+    repeated = {name: cols for name, cols in positions.items() if len(cols) > 1}
+    if repeated:
+        listed = "; ".join(
+            f"{name!r} in columns {', '.join(column_letters(i) for i in cols)}"
+            for name, cols in list(repeated.items())[:5]
+        )
+        raise ctx.error(
+            f"header row {ctx.config.source.header_row} repeats column names: {listed}. Choose another "
+            "source.header_row, or set parse.options.allow_duplicate_headers: true to keep them as "
+            "name, name.1, ..."
+        )
+
+
 def parse_table(data: bytes, ctx: ParseContext) -> pa.Table:
-    """`parse.options`: `na_values` (extra null markers), `keep_default_na`, `skip_footer` (rows)."""
+    """`parse.options`: `na_values` (extra null markers), `keep_default_na`, `skip_footer` (rows),
+    `allow_duplicate_headers`."""
     is_csv = ctx.config.source.format == "csv"
     frame = _read_csv(data, ctx) if is_csv else _read_excel(data, ctx)
     if frame.shape[1] == 0:
         raise ctx.error(f"no columns found at header_row {ctx.config.source.header_row}")
+    if not ctx.options.get("allow_duplicate_headers", False):
+        _refuse_duplicate_headers([str(c) for c in frame.columns], ctx)
     letters = {str(c).strip(): column_letters(i) for i, c in enumerate(frame.columns)}
     skip_footer = int(ctx.options.get("skip_footer", 0))
     table = to_arrow(

@@ -106,7 +106,7 @@ def test_resolve_parser_finds_builtins_and_plugins(plugin_package):
 def test_custom_plugin_returning_arrow_is_kept(plugin_package, config, run):
     cfg = config(
         {"format": "json"},
-        keys=["size"],
+        keys=["bytes"],  # the key names the column after parse_config.columns renames it
         parse={"plugin": f"{plugin_package}:as_arrow"},
         parse_config={"columns": {"size": "bytes"}},
     )
