@@ -191,3 +191,32 @@ def test_a_new_column_declared_in_the_contract_is_not_drift(
     assert (
         stages.run_publish(runtime, config, "all").rows_revised == 2
     )  # the new values are revisions
+
+
+def test_unique_primary_key_fails_on_a_repeated_key_hash(write_dataset, tmp_path):
+    """normalize quarantines conflicting keys, so this guards the invariant itself."""
+    import pyarrow as pa
+
+    from ingest_assets.checks import CheckInputs, evaluate
+
+    config = write_dataset(BASE.format(path=tmp_path / "x.csv", severity="{}", lag_days=3))
+    table = pa.table(
+        {
+            "id": [1, 1],
+            "value": [1.0, 2.0],
+            "code": ["a", "b"],
+            "unit": ["ARS/USD"] * 2,
+            "day": [dt.date.today()] * 2,
+            "key_hash": ["k1", "k1"],
+            "row_hash": ["r1", "r2"],
+        }
+    )
+    inputs = CheckInputs(
+        table,
+        pa.table({"_row": pa.array([], pa.int64()), "reason": pa.array([], pa.string())}),
+        2,
+        None,
+        dt.datetime.now(dt.UTC),
+    )
+    result = next(r for r in evaluate(config, inputs) if r.name == "unique_primary_key")
+    assert not result.passed and result.detail == "2 rows share 1 repeated values of key_hash"
