@@ -109,36 +109,22 @@ def cmd_instance(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _materialize(config: DatasetConfig, partition: str | None, instance, log_level: str) -> bool:
+    """One in-process run of the dataset's assets; prints what happened. True on success."""
     import dagster as dg
 
     from ingest_assets.factory import dataset_assets
-    from ingest_assets.partitions import partitions_definition
     from ingest_resources.resource import IngestResource
 
-    config = _config(args.dataset)
-    ensure_dagster_home()
-    partitions = partitions_definition(config.partitions)
-    partition = args.partition
-    if partitions is None and partition:
-        raise SystemExit(
-            f"ingest: dataset {config.dataset_id} is not partitioned; drop --partition"
-        )
-    if partitions is not None and partition is None:
-        partition = partitions.get_last_partition_key()
-    if partitions is not None and not partitions.has_partition_key(partition):
-        raise SystemExit(
-            f"ingest: {partition!r} is not a partition of {config.dataset_id} ({config.partitions.kind})"
-        )
-    with dg.DagsterInstance.get() as instance:
-        result = dg.materialize(
-            dataset_assets(config),
-            instance=instance,
-            partition_key=partition,
-            resources={"ingest": IngestResource.from_env()},
-            run_config={"loggers": {"console": {"config": {"log_level": args.log_level}}}},
-            raise_on_error=False,
-        )
+    result = dg.materialize(
+        dataset_assets(config),
+        instance=instance,
+        partition_key=partition,
+        resources={"ingest": IngestResource.from_env()},
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        raise_on_error=False,
+    )
+    prefix = f"[{partition}] " if partition else ""
     for event in result.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization
         shown = {
@@ -154,13 +140,15 @@ def cmd_run(args: argparse.Namespace) -> int:
                 "bytes",
             )
         }
-        print(f"{materialization.asset_key.to_user_string()}: {json.dumps(shown, default=str)}")
+        print(
+            f"{prefix}{materialization.asset_key.to_user_string()}: {json.dumps(shown, default=str)}"
+        )
     for evaluation in result.get_asset_check_evaluations():
         if not evaluation.passed:
             level = "blocked publish" if evaluation.severity.value == "ERROR" else "warning"
             print(
-                f"check {evaluation.asset_key.to_user_string()}:{evaluation.check_name} failed "
-                f"({level}): {evaluation.description}",
+                f"{prefix}check {evaluation.asset_key.to_user_string()}:{evaluation.check_name} "
+                f"failed ({level}): {evaluation.description}",
                 file=sys.stderr,
             )
     if not result.success:
@@ -168,7 +156,68 @@ def cmd_run(args: argparse.Namespace) -> int:
             if event.is_step_failure:
                 error = event.step_failure_data.error
                 message = error.message.strip() if error else "failed"
-                print(f"{event.step_key}: {message}", file=sys.stderr)
+                print(f"{prefix}{event.step_key}: {message}", file=sys.stderr)
+    return result.success
+
+
+def _partitions(config: DatasetConfig):
+    from ingest_assets.partitions import partitions_definition
+
+    return partitions_definition(config.partitions)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    config = _config(args.dataset)
+    ensure_dagster_home()
+    partitions = _partitions(config)
+    partition = args.partition
+    if partitions is None and partition:
+        raise SystemExit(
+            f"ingest: dataset {config.dataset_id} is not partitioned; drop --partition"
+        )
+    if partitions is not None and partition is None:
+        partition = partitions.get_last_partition_key()
+    if partitions is not None and not partitions.has_partition_key(partition):
+        raise SystemExit(
+            f"ingest: {partition!r} is not a partition of {config.dataset_id} ({config.partitions.kind})"
+        )
+    with dg.DagsterInstance.get() as instance:
+        return 0 if _materialize(config, partition, instance, args.log_level) else 1
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """Every partition from --start to --end (inclusive), one run each, oldest first."""
+    import dagster as dg
+
+    config = _config(args.dataset)
+    partitions = _partitions(config)
+    if partitions is None:
+        raise SystemExit(
+            f"ingest: dataset {config.dataset_id} is not partitioned; use `ingest run`"
+        )
+    keys = partitions.get_partition_keys()
+    for bound in (args.start, args.end):
+        if bound not in keys:
+            raise SystemExit(
+                f"ingest: {bound!r} is not a partition of {config.dataset_id} ({config.partitions.kind})"
+            )
+    selected = keys[keys.index(args.start) : keys.index(args.end) + 1]
+    if not selected:
+        raise SystemExit(f"ingest: --start {args.start} is after --end {args.end}")
+    ensure_dagster_home()
+    failed = []
+    with dg.DagsterInstance.get() as instance:
+        for partition in selected:
+            if not _materialize(config, partition, instance, args.log_level):
+                failed.append(partition)
+    print(
+        f"{config.dataset_id}: {len(selected) - len(failed)} of {len(selected)} partitions succeeded",
+        file=sys.stderr,
+    )
+    if failed:
+        print(f"failed partitions: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
 
@@ -258,6 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="WARNING", help="Dagster console log level (default: WARNING)"
     )
     run.set_defaults(func=cmd_run)
+    backfill = sub.add_parser("backfill", help="run a range of partitions in-process, oldest first")
+    backfill.add_argument("dataset")
+    backfill.add_argument("--start", required=True, help="first partition key")
+    backfill.add_argument("--end", required=True, help="last partition key (inclusive)")
+    backfill.add_argument("--log-level", default="WARNING", help="Dagster console log level")
+    backfill.set_defaults(func=cmd_backfill)
     export = sub.add_parser("export", help="write the published data, latest value per key")
     export.add_argument("dataset")
     export.add_argument("--version", help="as of this version (default: current)")

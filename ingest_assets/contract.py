@@ -106,6 +106,22 @@ class Pagination(Strict):
     max_pages: int = Field(default=100, gt=0)
 
 
+class Retry(Strict):
+    """Retries of network errors, timeouts, 429 and 5xx: exponential backoff with jitter."""
+
+    max_attempts: int = Field(default=5, ge=1)
+    backoff_s: float = Field(default=0.5, ge=0)
+    max_backoff_s: float = Field(default=30, ge=0)
+    max_retry_after_s: float = Field(default=300, ge=0)  # longest Retry-After honoured
+
+
+class Breaker(Strict):
+    """Per-host circuit breaker: opens after `failures` in a row, half-opens after `cooldown_s`."""
+
+    failures: int = Field(default=5, ge=1)
+    cooldown_s: float = Field(default=60, ge=0)
+
+
 class Source(Strict):
     kind: Literal["http", "file", "s3"]
     url: str | None = None
@@ -122,6 +138,8 @@ class Source(Strict):
     headers: dict[str, str] = Field(default_factory=dict)
     params: dict[str, str | int | float | bool] = Field(default_factory=dict)
     pagination: Pagination | None = None
+    retry: Retry = Field(default_factory=Retry)
+    breaker: Breaker = Field(default_factory=Breaker)
     timeout_s: float = Field(default=30, gt=0)
     max_bytes: int = Field(default=104_857_600, gt=0)
 

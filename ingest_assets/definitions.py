@@ -3,6 +3,7 @@
 import dagster as dg
 
 from ingest_assets import settings
+from ingest_assets.automation import build_automation
 from ingest_assets.configs import config_files, load_configs
 from ingest_assets.factory import build_assets
 from ingest_resources.resource import IngestResource
@@ -10,8 +11,11 @@ from ingest_resources.resource import IngestResource
 
 def build_definitions(configs=None) -> dg.Definitions:
     configs = load_configs(config_files(settings.config_dir())) if configs is None else configs
+    sensors, schedules = build_automation(configs)
     return dg.Definitions(
         assets=build_assets(configs),
+        sensors=sensors,
+        schedules=schedules,
         resources={"ingest": IngestResource.from_env()},
         executor=dg.in_process_executor,
     )

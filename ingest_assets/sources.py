@@ -4,13 +4,15 @@ Secrets in URL, headers and params are resolved here, at run time; error message
 carry the masked URL, never a credential.
 """
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from ingest_assets import settings
 from ingest_assets.configs import Secrets
 from ingest_assets.contract import DatasetConfig
-from ingest_resources.http import FetchError, download
+from ingest_assets.windows import Window, fill_window
+from ingest_resources.http import Download, FetchError, HttpClient, RetryPolicy, shared_breaker
 
 EXTENSIONS = {
     "csv": "csv",
@@ -56,44 +58,131 @@ def _fetch_file(config: DatasetConfig) -> Fetched:
     return Fetched(content=path.read_bytes(), ext=_extension(config, path.name), source=str(path))
 
 
-def _fetch_http(config: DatasetConfig, secrets: Secrets) -> Fetched:
-    source, dataset_id = config.source, config.dataset_id
-    url = secrets.expand(source.url or "", dataset_id, "source.url")
-    headers = secrets.expand_mapping(source.headers, dataset_id, "source.headers")
-    params = secrets.expand_mapping(source.params, dataset_id, "source.params")
-    masked = secrets.mask(url)
-    try:
-        result = download(
-            url,
-            headers=headers,
-            params=params,
-            timeout_s=source.timeout_s,
-            max_bytes=source.max_bytes,
-            label=f"dataset {dataset_id}: GET {masked}",
-        )
-    except FetchError as exc:
-        raise FetchError(secrets.mask(str(exc))) from None
-    return Fetched(
-        content=result.content,
-        ext=_extension(config, url),
-        source=masked,
-        etag=result.etag,
-        last_modified=result.last_modified,
+def _client(config: DatasetConfig) -> HttpClient:
+    source = config.source
+    retry = RetryPolicy(**source.retry.model_dump())
+    return HttpClient(
+        source.timeout_s,
+        source.max_bytes,
+        retry,
+        shared_breaker(source.breaker.failures, source.breaker.cooldown_s),
     )
 
 
-def fetch(config: DatasetConfig, secrets: Secrets | None = None) -> Fetched:
+def _request(config: DatasetConfig, secrets: Secrets, window: Window | None):
+    """URL, headers and params with secrets and `{partition_start}`/`{partition_end}`/`{since}` filled."""
+    source, dataset_id = config.source, config.dataset_id
+    url = fill_window(
+        secrets.expand(source.url or "", dataset_id, "source.url"), window, config, "source.url"
+    )
+    headers = secrets.expand_mapping(source.headers, dataset_id, "source.headers")
+    params = {
+        key: fill_window(value, window, config, f"source.params.{key}")
+        if isinstance(value, str)
+        else value
+        for key, value in secrets.expand_mapping(source.params, dataset_id, "source.params").items()
+    }
+    return url, headers, params
+
+
+def _fetch_http(config: DatasetConfig, secrets: Secrets, window: Window | None) -> Fetched:
+    url, headers, params = _request(config, secrets, window)
+    masked = secrets.mask(url)
+    label = f"dataset {config.dataset_id}: GET {masked}"
+    client = _client(config)
+    try:
+        if config.source.pagination is not None:
+            content, first = _fetch_pages(client, config, url, headers, params, label)
+        else:
+            first = client.get(url, headers=headers, params=params, label=label)
+            content = first.content
+    except FetchError as exc:
+        raise FetchError(secrets.mask(str(exc))) from None
+    return Fetched(
+        content=content,
+        ext=_extension(config, url),
+        source=masked,
+        etag=first.etag,
+        last_modified=first.last_modified,
+    )
+
+
+def _page_records(body: object, config: DatasetConfig, label: str) -> list:
+    node = body
+    for part in (config.source.records_path or "").split(".") if config.source.records_path else []:
+        node = node.get(part) if isinstance(node, dict) else None
+    if not isinstance(node, list):
+        raise FetchError(
+            f"{label}: no list of records at source.records_path {config.source.records_path!r}"
+        )
+    return node
+
+
+def _dotted(body: object, path: str) -> object:
+    for part in path.split("."):
+        body = body.get(part) if isinstance(body, dict) else None
+    return body
+
+
+def _fetch_pages(client: HttpClient, config: DatasetConfig, url: str, headers, params, label: str):
+    """Every page of a paginated JSON API, stored as `{"pages": [body, ...]}` (json_records reads
+    the records of each page). Stops at the last page; more than max_pages is an error, not a
+    silent truncation."""
+    pagination = config.source.pagination
+    pages: list[object] = []
+    first: Download | None = None
+    next_url: str | None = url
+    number, offset = 1, 0
+    while True:
+        if len(pages) >= pagination.max_pages:
+            raise FetchError(
+                f"{label}: more than source.pagination.max_pages={pagination.max_pages} pages; "
+                "raise it or narrow the request"
+            )
+        query = dict(params)
+        if pagination.kind == "page":
+            query[pagination.page_param] = number
+            if pagination.page_size_param and pagination.page_size:
+                query[pagination.page_size_param] = pagination.page_size
+        elif pagination.kind == "offset":
+            query[pagination.offset_param] = offset
+            query[pagination.limit_param] = pagination.limit
+        target = next_url if pagination.kind == "next_link" else url
+        response = client.get(
+            target, headers=headers, params=query if target == url else {}, label=label
+        )
+        first = first or response
+        try:
+            body = json.loads(response.content)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise FetchError(f"{label}: page {len(pages) + 1} is not JSON: {exc}") from None
+        pages.append(body)
+        records = _page_records(body, config, label)
+        if pagination.kind == "next_link":
+            link = _dotted(body, pagination.next_path) if pagination.next_path else None
+            next_url = str(link) if link else response.link_next
+            if not next_url:
+                break
+        elif pagination.kind == "page":
+            if not records or (pagination.page_size and len(records) < pagination.page_size):
+                break
+            number += 1
+        else:
+            if len(records) < pagination.limit:
+                break
+            offset += pagination.limit
+    return json.dumps({"pages": pages}).encode(), first
+
+
+def fetch(
+    config: DatasetConfig, secrets: Secrets | None = None, window: Window | None = None
+) -> Fetched:
     secrets = secrets or Secrets()
     kind = config.source.kind
     if kind == "file":
         return _fetch_file(config)
     if kind == "http":
-        if config.source.pagination is not None:
-            raise FetchError(
-                f"dataset {config.dataset_id}: source.pagination is not supported by this version "
-                "(it comes with the HTTP resilience work); remove it to fetch one page"
-            )
-        return _fetch_http(config, secrets)
+        return _fetch_http(config, secrets, window)
     return _fetch_s3(config)
 
 
@@ -129,3 +218,68 @@ def _fetch_s3(config: DatasetConfig) -> Fetched:
         etag=response.get("ETag"),
         last_modified=last_modified.isoformat() if last_modified else None,
     )
+
+
+def probe(
+    config: DatasetConfig,
+    previous: dict | None,
+    secrets: Secrets | None = None,
+    window: Window | None = None,
+) -> dict:
+    """The source's current version, asked cheaply: a file's sha256, S3 HEAD's ETag, or an HTTP
+    conditional GET (If-None-Match / If-Modified-Since; 304 means unchanged) whose version is
+    the ETag, else Last-Modified, else a hash of the body. Raises FetchError when it cannot tell."""
+    import hashlib
+
+    previous = previous or {}
+    kind = config.source.kind
+    if kind == "file":
+        path = resolve_path(config.source.path or "")
+        if not path.is_file():
+            raise FetchError(f"dataset {config.dataset_id}: source.path {path}: file not found")
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return {"version": f"sha256:{digest.hexdigest()}"}
+    if kind == "s3":
+        return _probe_s3(config)
+    secrets = secrets or Secrets()
+    url, headers, params = _request(config, secrets, window)
+    conditional = dict(headers)
+    if previous.get("etag"):
+        conditional["If-None-Match"] = previous["etag"]
+    if previous.get("last_modified"):
+        conditional["If-Modified-Since"] = previous["last_modified"]
+    label = f"dataset {config.dataset_id}: GET {secrets.mask(url)}"
+    try:
+        response = _client(config).get(url, headers=conditional, params=params, label=label)
+    except FetchError as exc:
+        raise FetchError(secrets.mask(str(exc))) from None
+    if response.status == 304 and previous.get("version"):
+        return previous
+    if response.etag:
+        version = f"etag:{response.etag}"
+    elif response.last_modified:
+        version = f"last-modified:{response.last_modified}"
+    else:
+        version = f"sha256:{hashlib.sha256(response.content).hexdigest()}"
+    return {"version": version, "etag": response.etag, "last_modified": response.last_modified}
+
+
+def _probe_s3(config: DatasetConfig) -> dict:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from ingest_resources.runtime import aws_client, endpoint_url
+    from ingest_resources.s3_store import parse_s3_url
+
+    source = config.source
+    bucket, key = (source.bucket, source.key) if source.bucket else parse_s3_url(source.url or "")
+    try:
+        head = aws_client("s3", endpoint_url()).head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "error")
+        raise FetchError(f"dataset {config.dataset_id}: s3://{bucket}/{key}: {code}") from None
+    except BotoCoreError as exc:
+        raise FetchError(f"dataset {config.dataset_id}: s3://{bucket}/{key}: {exc}") from None
+    return {"version": f"etag:{head['ETag']}"}

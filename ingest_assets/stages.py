@@ -22,6 +22,7 @@ from ingest_assets.normalize import SYSTEM_COLUMNS, normalize
 from ingest_assets.parsers import ParseContext, parse_raw
 from ingest_assets.parsers.base import HIDDEN_COLUMNS, require_columns
 from ingest_assets.sources import fetch
+from ingest_assets.windows import window_for
 from ingest_resources.object_store import ObjectStore
 from ingest_resources.runtime import Runtime, local_runtime  # noqa: F401 - re-exported
 
@@ -82,7 +83,8 @@ def _meta(table: pa.Table, key: bytes) -> dict:
 def run_raw(
     rt: Runtime, config: DatasetConfig, partition: str, secrets: Secrets | None = None
 ) -> dict[str, Any]:
-    fetched = fetch(config, secrets)
+    current, _ = publish.read_current(rt.store, config.dataset_id)
+    fetched = fetch(config, secrets, window_for(config, partition, current))
     sha256 = hashlib.sha256(fetched.content).hexdigest()
     key = layout.raw(config.dataset_id, partition, sha256, fetched.ext)
     rt.store.put_if_absent(key, fetched.content)

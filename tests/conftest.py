@@ -8,6 +8,7 @@ import pytest
 
 from ingest_assets.configs import load_config_file
 from ingest_assets.stages import Runtime, local_runtime
+from ingest_resources.http import reset_breakers
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -21,6 +22,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("INGEST_CONFIG_DIR", str(REPO / "dataset_configs"))
     monkeypatch.delenv("INGEST_PROJECT_ROOT", raising=False)
     (tmp_path / "dagster_home").mkdir()
+    reset_breakers()
     return tmp_path
 
 

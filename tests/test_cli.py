@@ -75,3 +75,17 @@ def test_run_failure_exits_1_with_the_reason(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("INGEST_CONFIG_DIR", str(configs))
     assert main(["run", "BAD"]) == 1
     assert "dataset BAD: source.path /nonexistent/x.csv: file not found" in capsys.readouterr().err
+
+
+def test_backfill_runs_each_partition_once(capsys):
+    assert main(["backfill", DATASET, "--start", "2026-11-18", "--end", "2026-11-20"]) == 0
+    captured = capsys.readouterr()
+    assert "3 of 3 partitions succeeded" in captured.err
+    assert '[2026-11-18] REDDIT_HOMELAB_FEED/published: {"rows_added": 25' in captured.out
+    assert '[2026-11-20] REDDIT_HOMELAB_FEED/published: {"rows_added": 0' in captured.out
+    assert main(["history", DATASET]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 1  # one version: the rest repeated
+    with pytest.raises(SystemExit, match="'2026-11-20' is after|is after --end"):
+        main(["backfill", DATASET, "--start", "2026-11-20", "--end", "2026-11-18"])
+    with pytest.raises(SystemExit, match="not a partition of REDDIT_HOMELAB_FEED"):
+        main(["backfill", DATASET, "--start", "1990-01-01", "--end", "2026-11-18"])

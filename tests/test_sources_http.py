@@ -100,7 +100,9 @@ def test_slow_server_times_out(httpserver):
         return Response(CSV)
 
     httpserver.expect_request("/slow.csv").respond_with_handler(slow)
-    config = http_config(httpserver.url_for("/slow.csv"), timeout_s=0.3)
+    config = http_config(
+        httpserver.url_for("/slow.csv"), timeout_s=0.3, retry={"max_attempts": 2, "backoff_s": 0.01}
+    )
     with pytest.raises(FetchError, match=r"timed out after source.timeout_s=0.3s"):
         fetch(config)
 
@@ -111,8 +113,11 @@ def test_failed_fetch_advances_nothing(httpserver, runtime):
     first = stages.run_raw(runtime, config, "all")
     httpserver.clear()
     httpserver.expect_request("/data.csv").respond_with_data("down", status=503)
-    with pytest.raises(FetchError):
-        stages.run_raw(runtime, config, "all")
+    fast = http_config(
+        httpserver.url_for("/data.csv"), retry={"max_attempts": 2, "backoff_s": 0.01}
+    )
+    with pytest.raises(FetchError, match="gave up after 2 attempts: HTTP 503"):
+        stages.run_raw(runtime, fast, "all")
     assert (
         json.loads(runtime.store.get("datasets/API_DATA/raw/all/latest.json"))["sha256"]
         == first["sha256"]

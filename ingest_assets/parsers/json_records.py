@@ -52,7 +52,18 @@ def parse_json_records(data: bytes, ctx: ParseContext) -> pd.DataFrame:
         document = json.loads(data)  # detects UTF-8/16/32 and their BOMs
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ctx.error(f"invalid JSON: {exc}") from None
-    records = records_at(document, ctx.config.source.records_path, ctx)
+    if (
+        ctx.config.source.pagination is not None
+        and isinstance(document, dict)
+        and "pages" in document
+    ):
+        records = [
+            r
+            for page in document["pages"]
+            for r in records_at(page, ctx.config.source.records_path, ctx)
+        ]
+    else:
+        records = records_at(document, ctx.config.source.records_path, ctx)
     rows = []
     for number, record in enumerate(records, start=1):
         try:

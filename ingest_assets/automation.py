@@ -1,0 +1,107 @@
+"""Sensors and schedules from the contract: they replace checkpoint tables and cron scripts.
+
+A sensor asks the source whether it changed (see `sources.probe`), keeps the last version seen
+in its cursor, and requests one run per new version with `run_key` = that version, so a change
+is ingested once even if the sensor ticks twice or the daemon restarts. A source error is
+reported on the tick and leaves the cursor where it was. Both start stopped, like all of
+Dagster's sensors and schedules.
+"""
+
+import datetime as dt
+import json
+from collections.abc import Callable
+
+import dagster as dg
+
+from ingest_assets.contract import DatasetConfig
+from ingest_assets.partitions import partitions_definition
+from ingest_assets.sources import probe
+from ingest_assets.windows import window_for
+
+STAGES = ("raw", "parsed", "normalized", "published")
+
+
+def dataset_keys(config: DatasetConfig) -> list[dg.AssetKey]:
+    return [dg.AssetKey([config.dataset_id, stage]) for stage in STAGES]
+
+
+def partition_at(config: DatasetConfig, when: dt.datetime) -> str | None:
+    """The latest complete partition at `when` (None for unpartitioned datasets)."""
+    partitions = partitions_definition(config.partitions)
+    if partitions is None:
+        return None
+    current = partitions.time_window_for_partition_key(
+        partitions.get_partition_key_for_timestamp(when.timestamp())
+    )
+    before = current.start.timestamp() - 1  # the period before the one `when` falls in
+    if before < partitions.start.timestamp():
+        return None
+    return partitions.get_partition_key_for_timestamp(before)
+
+
+def tick(
+    config: DatasetConfig,
+    cursor: str | None,
+    partition: str | None,
+    probe_source: Callable[[dict | None], dict],
+) -> tuple[list[dg.RunRequest], str | None, str | None]:
+    """(run requests, new cursor, skip reason) for one sensor tick."""
+    previous = json.loads(cursor) if cursor else None
+    try:
+        current = probe_source(previous)
+    except Exception as exc:  # noqa: BLE001 - any source error: report, keep the cursor, retry next tick
+        return [], cursor, f"source error, will retry next tick: {exc}"
+    if previous and current.get("version") == previous.get("version"):
+        return [], cursor, f"source unchanged ({current['version']})"
+    request = dg.RunRequest(
+        run_key=f"{config.dataset_id}:{current['version']}",
+        partition_key=partition,
+        asset_selection=dataset_keys(config),
+        tags={"ingest/source_version": str(current["version"])[:200]},
+    )
+    return [request], json.dumps(current, sort_keys=True), None
+
+
+def source_sensor(config: DatasetConfig) -> dg.SensorDefinition:
+    @dg.sensor(
+        name=f"{config.dataset_id}__source_changed",
+        minimum_interval_seconds=config.sensor.interval_s,
+        asset_selection=dataset_keys(config),
+        description=f"Runs {config.dataset_id} when its source changes",
+        default_status=dg.DefaultSensorStatus.STOPPED,
+    )
+    def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        partition = partition_at(config, dt.datetime.now(dt.UTC))
+        window = window_for(config, partition, None) if partition else None
+        requests, cursor, skip = tick(
+            config,
+            context.cursor,
+            partition,
+            lambda previous: probe(config, previous, window=window),
+        )
+        if skip:
+            return dg.SensorResult(skip_reason=skip, cursor=cursor)
+        return dg.SensorResult(run_requests=requests, cursor=cursor)
+
+    return _sensor
+
+
+def cron_schedule(config: DatasetConfig) -> dg.ScheduleDefinition:
+    @dg.schedule(
+        name=f"{config.dataset_id}__schedule",
+        cron_schedule=config.schedule,
+        target=dg.AssetSelection.assets(*dataset_keys(config)),
+        description=f"Runs {config.dataset_id} on `{config.schedule}`",
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+        execution_timezone="UTC",
+    )
+    def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        return dg.RunRequest(partition_key=partition_at(config, context.scheduled_execution_time))
+
+    return _schedule
+
+
+def build_automation(configs: list[DatasetConfig]) -> tuple[list, list]:
+    sensors = [source_sensor(c) for c in configs if c.sensor.enabled]
+    schedules = [cron_schedule(c) for c in configs if c.schedule]
+    return sensors, schedules

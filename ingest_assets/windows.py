@@ -1,0 +1,67 @@
+"""Incremental request windows: `{partition_start}`, `{partition_end}` and `{since}` in a
+source's URL or params, filled from the partition and from the published state. Pure."""
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+from ingest_assets.contract import DatasetConfig
+
+PLACEHOLDER = re.compile(r"\{(partition_start|partition_end|since)\}")
+
+
+@dataclass(frozen=True)
+class Window:
+    partition_start: str | None  # ISO date (or date-time for hourly), inclusive
+    partition_end: str | None  # exclusive
+    since: str  # newest published time minus lag_days (ISO date); the partitions' start at first
+
+
+def _add_month(day: dt.date) -> dt.date:
+    return dt.date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
+def partition_bounds(kind: str, key: str) -> tuple[str, str] | tuple[None, None]:
+    """The [start, end) of a time partition key, as Dagster formats keys."""
+    if kind == "hourly":
+        start = dt.datetime.strptime(key, "%Y-%m-%d-%H:%M")
+        return start.isoformat(timespec="minutes"), (start + dt.timedelta(hours=1)).isoformat(
+            timespec="minutes"
+        )
+    if kind in ("daily", "weekly", "monthly"):
+        start = dt.date.fromisoformat(key)
+        end = {
+            "daily": start + dt.timedelta(days=1),
+            "weekly": start + dt.timedelta(days=7),
+            "monthly": _add_month(start),
+        }[kind]
+        return start.isoformat(), end.isoformat()
+    return None, None
+
+
+def since(config: DatasetConfig, manifest: dict | None) -> str:
+    """Ask only for what is new: the newest published time, minus lag_days for late revisions."""
+    marks = (manifest or {}).get("high_water_marks") or {}
+    if not marks:
+        start = config.partitions.start
+        return start.isoformat()[:10] if start else "1970-01-01"
+    newest = max(dt.datetime.fromisoformat(value) for value in marks.values())
+    return (newest - dt.timedelta(days=config.lag_days or 0)).date().isoformat()
+
+
+def window_for(config: DatasetConfig, partition: str, manifest: dict | None) -> Window:
+    start, end = partition_bounds(config.partitions.kind, partition)
+    return Window(start, end, since(config, manifest))
+
+
+def fill_window(template: str, window: Window | None, config: DatasetConfig, field: str) -> str:
+    def replace(match: re.Match) -> str:
+        value = getattr(window, match.group(1)) if window else None
+        if value is None:
+            raise ValueError(
+                f"dataset {config.dataset_id}: {field} uses {{{match.group(1)}}}, which needs a "
+                "time-partitioned dataset (partitions.kind daily, weekly, monthly or hourly)"
+            )
+        return value
+
+    return PLACEHOLDER.sub(replace, template)
