@@ -261,6 +261,21 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_warehouse_rebuild(args: argparse.Namespace) -> int:
+    from ingest_assets.stages import StageError, rebuild_warehouse
+
+    config = _config(args.dataset)
+    try:
+        outcome = rebuild_warehouse(_runtime(), config)
+    except StageError as exc:
+        raise SystemExit(f"ingest: {exc}") from None
+    print(
+        f"{config.dataset_id}: rebuilt {outcome.table} from {len(outcome.versions_loaded)} version(s): "
+        f"{outcome.rows_inserted} rows inserted, {outcome.rows_updated} updated"
+    )
+    return 0
+
+
 def cmd_history(args: argparse.Namespace) -> int:
     from ingest_assets.publish import read_current, version_chain
 
@@ -328,6 +343,11 @@ def build_parser() -> argparse.ArgumentParser:
     quarantine.add_argument("--partition", help="one partition (default: every partition)")
     quarantine.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     quarantine.set_defaults(func=cmd_quarantine)
+    rebuild = sub.add_parser(
+        "warehouse-rebuild", help="reload a dataset's warehouse table from the store"
+    )
+    rebuild.add_argument("dataset")
+    rebuild.set_defaults(func=cmd_warehouse_rebuild)
     history = sub.add_parser("history", help="list published versions with their counts")
     history.add_argument("dataset")
     history.set_defaults(func=cmd_history)

@@ -175,7 +175,39 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
             }
         )
 
-    return [raw, parsed, normalized, published]
+    if config.publish.postgres is None:
+        return [raw, parsed, normalized, published]
+
+    @dg.asset(
+        name="warehouse",
+        deps=[published],
+        description=f"{description}: upserted into PostgreSQL {config.publish.postgres.schema_}.{config.publish.postgres.table}",
+        kinds={"postgres"},
+        **common,
+    )
+    def warehouse(
+        context: dg.AssetExecutionContext, ingest: IngestResource
+    ) -> dg.MaterializeResult:
+        try:
+            outcome = stages.run_warehouse(ingest.runtime(), config)
+        except Exception as exc:
+            raise _fail(exc) from exc
+        if outcome.skipped:
+            context.log.warning(
+                f"dataset {config.dataset_id}: warehouse skipped: {outcome.skipped}"
+            )
+        return dg.MaterializeResult(
+            metadata={
+                "table": outcome.table,
+                "rows_upserted": outcome.rows_inserted + outcome.rows_updated,
+                "rows_inserted": outcome.rows_inserted,
+                "rows_updated": outcome.rows_updated,
+                "versions_loaded": as_json(outcome.versions_loaded),
+                "skipped": outcome.skipped or "",
+            }
+        )
+
+    return [raw, parsed, normalized, published, warehouse]
 
 
 def build_assets(configs: list[DatasetConfig]) -> list[dg.AssetsDefinition]:

@@ -43,5 +43,11 @@ def row_hashes(table: pa.Table, columns: list[str]) -> pa.Array:
     ]
     if not parts:
         return _sha1(pa.array([""] * table.num_rows, pa.string()))
+    # pyarrow 26 drops the rows whose inputs are all null when joining with null_handling="skip"
+    # (3 rows in, 2 out). Joining everything-skipped gives "", so put "" there ourselves.
+    all_null = pc.is_null(parts[0])
+    for part in parts[1:]:
+        all_null = pc.and_(all_null, pc.is_null(part))
+    parts[0] = pc.if_else(all_null, "", parts[0])
     joined = pc.binary_join_element_wise(*parts, FIELD_SEP, null_handling="skip")
     return _sha1(joined)

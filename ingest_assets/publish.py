@@ -38,6 +38,37 @@ class PublishConflict(Exception):
     """Another writer moved `current` first; this writer's version was withdrawn."""
 
 
+class IncompatibleSchema(Exception):
+    """A published column would change to a type its earlier versions cannot be read as."""
+
+
+SAFE_WIDENINGS = {("int64", "double")}
+
+
+def check_type_changes(
+    dataset_id: str, published: dict[str, str] | None, schema: pa.Schema
+) -> None:
+    """Refuse, before anything is written, a type change the event history cannot absorb."""
+    for field_ in schema:
+        old = (published or {}).get(field_.name)
+        new = str(field_.type)
+        if (
+            old is not None
+            and old != new
+            and (old, new) not in SAFE_WIDENINGS
+            and not _null_type(old, new)
+        ):
+            raise IncompatibleSchema(
+                f"dataset {dataset_id}: column {field_.name!r} was {old} in the published versions and "
+                f"is now {new}; only int64 -> double widens in place. Keep the old type (or cast in a "
+                "normalize plugin), or publish under a new dataset_id"
+            )
+
+
+def _null_type(old: str, new: str) -> bool:
+    return "null" in (old, new)
+
+
 class StaleWriter(PublishConflict):
     """This writer's lease was lost or a newer lease holder already published (fencing)."""
 
@@ -358,6 +389,7 @@ def prepare(
 ) -> Prepared:
     dataset_id = config.dataset_id
     current, etag = read_current(store, dataset_id)
+    check_type_changes(dataset_id, (current or {}).get("schema"), normalized.schema)
     index, stale = load_index(store, dataset_id, current)
     if stale and current is not None:  # a previous writer crashed after its swap: heal
         _write_index(store, dataset_id, index, current["version"])

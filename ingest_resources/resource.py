@@ -18,6 +18,7 @@ class IngestResource(dg.ConfigurableResource):
     store_url: str | None = None
     lock_table: str | None = None
     endpoint_url: str | None = None
+    warehouse_url: str | None = None
 
     @classmethod
     def from_env(cls) -> "IngestResource":
@@ -26,7 +27,10 @@ class IngestResource(dg.ConfigurableResource):
             store_url=settings.store_url(),
             lock_table=os.environ.get("INGEST_LOCK_TABLE") or None,
             endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
+            warehouse_url=os.environ.get("INGEST_POSTGRES_URL") or None,
         )
 
     def runtime(self) -> Runtime:
-        return build_runtime(self.store_root, self.store_url, self.lock_table, self.endpoint_url)
+        return build_runtime(
+            self.store_root, self.store_url, self.lock_table, self.endpoint_url, self.warehouse_url
+        )

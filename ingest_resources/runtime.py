@@ -14,6 +14,7 @@ from ingest_resources.locks import DynamoLocks, LocalLocks
 from ingest_resources.notify import Notifier
 from ingest_resources.object_store import LocalObjectStore, ObjectStore
 from ingest_resources.s3_store import S3ObjectStore
+from ingest_resources.warehouse import Warehouse
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class Runtime:
     store: ObjectStore
     locks: Any  # LocalLocks or DynamoLocks: `hold(key, ttl_s)` yielding a Lease
     notifier: Notifier
+    warehouse: Warehouse | None = None  # INGEST_POSTGRES_URL
 
 
 @cache
@@ -42,6 +44,7 @@ def build_runtime(
     store_url: str | None = None,
     lock_table: str | None = None,
     endpoint: str | None = None,
+    warehouse_url: str | None = None,
 ) -> Runtime:
     if store_url:
         store: ObjectStore = S3ObjectStore.from_url(aws_client("s3", endpoint), store_url)
@@ -53,7 +56,12 @@ def build_runtime(
         if lock_table
         else LocalLocks(root / ".locks")
     )
-    return Runtime(store=store, locks=locks, notifier=Notifier(lambda: aws_client("sns", endpoint)))
+    return Runtime(
+        store=store,
+        locks=locks,
+        notifier=Notifier(lambda: aws_client("sns", endpoint)),
+        warehouse=Warehouse(warehouse_url) if warehouse_url else None,
+    )
 
 
 def local_runtime(root: str | Path) -> Runtime:
@@ -68,4 +76,5 @@ def runtime_from_env() -> Runtime:
         settings.store_url(),
         os.environ.get("INGEST_LOCK_TABLE") or None,
         endpoint_url(),
+        os.environ.get("INGEST_POSTGRES_URL") or None,
     )

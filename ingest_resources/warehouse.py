@@ -1,0 +1,232 @@
+"""The PostgreSQL warehouse: an idempotent, ledgered upsert of published event versions.
+
+One version loads in one transaction:
+1. `ingest_loads` (the ledger) already has (dataset, version): nothing to do.
+2. The table exists with the contract's columns (created, or evolved: a new column is added;
+   bigint -> double precision and varchar -> text widen; anything else is refused by name).
+3. COPY the version's rows into a temporary table, then one
+   `INSERT ... ON CONFLICT (pk) DO UPDATE ... WHERE row_hash IS DISTINCT FROM excluded.row_hash`.
+4. The ledger row (rows inserted and updated) commits with the data.
+Only a version's new and revised rows travel. Every identifier is quoted by psycopg2.sql.
+"""
+
+import io
+from dataclasses import dataclass
+
+import psycopg2
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from psycopg2 import sql
+
+LEDGER = "ingest_loads"
+SOURCE_COLUMN = "source"
+WIDENINGS = {("bigint", "double precision"), ("integer", "bigint"), ("character varying", "text")}
+
+
+class WarehouseSchemaError(Exception):
+    """The table cannot take the contract's columns without losing data."""
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    version: str
+    inserted: int
+    updated: int
+    already_loaded: bool
+
+
+def pg_type(data_type: pa.DataType) -> str:
+    if pa.types.is_timestamp(data_type):
+        return "timestamp with time zone" if data_type.tz else "timestamp without time zone"
+    if pa.types.is_decimal(data_type):
+        return f"numeric({data_type.precision},{data_type.scale})"
+    if pa.types.is_integer(data_type):
+        return "bigint"
+    if pa.types.is_floating(data_type):
+        return "double precision"
+    if pa.types.is_boolean(data_type):
+        return "boolean"
+    if pa.types.is_date(data_type):
+        return "date"
+    return "text"
+
+
+def _type_name(declared: str) -> str:
+    """information_schema's data_type for a declared type ('numeric(10,2)' -> 'numeric')."""
+    return declared.split("(")[0]
+
+
+class Warehouse:
+    def __init__(self, url: str):
+        self.url = url
+
+    def connect(self):
+        return psycopg2.connect(self.url)
+
+    def _ensure_ledger(self, cursor) -> None:
+        cursor.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (dataset text NOT NULL, version text NOT NULL, "
+                "partition text, target text NOT NULL, rows_inserted bigint NOT NULL, "
+                "rows_updated bigint NOT NULL, loaded_at timestamptz NOT NULL DEFAULT now(), "
+                "PRIMARY KEY (dataset, version))"
+            ).format(sql.Identifier(LEDGER))
+        )
+
+    def loaded_versions(self, dataset_id: str) -> set[str]:
+        with self.connect() as connection, connection.cursor() as cursor:
+            self._ensure_ledger(cursor)
+            cursor.execute(
+                sql.SQL("SELECT version FROM {} WHERE dataset = %s").format(sql.Identifier(LEDGER)),
+                (dataset_id,),
+            )
+            return {row[0] for row in cursor.fetchall()}
+
+    def _columns(self, cursor, schema: str, table: str) -> dict[str, str]:
+        cursor.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+            (schema, table),
+        )
+        return dict(cursor.fetchall())
+
+    def _ensure_table(
+        self, cursor, schema: str, table: str, columns: dict[str, str], keys: list[str]
+    ) -> None:
+        target = sql.Identifier(schema, table)
+        cursor.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        existing = self._columns(cursor, schema, table)
+        if not existing:
+            definitions = [
+                sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind))
+                for name, kind in columns.items()
+            ]
+            definitions.append(
+                sql.SQL("PRIMARY KEY ({})").format(sql.SQL(", ").join(map(sql.Identifier, keys)))
+            )
+            cursor.execute(
+                sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(
+                    target, sql.SQL(", ").join(definitions)
+                )
+            )
+            return
+        for name, kind in columns.items():
+            current = existing.get(name)
+            if current is None:
+                cursor.execute(
+                    sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
+                        target, sql.Identifier(name), sql.SQL(kind)
+                    )
+                )
+            elif current != _type_name(kind):
+                if (current, _type_name(kind)) not in WIDENINGS:
+                    raise WarehouseSchemaError(
+                        f'table "{schema}"."{table}": column "{name}" is {current}, the contract now '
+                        f"makes it {kind}; only bigint -> double precision and varchar -> text widen "
+                        "automatically. Migrate the column yourself or load into a new table"
+                    )
+                cursor.execute(
+                    sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {}").format(
+                        target, sql.Identifier(name), sql.SQL(kind)
+                    )
+                )
+
+    def load(
+        self,
+        dataset_id: str,
+        version: str,
+        partition: str | None,
+        rows: pa.Table,
+        primary_keys: list[str],
+        schema: str,
+        table: str,
+    ) -> LoadResult:
+        """Upsert one published version's rows (its inserts and updates); a no-op if it is in the ledger."""
+        rows = rows.drop_columns([c for c in ("op",) if c in rows.column_names])
+        rows = rows.append_column(
+            SOURCE_COLUMN, pa.array([dataset_id] * rows.num_rows, pa.string())
+        )
+        columns = {field.name: pg_type(field.type) for field in rows.schema}
+        keys = [SOURCE_COLUMN, *primary_keys]
+        target = sql.Identifier(schema, table)
+        with self.connect() as connection, connection.cursor() as cursor:
+            self._ensure_ledger(cursor)
+            cursor.execute(
+                sql.SQL("SELECT 1 FROM {} WHERE dataset = %s AND version = %s FOR UPDATE").format(
+                    sql.Identifier(LEDGER)
+                ),
+                (dataset_id, version),
+            )
+            if cursor.fetchone():
+                return LoadResult(version, 0, 0, already_loaded=True)
+            self._ensure_table(cursor, schema, table, columns, keys)
+            inserted = updated = 0
+            if rows.num_rows:
+                inserted, updated = self._upsert(cursor, target, rows, columns, keys)
+            cursor.execute(
+                sql.SQL(
+                    "INSERT INTO {} (dataset, version, partition, target, rows_inserted, rows_updated) "
+                    "VALUES (%s, %s, %s, %s, %s, %s)"
+                ).format(sql.Identifier(LEDGER)),
+                (dataset_id, version, partition, f"{schema}.{table}", inserted, updated),
+            )
+        return LoadResult(version, inserted, updated, already_loaded=False)
+
+    def _upsert(
+        self, cursor, target, rows: pa.Table, columns: dict[str, str], keys: list[str]
+    ) -> tuple[int, int]:
+        names = list(columns)
+        staging = sql.Identifier("ingest_staging")
+        cursor.execute(
+            sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(
+                staging,
+                sql.SQL(", ").join(
+                    sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(columns[n])) for n in names
+                ),
+            )
+        )
+        buffer = io.BytesIO()
+        pacsv.write_csv(
+            rows, buffer, pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
+        )
+        buffer.seek(0)
+        copy = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
+            staging, sql.SQL(", ").join(map(sql.Identifier, names))
+        )
+        cursor.copy_expert(copy.as_string(cursor), buffer)
+        updates = [n for n in names if n not in keys]
+        statement = sql.SQL(
+            "INSERT INTO {target} AS t ({cols}) SELECT {cols} FROM {staging} "
+            "ON CONFLICT ({keys}) DO UPDATE SET {sets} "
+            "WHERE t.row_hash IS DISTINCT FROM excluded.row_hash "
+            "RETURNING (xmax = 0) AS inserted"
+        ).format(
+            target=target,
+            cols=sql.SQL(", ").join(map(sql.Identifier, names)),
+            staging=staging,
+            keys=sql.SQL(", ").join(map(sql.Identifier, keys)),
+            sets=sql.SQL(", ").join(
+                sql.SQL("{} = excluded.{}").format(sql.Identifier(n), sql.Identifier(n))
+                for n in updates
+            ),
+        )
+        cursor.execute(statement)
+        flags = [row[0] for row in cursor.fetchall()]
+        inserted = sum(1 for flag in flags if flag)
+        return inserted, len(flags) - inserted
+
+    def forget(self, dataset_id: str, schema: str, table: str) -> None:
+        """Delete a dataset's rows and ledger entries (before a rebuild from the published store)."""
+        with self.connect() as connection, connection.cursor() as cursor:
+            self._ensure_ledger(cursor)
+            cursor.execute(
+                sql.SQL("DELETE FROM {} WHERE dataset = %s").format(sql.Identifier(LEDGER)),
+                (dataset_id,),
+            )
+            if self._columns(cursor, schema, table):
+                cursor.execute(
+                    sql.SQL("DELETE FROM {} WHERE {} = %s").format(
+                        sql.Identifier(schema, table), sql.Identifier(SOURCE_COLUMN)
+                    ),
+                    (dataset_id,),
+                )

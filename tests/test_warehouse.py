@@ -1,0 +1,259 @@
+"""The PostgreSQL warehouse on the machine's real server: first load, identical reload, revision,
+schema evolution, a refused type change, a shared table, hostile names, rebuild."""
+
+import datetime as dt
+
+import psycopg2
+import pyarrow as pa
+import pytest
+
+from ingest_assets import stages
+from ingest_assets.cli import main
+from ingest_assets.configs import parse_config
+from ingest_assets.publish import IncompatibleSchema
+from ingest_resources.runtime import runtime_from_env
+from ingest_resources.warehouse import WarehouseSchemaError
+
+
+@pytest.fixture
+def warehouse_env(pg_database, monkeypatch):
+    monkeypatch.setenv("INGEST_POSTGRES_URL", pg_database)
+    return pg_database
+
+
+def dataset(
+    tmp_path,
+    rows: str,
+    dataset_id="WH",
+    table="observations",
+    schema=None,
+    header="series,day,value",
+):
+    csv = tmp_path / f"{dataset_id}.csv"
+    csv.write_text(header + "\n" + rows)
+    return parse_config(
+        {
+            "dataset_id": dataset_id,
+            "source": {"kind": "file", "path": str(csv), "format": "csv"},
+            "normalize": {
+                "primary_keys": ["series", "day"],
+                "time_column": "day",
+                "schema": schema or {"value": "float64", "day": "date"},
+            },
+            "publish": {"postgres": {"table": table, "schema": "public"}},
+        },
+        f"{dataset_id}.yaml",
+    )
+
+
+def run(config):
+    runtime = runtime_from_env()
+    for stage in (stages.run_raw, stages.run_parse, stages.run_normalize, stages.run_publish):
+        stage(runtime, config, "all")
+    return stages.run_warehouse(runtime, config)
+
+
+def query(url, statement, *args):
+    with psycopg2.connect(url) as connection, connection.cursor() as cursor:
+        cursor.execute(statement, args)
+        return cursor.fetchall()
+
+
+ROWS = "A,2024-01-01,1.5\nA,2024-01-02,2.5\nB,2024-01-01,10\n"
+
+
+def test_first_load_identical_reload_and_revision(warehouse_env, tmp_path):
+    first = run(dataset(tmp_path, ROWS))
+    assert (first.rows_inserted, first.rows_updated, len(first.versions_loaded)) == (3, 0, 1)
+    columns = dict(
+        query(
+            warehouse_env,
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'observations'",
+        )
+    )
+    assert columns == {
+        "series": "text",
+        "day": "date",
+        "value": "double precision",
+        "collection_date": "date",
+        "key_hash": "text",
+        "row_hash": "text",
+        "version": "text",
+        "source": "text",
+    }
+    keys = query(
+        warehouse_env,
+        "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) WHERE i.indrelid = 'observations'::regclass AND i.indisprimary ORDER BY a.attname",
+    )
+    assert [k[0] for k in keys] == ["day", "series", "source"]
+    before = query(
+        warehouse_env,
+        "SELECT xmin::text, series, day, value FROM observations ORDER BY series, day",
+    )
+
+    again = run(dataset(tmp_path, ROWS))  # nothing new published: nothing travels
+    assert (again.rows_inserted, again.rows_updated, again.versions_loaded) == (0, 0, [])
+    runtime = runtime_from_env()
+    version = first.versions_loaded[0]
+    table = runtime.store.read_parquet(runtime.store.list(f"datasets/WH/events/{version}/data")[0])
+    retry = runtime.warehouse.load(
+        "WH", version, "all", table, ["series", "day"], "public", "observations"
+    )
+    assert retry.already_loaded  # a retried load of a version in the ledger is a no-op
+    assert (
+        query(
+            warehouse_env,
+            "SELECT xmin::text, series, day, value FROM observations ORDER BY series, day",
+        )
+        == before
+    )
+    assert query(
+        warehouse_env, "SELECT dataset, version, rows_inserted, rows_updated FROM ingest_loads"
+    ) == [("WH", version, 3, 0)]
+
+    revised = run(dataset(tmp_path, "A,2024-01-01,1.5\nA,2024-01-02,2.75\nB,2024-01-01,10\n"))
+    assert (revised.rows_inserted, revised.rows_updated) == (0, 1)
+    after = query(
+        warehouse_env,
+        "SELECT xmin::text, series, day, value FROM observations ORDER BY series, day",
+    )
+    assert [r[1:] for r in after][1][2] == 2.75
+    assert (
+        after[0][0] == before[0][0] and after[2][0] == before[2][0]
+    )  # untouched rows keep their row version
+    assert after[1][0] != before[1][0]
+
+
+def test_a_new_column_is_added(warehouse_env, tmp_path):
+    run(dataset(tmp_path, ROWS))
+    grown = dataset(
+        tmp_path,
+        "A,2024-01-01,1.5,ok\nA,2024-01-02,2.5,ok\nB,2024-01-01,10,est\n",
+        schema={"value": "float64", "day": "date", "quality": "string"},
+        header="series,day,value,quality",
+    )
+    result = run(grown)
+    assert result.rows_updated == 3  # the new values are revisions
+    assert query(warehouse_env, "SELECT quality FROM observations ORDER BY series, day") == [
+        ("ok",),
+        ("ok",),
+        ("est",),
+    ]
+
+
+def test_an_int_column_widens_to_float(warehouse_env, tmp_path):
+    run(dataset(tmp_path, "A,2024-01-01,1\n", schema={"value": "int64", "day": "date"}))
+    assert query(
+        warehouse_env,
+        "SELECT data_type FROM information_schema.columns WHERE table_name='observations' AND column_name='value'",
+    ) == [("bigint",)]
+    run(dataset(tmp_path, "A,2024-01-01,1.5\n", schema={"value": "float64", "day": "date"}))
+    assert query(warehouse_env, "SELECT value FROM observations") == [(1.5,)]
+
+
+def test_a_narrowing_type_change_is_refused_by_name(warehouse_env, tmp_path):
+    run(dataset(tmp_path, ROWS))
+    runtime = runtime_from_env()
+    text_values = pa.table(
+        {
+            "series": ["A"],
+            "day": [dt.date(2024, 1, 3)],
+            "value": ["n/a"],
+            "collection_date": [dt.date(2026, 1, 1)],
+            "key_hash": ["k"],
+            "row_hash": ["r"],
+            "version": ["v-text"],
+        }
+    )
+    with pytest.raises(
+        WarehouseSchemaError,
+        match=r'table "public"."observations": column "value" is double precision, the contract now makes it text',
+    ):
+        runtime.warehouse.load(
+            "WH", "v-text", "all", text_values, ["series", "day"], "public", "observations"
+        )
+    assert query(warehouse_env, "SELECT count(*) FROM observations") == [
+        (3,)
+    ]  # nothing half-loaded
+    assert query(warehouse_env, "SELECT count(*) FROM ingest_loads WHERE version = 'v-text'") == [
+        (0,)
+    ]
+
+
+def test_publish_refuses_a_type_change_of_a_published_column(warehouse_env, tmp_path):
+    run(dataset(tmp_path, ROWS))
+    with pytest.raises(
+        IncompatibleSchema,
+        match=r"column 'value' was double in the published versions and is now string",
+    ):
+        run(dataset(tmp_path, ROWS, schema={"value": "string", "day": "date"}))
+    assert (
+        len(runtime_from_env().store.list("datasets/WH/events")) == 2
+    )  # still one version: its data file and manifest
+
+
+def test_two_datasets_share_one_table(warehouse_env, tmp_path):
+    run(dataset(tmp_path, ROWS, dataset_id="FROM_API"))
+    run(dataset(tmp_path, "A,2024-01-01,1.5\nC,2024-01-01,7\n", dataset_id="FROM_CSV"))
+    counts = query(
+        warehouse_env, "SELECT source, count(*) FROM observations GROUP BY source ORDER BY source"
+    )
+    assert counts == [("FROM_API", 3), ("FROM_CSV", 2)]
+
+
+def test_hostile_names_stay_names(warehouse_env, tmp_path):
+    evil_table = 'obs"; DROP TABLE ingest_loads; --'
+    config = dataset(tmp_path, ROWS, table=evil_table)
+    csv = tmp_path / "WH.csv"
+    csv.write_text('series,day,"va""lue; DELETE FROM x"\nA,2024-01-01,1\n')
+    config = config.model_copy(
+        update={"normalize": config.normalize.model_copy(update={"schema_": {"day": "date"}})}
+    )
+    result = run(config)
+    assert result.rows_inserted == 1
+    tables = {
+        r[0]
+        for r in query(
+            warehouse_env,
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'",
+        )
+    }
+    assert tables == {evil_table, "ingest_loads"}
+    columns = {
+        r[0]
+        for r in query(
+            warehouse_env,
+            "SELECT column_name FROM information_schema.columns WHERE table_name = %s",
+            evil_table,
+        )
+    }
+    assert 'va"lue; DELETE FROM x' in columns
+
+
+def test_rebuild_reproduces_the_table(warehouse_env, tmp_path, capsys, monkeypatch):
+    run(dataset(tmp_path, ROWS))
+    config = dataset(
+        tmp_path, "A,2024-01-01,1.5\nA,2024-01-02,3\nB,2024-01-01,10\nB,2024-01-02,11\n"
+    )
+    run(config)
+    snapshot = "SELECT series, day, value, key_hash, row_hash, version, source FROM observations ORDER BY series, day"
+    before = query(warehouse_env, snapshot)
+    query(warehouse_env, "DELETE FROM observations WHERE series = 'B' RETURNING 1")  # damage
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "wh.yaml").write_text(
+        f"dataset_id: WH\nsource: {{kind: file, path: {tmp_path / 'WH.csv'}, format: csv}}\n"
+        "normalize: {primary_keys: [series, day], time_column: day, schema: {value: float64, day: date}}\n"
+        "publish: {postgres: {table: observations}}\n"
+    )
+    monkeypatch.setenv("INGEST_CONFIG_DIR", str(configs))
+    assert main(["warehouse-rebuild", "WH"]) == 0
+    assert "rebuilt public.observations from 2 version(s)" in capsys.readouterr().out
+    assert query(warehouse_env, snapshot) == before
+    assert len(query(warehouse_env, "SELECT * FROM ingest_loads WHERE dataset = 'WH'")) == 2
+
+
+def test_without_a_warehouse_url_the_asset_skips(tmp_path, monkeypatch):
+    monkeypatch.delenv("INGEST_POSTGRES_URL", raising=False)
+    result = run(dataset(tmp_path, ROWS))
+    assert result.skipped == "INGEST_POSTGRES_URL is not set"
