@@ -74,6 +74,9 @@ def _text(value: object) -> object:
 
 def _as_text(column: pd.Series) -> pd.Series:
     """Every value as stripped text (None for nulls and blanks)."""
+    if pd.api.types.is_string_dtype(column) and column.dtype != object:
+        text = column.str.strip()  # a text column (CSV): vectorised, no per-cell Python
+        return text.astype(object).where(text.notna() & text.ne(""), None)
     text = column.astype(object).map(_text)
     text = text.where(text.notna(), None).map(lambda v: v.strip() if isinstance(v, str) else v)
     return text.where(text.ne(""), None)
@@ -145,11 +148,9 @@ def _to_decimal(text: pd.Series, decimal_mark: str, scale: int) -> pd.Series:
     return text.map(convert)
 
 
-def _convert(
-    column: pd.Series, type_name: str, fmt: str | None, config: DatasetConfig
-) -> pd.Series:
-    """Convert one column; values that cannot be converted come back as nulls."""
-    text = _as_text(column)
+def _convert(text: pd.Series, type_name: str, fmt: str | None, config: DatasetConfig) -> pd.Series:
+    """Convert one column (as `_as_text` gives it); values that cannot be converted come back
+    as nulls."""
     decimal_mark = config.source.decimal
     if type_name == "string":
         return text
@@ -265,8 +266,8 @@ def normalize(parsed: pa.Table, config: DatasetConfig, collection_date: dt.date)
             arrays[name] = pa.array(frame[name], type=source_type, from_pandas=True)
             continue
         type_name = type_name or "string"
-        converted = _convert(frame[name], type_name, config.normalize.formats.get(name), config)
         original = _as_text(frame[name])
+        converted = _convert(original, type_name, config.normalize.formats.get(name), config)
         failed = original.notna() & converted.isna()
         if failed.any():
             hint = f" (set normalize.formats.{name})" if type_name in ("timestamp", "date") else ""

@@ -176,33 +176,34 @@ class Warehouse:
         self, cursor, target, rows: pa.Table, columns: dict[str, str], keys: list[str]
     ) -> tuple[int, int]:
         names = list(columns)
-        staging = sql.Identifier("ingest_staging")
-        cursor.execute(
-            sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(
-                staging,
-                sql.SQL(", ").join(
-                    sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(columns[n])) for n in names
-                ),
-            )
-        )
+        column_list = sql.SQL(", ").join(map(sql.Identifier, names))
         buffer = io.BytesIO()
-        pacsv.write_csv(
-            rows, buffer, pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
-        )
+        options = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
+        pacsv.write_csv(rows, buffer, options)  # all_valid: "" is an empty string, nothing is NULL
         buffer.seek(0)
-        copy = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
-            staging, sql.SQL(", ").join(map(sql.Identifier, names))
+        if self._is_empty(cursor, target):  # first load: no conflicts possible, COPY in place
+            copy = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(target, column_list)
+            cursor.copy_expert(copy.as_string(cursor), buffer)
+            return rows.num_rows, 0
+        staging = sql.Identifier("ingest_staging")
+        definitions = sql.SQL(", ").join(
+            sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(columns[n])) for n in names
         )
+        cursor.execute(
+            sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(staging, definitions)
+        )
+        copy = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(staging, column_list)
         cursor.copy_expert(copy.as_string(cursor), buffer)
         updates = [n for n in names if n not in keys]
         statement = sql.SQL(
-            "INSERT INTO {target} AS t ({cols}) SELECT {cols} FROM {staging} "
+            "WITH upserted AS (INSERT INTO {target} AS t ({cols}) SELECT {cols} FROM {staging} "
             "ON CONFLICT ({keys}) DO UPDATE SET {sets} "
             "WHERE t.row_hash IS DISTINCT FROM excluded.row_hash "
-            "RETURNING (xmax = 0) AS inserted"
+            "RETURNING (xmax = 0) AS inserted) "
+            "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted"
         ).format(
             target=target,
-            cols=sql.SQL(", ").join(map(sql.Identifier, names)),
+            cols=column_list,
             staging=staging,
             keys=sql.SQL(", ").join(map(sql.Identifier, keys)),
             sets=sql.SQL(", ").join(
@@ -211,9 +212,12 @@ class Warehouse:
             ),
         )
         cursor.execute(statement)
-        flags = [row[0] for row in cursor.fetchall()]
-        inserted = sum(1 for flag in flags if flag)
-        return inserted, len(flags) - inserted
+        inserted, updated = cursor.fetchone()
+        return inserted, updated
+
+    def _is_empty(self, cursor, target) -> bool:
+        cursor.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(target))
+        return cursor.fetchone()[0]
 
     def forget(self, dataset_id: str, schema: str, table: str) -> None:
         """Delete a dataset's rows and ledger entries (before a rebuild from the published store)."""

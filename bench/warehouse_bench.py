@@ -1,0 +1,177 @@
+"""Warehouse load benchmark: Ingest vs dlt vs a bare COPY, side by side on one PostgreSQL.
+
+Three phases each: first load, identical reload, reload with 1% new rows, on a generated CSV of
+200 series x 5,000 days (see generate.py). Primary key (series_code, obs_time) everywhere.
+
+- floor: COPY the CSV into a table with that primary key (first load only: the lower bound).
+- dlt 1.31: pyarrow table in, write_disposition="merge", same primary key; times `pipeline.run`.
+- Ingest: `ingest run BENCH_OBS` in a fresh process (as a user would), reporting both the
+  whole-process wall time and the work itself (the sum of Dagster's step durations from the
+  run's event log), with the peak RSS of the process.
+
+Usage: .venv/bin/pip install -e '.[bench]' && .venv/bin/python bench/warehouse_bench.py
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg2
+import pyarrow.csv as pacsv
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+KEYS = ("series_code", "obs_time")
+
+
+def database(admin_url: str, name: str) -> str:
+    connection = psycopg2.connect(admin_url)
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    connection.close()
+    return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def floor(url: str, csv: Path) -> float:
+    with psycopg2.connect(url) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE floor_obs (series_code text, obs_time date, value double precision, "
+            "unit text, source_agency text, comment text, PRIMARY KEY (series_code, obs_time))"
+        )
+        started = time.perf_counter()
+        with csv.open() as handle:
+            cursor.copy_expert("COPY floor_obs FROM STDIN WITH (FORMAT csv, HEADER true)", handle)
+        connection.commit()
+        return time.perf_counter() - started
+
+
+def dlt_phase(url: str, csv: Path, workdir: Path) -> float:
+    import dlt
+
+    table = pacsv.read_csv(csv)
+    os.environ["DLT_DATA_DIR"] = str(workdir / "dlt_data")
+    if "@" in url and ":" not in url.split("//", 1)[1].split("@", 1)[0]:
+        url = url.replace("@", ":unused@", 1)  # dlt insists on a password; trust auth ignores it
+    pipeline = dlt.pipeline(
+        pipeline_name="bench_obs",
+        destination=dlt.destinations.postgres(credentials=url),
+        dataset_name="dlt_bench",
+        pipelines_dir=str(workdir / "dlt_pipelines"),
+    )
+    started = time.perf_counter()
+    pipeline.run(table, table_name="observations", write_disposition="merge", primary_key=KEYS)
+    return time.perf_counter() - started
+
+
+def write_config(config_dir: Path, csv: Path) -> None:
+    config_dir.mkdir(parents=True, exist_ok=True)
+    (config_dir / "bench_obs.yaml").write_text(
+        "dataset_id: BENCH_OBS\n"
+        f"source: {{kind: file, path: {csv}, format: csv, max_bytes: 1000000000}}\n"
+        "normalize:\n"
+        "  primary_keys: [series_code, obs_time]\n"
+        "  time_column: obs_time\n"
+        "  schema: {value: float64, obs_time: date}\n"
+        "publish: {postgres: {table: observations, schema: ingest_bench}}\n"
+    )
+
+
+def ingest_phase(url: str, csv: Path, workdir: Path) -> dict:
+    config_dir = workdir / "configs"
+    write_config(config_dir, csv)
+    env = dict(
+        os.environ,
+        INGEST_CONFIG_DIR=str(config_dir),
+        INGEST_STORE_ROOT=str(workdir / "store"),
+        INGEST_POSTGRES_URL=url,
+        DAGSTER_HOME=str(workdir / "dagster_home"),
+    )
+    started = time.perf_counter()
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "ingest"), "run", "BENCH_OBS"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"ingest run failed:\n{done.stdout}\n{done.stderr}")
+    steps = step_durations(workdir / "dagster_home")
+    return {
+        "wall_s": wall,
+        "steps_s": steps,
+        "work_s": sum(steps.values()),
+        "output": done.stdout.strip(),
+    }
+
+
+def step_durations(home: Path) -> dict[str, float]:
+    os.environ["DAGSTER_HOME"] = str(home)
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        run = instance.get_runs(limit=1)[0]
+        durations = {}
+        for record in instance.all_logs(run.run_id):
+            event = record.dagster_event
+            if event is not None and event.event_type_value == "STEP_SUCCESS":
+                durations[event.step_key.split("__")[-1]] = (
+                    event.event_specific_data.duration_ms / 1000
+                )
+        return durations
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/ingest_bench"))
+    parser.add_argument("--skip-dlt", action="store_true")
+    args = parser.parse_args()
+    work = args.workdir
+    subprocess.run(["rm", "-rf", str(work)], check=True)
+    work.mkdir(parents=True)
+    base, plus = work / "obs.csv", work / "obs_plus1pct.csv"
+    for path, fraction in ((base, "0"), (plus, "0.01")):
+        subprocess.run(
+            [sys.executable, str(HERE / "generate.py"), str(path), "--new-fraction", fraction],
+            check=True,
+        )
+    phases = (("first load", base), ("identical reload", base), ("1% new rows", plus))
+    results: dict = {"rows": 1_000_000}
+
+    url = database(args.admin_url, "ingest_bench_floor")
+    results["floor_first_load_s"] = floor(url, base)
+    print(f"floor (COPY into a PK table): {results['floor_first_load_s']:.1f}s", flush=True)
+
+    if not args.skip_dlt:
+        url = database(args.admin_url, "ingest_bench_dlt")
+        results["dlt"] = {}
+        for name, csv in phases:
+            results["dlt"][name] = dlt_phase(url, csv, work / "dlt")
+            print(f"dlt {name}: {results['dlt'][name]:.1f}s", flush=True)
+
+    url = database(args.admin_url, "ingest_bench_platform")
+    results["ingest"] = {}
+    for name, csv in phases:
+        results["ingest"][name] = ingest_phase(url, csv, work / "ingest")
+        phase = results["ingest"][name]
+        print(
+            f"ingest {name}: work {phase['work_s']:.1f}s, wall {phase['wall_s']:.1f}s, steps {phase['steps_s']}",
+            flush=True,
+        )
+    results["ingest_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"ingest peak RSS (largest child process): {results['ingest_peak_rss_mb']:.0f} MB")
+    (work / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    print(f"results: {work / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()
