@@ -257,3 +257,19 @@ def test_without_a_warehouse_url_the_asset_skips(tmp_path, monkeypatch):
     monkeypatch.delenv("INGEST_POSTGRES_URL", raising=False)
     result = run(dataset(tmp_path, ROWS))
     assert result.skipped == "INGEST_POSTGRES_URL is not set"
+
+
+def test_the_warehouse_asset_of_a_sample(warehouse_env):
+    import dagster as dg
+
+    from tests.test_dagster_e2e import SAMPLES, _materialize
+
+    config = next(c for c in SAMPLES if c.publish.postgres is not None)
+    with dg.DagsterInstance.ephemeral() as instance:
+        first = _materialize(config, instance)["warehouse"]
+        second = _materialize(config, instance)["warehouse"]
+    assert first["rows_inserted"] == 13482 and first["table"] == "public.cpi_divisions"
+    assert second["rows_upserted"] == 0 and second["versions_loaded"] == []
+    assert query(
+        warehouse_env, "SELECT count(*) FROM cpi_divisions WHERE source = 'INDEC_IPC_DIVISIONES'"
+    ) == [(13482,)]
