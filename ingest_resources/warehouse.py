@@ -159,9 +159,9 @@ class Warehouse:
             )
             if cursor.fetchone():
                 return LoadResult(version, 0, 0, already_loaded=True)
-            self._ensure_table(cursor, schema, table, columns, keys)
             inserted = updated = 0
-            if rows.num_rows:
+            if rows.num_rows:  # an empty version (publish_empty) only records its ledger row
+                self._ensure_table(cursor, schema, table, columns, keys)
                 inserted, updated = self._upsert(cursor, target, rows, columns, keys)
             cursor.execute(
                 sql.SQL(

@@ -273,3 +273,13 @@ def test_the_warehouse_asset_of_a_sample(warehouse_env):
     assert query(
         warehouse_env, "SELECT count(*) FROM cpi_divisions WHERE source = 'INDEC_IPC_DIVISIONES'"
     ) == [(13482,)]
+
+
+def test_an_empty_version_is_recorded_without_touching_tables(warehouse_env):
+    runtime = runtime_from_env()
+    result = runtime.warehouse.load("EMPTY", "v1", "all", pa.table({}), ["id"], "public", "nothing")
+    assert (result.inserted, result.updated, result.already_loaded) == (0, 0, False)
+    assert query(warehouse_env, "SELECT dataset, version FROM ingest_loads") == [("EMPTY", "v1")]
+    assert query(
+        warehouse_env, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'nothing'"
+    ) == [(0,)]
