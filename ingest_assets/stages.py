@@ -1,4 +1,4 @@
-"""The four stages of a dataset, callable with or without Dagster.
+"""The stages of a dataset (raw, parsed, normalized, published, warehouse), with or without Dagster.
 
 Each stage reads its input from the object store, writes its output there (Parquet between
 stages, never pickles) and returns the metadata a user wants to see. The Dagster assets and
