@@ -18,11 +18,10 @@ from ingest_assets.partitions import partitions_definition
 from ingest_assets.sources import probe
 from ingest_assets.windows import window_for
 
-STAGES = ("raw", "parsed", "normalized", "published")
-
 
 def dataset_keys(config: DatasetConfig) -> list[dg.AssetKey]:
-    return [dg.AssetKey([config.dataset_id, stage]) for stage in STAGES]
+    """Every asset of the dataset, the warehouse included when it has one."""
+    return [dg.AssetKey([config.dataset_id, stage]) for stage in config.stages]
 
 
 def partition_at(config: DatasetConfig, when: dt.datetime) -> str | None:

@@ -67,7 +67,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         kind = config.partitions.kind
         print(
             f"{config.dataset_id}\tparser={config.parser}\tpartitions={kind}\t"
-            f"assets={','.join(f'{config.dataset_id}/{s}' for s in ('raw', 'parsed', 'normalized', 'published'))}"
+            f"assets={','.join(f'{config.dataset_id}/{s}' for s in config.stages)}"
         )
     return 0
 

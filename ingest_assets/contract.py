@@ -16,6 +16,7 @@ DATASET_ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
 TYPE_PATTERN = re.compile(r"^(string|int64|float64|bool|date|timestamp|decimal\((\d+),\s*(\d+)\))$")
 PLUGIN_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 SERIES_CODE = "internal_series_code"
+CORE_STAGES = ("raw", "parsed", "normalized", "published")
 
 SERIES_PARSERS = frozenset({"series_map", "bcra_infomondia"})
 BUILTIN_PARSERS = frozenset({"table", "json_records", "rss", "parquet"} | SERIES_PARSERS)
@@ -399,6 +400,11 @@ class DatasetConfig(Strict):
         if self.is_series and SERIES_CODE not in keys:
             keys.insert(0, SERIES_CODE)
         return keys
+
+    @property
+    def stages(self) -> list[str]:
+        """The dataset's asset names, in order: the four stages, and the warehouse if any."""
+        return [*CORE_STAGES, "warehouse"] if self.publish.postgres else list(CORE_STAGES)
 
     @property
     def lock_key(self) -> str:

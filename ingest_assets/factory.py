@@ -15,8 +15,6 @@ from ingest_assets.partitions import partition_key, partitions_definition
 from ingest_assets.publish import high_water_marks
 from ingest_resources.resource import IngestResource
 
-STAGES = ("raw", "parsed", "normalized", "published")
-
 
 def check_result(result: CheckResult) -> dg.AssetCheckResult:
     metadata = {"detail": result.detail, "failing_rows": result.failing_rows}

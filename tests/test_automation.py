@@ -147,6 +147,16 @@ def test_the_schedule_requests_the_partition_of_its_tick(tmp_path):
     assert request.partition_key == "2026-03-09"  # the latest complete day at the tick
 
 
+def test_automation_runs_the_warehouse_too(tmp_path):
+    from ingest_assets.automation import dataset_keys
+
+    config = make(
+        {"kind": "file", "path": str(tmp_path / "x.csv"), "format": "csv"},
+        publish={"postgres": {"table": "obs"}},
+    )
+    assert [k.to_user_string() for k in dataset_keys(config)][-1] == "WATCHED/warehouse"
+
+
 def test_sample_automation_is_in_the_definitions():
     from ingest_assets.definitions import build_definitions
 
