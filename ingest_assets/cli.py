@@ -72,6 +72,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+CODE_ROOT = Path(__file__).resolve().parents[1]  # this repository (installed editable)
 MANAGED = "# written by `ingest instance` from {name}; edit that file, not this copy\n"
 
 
@@ -95,8 +96,11 @@ def ensure_dagster_home() -> tuple[Path, str]:
         os.environ["INGEST_DAGSTER_PG_URL"] = sqlalchemy_url(postgres)
     name = "dagster.postgres.yaml" if postgres else "dagster.yaml"
     template = settings.project_root() / name
+    if not template.exists():  # configs kept outside this repository: use the repository's
+        template = CODE_ROOT / name
     target = home / "dagster.yaml"
-    if template.exists() and (not target.exists() or target.read_text().startswith(MANAGED[:30])):
+    managed = not target.exists() or target.read_text().startswith(MANAGED[:30])
+    if template.exists() and managed:
         wanted = MANAGED.format(name=name) + template.read_text()
         if not target.exists() or target.read_text() != wanted:
             target.write_text(wanted)
@@ -319,14 +323,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("dataset")
     run.add_argument("--partition", help="partition key (default: the latest partition)")
     run.add_argument(
-        "--log-level", default="WARNING", help="Dagster console log level (default: WARNING)"
+        "--log-level",
+        default="CRITICAL",
+        help="Dagster's console log level, e.g. INFO (default: CRITICAL; ingest prints a summary)",
     )
     run.set_defaults(func=cmd_run)
     backfill = sub.add_parser("backfill", help="run a range of partitions in-process, oldest first")
     backfill.add_argument("dataset")
     backfill.add_argument("--start", required=True, help="first partition key")
     backfill.add_argument("--end", required=True, help="last partition key (inclusive)")
-    backfill.add_argument("--log-level", default="WARNING", help="Dagster console log level")
+    backfill.add_argument(
+        "--log-level", default="CRITICAL", help="Dagster's console log level, e.g. INFO"
+    )
     backfill.set_defaults(func=cmd_backfill)
     export = sub.add_parser("export", help="write the published data, latest value per key")
     export.add_argument("dataset")

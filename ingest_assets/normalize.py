@@ -11,6 +11,7 @@ import json
 import re
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -122,8 +123,12 @@ def _to_timestamp(text: pd.Series, fmt: str | None, zone: str) -> pd.Series:
 
 
 def _localize(naive: pd.Series, zone: str) -> pd.Series:
+    """Local wall times to UTC. A time that does not exist (the hour skipped when DST starts,
+    often midnight, as in Buenos Aires on 2007-12-30) moves forward to the first real instant;
+    an ambiguous one (the hour repeated when DST ends) is taken as its first occurrence."""
     naive = naive.astype("datetime64[us]")
-    local = naive.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
+    first_occurrence = np.ones(len(naive), dtype=bool)
+    local = naive.dt.tz_localize(zone, ambiguous=first_occurrence, nonexistent="shift_forward")
     return local.dt.tz_convert("UTC")
 
 

@@ -190,3 +190,29 @@ def test_index_heals_after_a_crash_between_swap_and_index_write(runtime, rates):
     assert (
         index.num_rows == 3 and index.schema.metadata[b"ingest.version"] == third.version.encode()
     )
+
+
+def test_a_local_midnight_skipped_by_dst_moves_forward(runtime, tmp_path, write_dataset):
+    """Buenos Aires started DST at midnight on 2007-12-30: that wall time never existed."""
+    csv = tmp_path / "dst.csv"
+    csv.write_text("day,value\n29/12/2007,1\n30/12/2007,2\n31/12/2007,3\n")
+    config = write_dataset(
+        f"""
+        dataset_id: DST
+        source: {{kind: file, path: {csv}, format: csv}}
+        normalize:
+          primary_keys: [day]
+          time_column: day
+          timezone: America/Argentina/Buenos_Aires
+          formats: {{day: "%d/%m/%Y"}}
+        """
+    )
+    result = run_all(runtime, config)
+    assert result.rows_added == 3 and result.manifest["counts"]["rejected"] == 0
+    days = [d.isoformat() for d in published_table(runtime.store, config).column("day").to_pylist()]
+    # UTC-3 before, UTC-2 from the first real instant (01:00 local) of 2007-12-30
+    assert days == [
+        "2007-12-29T03:00:00+00:00",
+        "2007-12-30T03:00:00+00:00",
+        "2007-12-31T02:00:00+00:00",
+    ]
