@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest_assets.contract import DatasetConfig
-from ingest_assets.normalize import COLLECTION_DATE, KEY_HASH, REASON, ROW_HASH
+from ingest_assets.normalize import COLLECTION_DATE, KEY_HASH, REASON, ROW_HASH, arrow_type
 from ingest_assets.parsers.base import ROW_COLUMN
 
 SAMPLE_ROWS = 5
@@ -134,7 +134,7 @@ def _schema_drift(check: PlannedCheck, config: DatasetConfig, inputs: CheckInput
     if not reference:
         return CheckResult(check, True, "no published version yet: nothing to drift from")
     current = {f.name: str(f.type) for f in inputs.table.schema}
-    declared = {name: str(_declared_type(t)) for name, t in config.normalize.schema_.items()}
+    declared = {name: str(arrow_type(t)) for name, t in config.normalize.schema_.items()}
     changes = []
     for name in reference.keys() - current.keys():
         changes.append(f"- {name} ({reference[name]}) is missing")
@@ -148,12 +148,6 @@ def _schema_drift(check: PlannedCheck, config: DatasetConfig, inputs: CheckInput
         return CheckResult(check, True, "same columns and types as the published version")
     detail = "schema differs from the published version: " + "; ".join(sorted(changes))
     return CheckResult(check, False, detail, 0, [{"change": c} for c in sorted(changes)])
-
-
-def _declared_type(type_name: str) -> pa.DataType:
-    from ingest_assets.normalize import arrow_type
-
-    return arrow_type(type_name)
 
 
 def _freshness(check: PlannedCheck, config: DatasetConfig, inputs: CheckInputs) -> CheckResult:

@@ -430,7 +430,7 @@ def prepare(
         "time_column": _time_column(config, normalized),
         "high_water_marks": high_water_marks(config, rows, (current or {}).get("high_water_marks")),
         "rows_total": _rows_total(current, inserts.num_rows),
-        "checks": {**counts_checks(config, counts), **(checks or {})},
+        "checks": checks or {},
         "fence": fence,
         "files": files,
     }
@@ -439,14 +439,6 @@ def prepare(
         raise PublishConflict(f"dataset {dataset_id}: event version {version} already exists")
     failpoint("after_manifest")
     return prepared
-
-
-def counts_checks(config: DatasetConfig, counts: dict[str, int]) -> dict[str, Any]:
-    parsed = counts.get("parsed", 0)
-    rejected = counts.get("rejected", 0)
-    ratio = rejected / parsed if parsed else 0.0
-    limit = config.checks.max_rejected_ratio
-    return {"rejected_ratio": {"value": ratio, "max": limit, "passed": ratio <= limit}}
 
 
 def _rows_total(current: dict | None, added: int) -> int:

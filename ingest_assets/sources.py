@@ -108,9 +108,8 @@ def _fetch_http(config: DatasetConfig, secrets: Secrets, window: Window | None) 
 
 
 def _page_records(body: object, config: DatasetConfig, label: str) -> list:
-    node = body
-    for part in (config.source.records_path or "").split(".") if config.source.records_path else []:
-        node = node.get(part) if isinstance(node, dict) else None
+    path = config.source.records_path
+    node = _dotted(body, path) if path else body
     if not isinstance(node, list):
         raise FetchError(
             f"{label}: no list of records at source.records_path {config.source.records_path!r}"
