@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ingest_assets.contract import TYPE_PATTERN, DatasetConfig
 from ingest_assets.hashing import key_hashes, row_hashes
@@ -23,6 +24,7 @@ from ingest_assets.parsers.base import (
     HIDDEN_COLUMNS,
     ROW_COLUMN,
     load_plugin,
+    to_arrow,
 )
 
 KEY_HASH, ROW_HASH, COLLECTION_DATE = "key_hash", "row_hash", "collection_date"
@@ -216,96 +218,183 @@ def _add_metadata(frame: pd.DataFrame, config: DatasetConfig) -> pd.DataFrame:
     return frame
 
 
-def _check_columns(frame: pd.DataFrame, config: DatasetConfig) -> None:
-    found = ", ".join(repr(c) for c in frame.columns if c not in HIDDEN_COLUMNS)
+def _check_columns(names: list[str], config: DatasetConfig) -> None:
+    found = ", ".join(repr(c) for c in names if c not in HIDDEN_COLUMNS)
     where = f"dataset {config.dataset_id}"
     for name in config.normalize.schema_:
-        if name not in frame.columns:
+        if name not in names:
             raise NormalizeError(
                 f"{where}: normalize.schema declares column {name!r}, which the parsed data does not have (found: {found})"
             )
     for name in config.primary_keys:
-        if name not in frame.columns:
+        if name not in names:
             raise NormalizeError(
                 f"{where}: primary key {name!r} is not a column of the parsed data (found: {found})"
             )
     explicit_time = "time_column" in config.normalize.model_fields_set
-    if explicit_time and config.normalize.time_column not in frame.columns:
+    if explicit_time and config.normalize.time_column not in names:
         raise NormalizeError(
             f"{where}: normalize.time_column {config.normalize.time_column!r} is not a column of the parsed data (found: {found})"
         )
-    clash = [c for c in SYSTEM_COLUMNS + ("op", "version") if c in frame.columns]
+    clash = [c for c in SYSTEM_COLUMNS + ("op", "version") if c in names]
     if clash:
         raise NormalizeError(
             f"{where}: column {clash[0]!r} is reserved by the platform; rename it in parse_config.columns"
         )
 
 
-def _run_plugin(frame: pd.DataFrame, config: DatasetConfig) -> pd.DataFrame:
+def _run_plugin(table: pa.Table, config: DatasetConfig) -> pa.Table:
     if config.normalize.plugin in ("default", "bcra_infomondia"):
-        return frame
+        return table
     hook = load_plugin(config.normalize.plugin, "normalize")
-    result = hook(frame, config)
+    result = hook(table.to_pandas(), config)
     if not isinstance(result, pd.DataFrame):
         raise NormalizeError(
             f"dataset {config.dataset_id}: normalize plugin {config.normalize.plugin!r} must return a pandas DataFrame"
         )
-    return result
+    converted = to_arrow(result.reset_index(drop=True))
+    return converted.replace_schema_metadata(table.schema.metadata)
+
+
+def _add_metadata(table: pa.Table, config: DatasetConfig) -> pa.Table:
+    """`transform.metadata` constants (series_map entries win per series) and `frequency`."""
+    defaults = dict(config.transform.metadata)
+    if config.frequency is not None:
+        defaults.setdefault("frequency", config.frequency)
+    for name, value in defaults.items():
+        constant = pa.array([value] * table.num_rows)
+        if name in table.column_names:
+            column = table[name]
+            if column.type != constant.type:
+                column = _text_of(column)
+                constant = constant.cast(pa.string())
+            filled = pc.coalesce(column, constant)
+            table = table.set_column(table.column_names.index(name), name, filled)
+        else:
+            table = table.append_column(name, constant)
+    return table
+
+
+def _text_of(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """Every value as stripped text, null for nulls and blanks (`_as_text` in Arrow)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if pa.types.is_null(column.type):
+        return pa.nulls(len(column), pa.string())
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        text = pc.utf8_trim_whitespace(column.cast(pa.string()))
+        return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+    return pa.array(_as_text(column.to_pandas()), pa.string(), from_pandas=True)
+
+
+INTEGER = r"^[+-]?\d+$"
+
+
+def _fast_convert(text: pa.Array, type_name: str, fmt: str | None, config: DatasetConfig):
+    """Arrow's own kernels for the common cases; None when a value needs the general path
+    (which also decides what is rejected). Both paths give the same values."""
+    try:
+        if type_name == "string":
+            return text
+        if type_name == "float64" and config.source.decimal == ".":
+            values = pc.cast(text, pa.float64())
+            return None if pc.any(pc.is_nan(values)).as_py() else values
+        if type_name == "int64" and pc.all(pc.match_substring_regex(text, INTEGER)).as_py() in (
+            True,
+            None,
+        ):
+            return pc.cast(text, pa.int64())
+        if type_name in ("timestamp", "date") and fmt is None:
+            naive = pc.cast(text, pa.timestamp("us"))
+        elif type_name in ("timestamp", "date") and fmt not in ("excel",) and "%z" not in fmt:
+            naive = pc.strptime(text, format=fmt, unit="us", error_is_null=True)
+            # Arrow's %Y also takes "10" as year 10; pandas (the general path) wants 4 digits
+            earliest = pc.min(pc.year(naive)).as_py()
+            if naive.null_count != text.null_count or (earliest is not None and earliest < 1000):
+                return None
+        else:
+            return None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if type_name == "date":
+        return pc.cast(naive, pa.date32())
+    zone = config.normalize.timezone
+    local = pc.assume_timezone(naive, zone, ambiguous="earliest", nonexistent="latest")
+    return local.cast(pa.timestamp("us", tz="UTC"))
+
+
+def _general_convert(
+    text: pa.Array, type_name: str, fmt: str | None, config: DatasetConfig
+) -> pa.Array:
+    series = pd.Series(text.to_pandas(), dtype=object)
+    series = series.where(series.notna(), None)
+    converted = _convert(series, type_name, fmt, config)
+    if type_name == "float64":  # the values themselves as Arrow parses them, like the fast path
+        valid = pc.if_else(pa.array(converted.notna().to_numpy()), text, None)
+        cleaned = valid
+        if config.source.decimal == ",":
+            cleaned = pc.replace_substring(pc.replace_substring(valid, ".", ""), ",", ".")
+        return pc.cast(cleaned, pa.float64())
+    return pa.array(
+        converted.astype(object).where(converted.notna(), None),
+        type=arrow_type(type_name),
+        from_pandas=True,
+    )
+
+
+def convert_column(
+    text: pa.Array, type_name: str, fmt: str | None, config: DatasetConfig
+) -> pa.Array:
+    """Text to `type_name`; a value that cannot be converted comes back null."""
+    fast = _fast_convert(text, type_name, fmt, config)
+    return fast if fast is not None else _general_convert(text, type_name, fmt, config)
 
 
 def normalize(parsed: pa.Table, config: DatasetConfig, collection_date: dt.date) -> Normalized:
-    frame = parsed.to_pandas(types_mapper=None)
-    if ROW_COLUMN not in frame.columns:
-        frame.insert(0, ROW_COLUMN, range(1, len(frame) + 1))
-    frame = _add_metadata(_run_plugin(frame, config), config)
-    frame = frame.reset_index(drop=True)
-    _check_columns(frame, config)
-    columns = [c for c in frame.columns if c not in HIDDEN_COLUMNS]
+    """One table (or one batch of a larger input: `_row` numbers the source rows)."""
+    table = parsed
+    if ROW_COLUMN not in table.column_names:
+        table = table.add_column(0, ROW_COLUMN, pa.array(range(1, table.num_rows + 1), pa.int64()))
+    table = _add_metadata(_run_plugin(table, config), config)
+    _check_columns(table.column_names, config)
+    columns = [c for c in table.column_names if c not in HIDDEN_COLUMNS]
     types = _target_types(columns, config)
-    rejections = _Rejections(frame.index)
+    rejections = _Rejections(table.num_rows)
     arrays: dict[str, pa.Array] = {}
     for name in columns:
         type_name = types[name]
-        source_type = parsed.schema.field(name).type if name in parsed.column_names else None
-        if type_name is None and source_type is not None and _keeps_type(source_type):
-            arrays[name] = pa.array(frame[name], type=source_type, from_pandas=True)
+        column = table[name]
+        if type_name is None and name in parsed.column_names and _keeps_type(column.type):
+            arrays[name] = column.combine_chunks()
             continue
         type_name = type_name or "string"
-        original = _as_text(frame[name])
-        converted = _convert(original, type_name, config.normalize.formats.get(name), config)
-        failed = original.notna() & converted.isna()
-        if failed.any():
+        original = _text_of(column)
+        converted = convert_column(original, type_name, config.normalize.formats.get(name), config)
+        failed = pc.and_(pc.is_valid(original), pc.is_null(converted))
+        if pc.any(failed).as_py():
             hint = f" (set normalize.formats.{name})" if type_name in ("timestamp", "date") else ""
-            messages = (
-                f"column {name!r}: cannot read "
-                + original[failed].map(repr)
-                + f" as {type_name}{hint}"
-            )
-            rejections.add(failed, messages, "type_error", name)
-        arrays[name] = pa.array(
-            converted.astype(object).where(converted.notna(), None),
-            type=arrow_type(type_name),
-            from_pandas=True,
-        )
+            positions = np.flatnonzero(failed.to_numpy(zero_copy_only=False))
+            values = original.take(pa.array(positions)).to_pylist()
+            messages = [f"column {name!r}: cannot read {v!r} as {type_name}{hint}" for v in values]
+            rejections.add(positions, messages, "type_error", name)
+        arrays[name] = converted
     for key in config.primary_keys:
-        missing = pd.Series(
-            pa.array(arrays[key]).is_null().to_numpy(zero_copy_only=False), index=frame.index
-        )
+        missing = np.flatnonzero(arrays[key].is_null().to_numpy(zero_copy_only=False))
         rejections.add(missing, f"primary key {key!r} is empty", "missing_key", key)
 
     typed = pa.table(arrays)
-    bad = rejections.reason.notna().to_numpy()
-    accepted = typed.filter(pa.array(~bad))
-    accepted_rows = frame.loc[~bad, ROW_COLUMN].to_numpy()
+    bad = rejections.bad()
     cells = _cells(parsed)
-    rejected = rejections.table(frame.loc[bad], cells)
+    accepted = typed.filter(pa.array(~bad)) if bad.any() else typed
+    accepted_rows = table[ROW_COLUMN].filter(pa.array(~bad)) if bad.any() else table[ROW_COLUMN]
+    rejected = rejections.table(table, cells)
 
     keys = config.primary_keys
     accepted = accepted.append_column(KEY_HASH, key_hashes(accepted, keys))
     accepted = accepted.append_column(
         ROW_HASH, row_hashes(accepted, [c for c in columns if c not in keys])
     )
-    accepted, conflicts, dropped = _dedupe(accepted, accepted_rows, frame, cells)
+    accepted, conflicts, dropped = _dedupe(accepted, accepted_rows, table, cells)
     rejected = (
         pa.concat_tables([rejected, conflicts], promote_options="permissive")
         if conflicts.num_rows
@@ -314,7 +403,7 @@ def normalize(parsed: pa.Table, config: DatasetConfig, collection_date: dt.date)
     accepted = accepted.add_column(
         accepted.num_columns - 2,
         COLLECTION_DATE,
-        pa.array([collection_date] * accepted.num_rows, pa.date32()),
+        pa.array(np.full(accepted.num_rows, collection_date, dtype="datetime64[D]"), pa.date32()),
     )
     return Normalized(table=accepted, rejected=rejected, duplicates_dropped=dropped)
 
@@ -336,77 +425,95 @@ def _source_ref(row: int, column: str | None, cell: str | None, cells: dict) -> 
 class _Rejections:
     """Why each row is rejected (the first reason found), with a code and the offending column."""
 
-    def __init__(self, index: pd.Index):
-        self.reason = pd.Series(None, index=index, dtype=object)
-        self.code = pd.Series(None, index=index, dtype=object)
-        self.column = pd.Series(None, index=index, dtype=object)
+    def __init__(self, rows: int):
+        self.reason = np.full(rows, None, dtype=object)
+        self.code = np.full(rows, None, dtype=object)
+        self.column = np.full(rows, None, dtype=object)
+        self.flagged = np.zeros(rows, dtype=bool)
 
-    def add(
-        self, mask: pd.Series, reason: "str | pd.Series", code: str, column: str | None
-    ) -> None:
-        new = mask & self.reason.isna()
-        self.reason = self.reason.where(~new, reason)
-        self.code = self.code.where(~new, code)
-        self.column = self.column.where(~new, column)
+    def add(self, positions: np.ndarray, reason: "str | list[str]", code: str, column: str | None):
+        if not len(positions):
+            return
+        reasons = np.full(len(positions), None, dtype=object)
+        reasons[:] = reason if isinstance(reason, list) else [reason] * len(positions)
+        new = ~self.flagged[positions]
+        chosen = positions[new]
+        self.flagged[chosen] = True
+        self.reason[chosen] = reasons[new]
+        self.code[chosen] = code
+        self.column[chosen] = column
 
-    def table(self, rows: pd.DataFrame, cells: dict) -> pa.Table:
-        index = rows.index
-        return _rejected(rows, self.reason[index], self.code[index], self.column[index], cells)
+    def bad(self) -> np.ndarray:
+        return self.flagged
+
+    def table(self, source: pa.Table, cells: dict) -> pa.Table:
+        positions = np.flatnonzero(self.bad())
+        rows = source.take(pa.array(positions, pa.int64()))
+        return _rejected(
+            rows,
+            self.reason[positions].tolist(),
+            self.code[positions].tolist(),
+            self.column[positions].tolist(),
+            cells,
+        )
 
 
-def _rejected(
-    rows: pd.DataFrame, reasons: pd.Series, codes: pd.Series, columns: pd.Series, cells: dict
-) -> pa.Table:
+def _rejected(rows: pa.Table, reasons: list, codes: list, columns: list, cells: dict) -> pa.Table:
     """The quarantine table: source row, where in the source, why, and the values as text."""
-    row_numbers = rows[ROW_COLUMN].astype("int64").tolist()
-    cell_refs = rows[CELL_COLUMN].tolist() if CELL_COLUMN in rows.columns else [None] * len(rows)
+    row_numbers = rows[ROW_COLUMN].cast(pa.int64()).to_pylist()
+    cell_refs = (
+        rows[CELL_COLUMN].to_pylist()
+        if CELL_COLUMN in rows.column_names
+        else [None] * rows.num_rows
+    )
     refs = [
         _source_ref(n, c, cell, cells)
-        for n, c, cell in zip(row_numbers, columns.tolist(), cell_refs, strict=True)
+        for n, c, cell in zip(row_numbers, columns, cell_refs, strict=True)
     ]
     data = {
         ROW_COLUMN: pa.array(row_numbers, pa.int64()),
         SOURCE_REF: pa.array(refs, pa.string()),
-        REASON_CODE: pa.array(codes.astype(str).tolist(), pa.string()),
-        REASON: pa.array(reasons.astype(str).tolist(), pa.string()),
+        REASON_CODE: pa.array([str(c) for c in codes], pa.string()),
+        REASON: pa.array([str(r) for r in reasons], pa.string()),
     }
-    for name in rows.columns:
+    for name in rows.column_names:
         if name not in HIDDEN_COLUMNS:
-            data[name] = pa.array(_as_text(rows[name]), pa.string(), from_pandas=True)
+            data[name] = _text_of(rows[name])
     return pa.table(data)
 
 
-def _no_rows(frame: pd.DataFrame, cells: dict) -> pa.Table:
-    empty = pd.Series([], dtype=object)
-    return _rejected(frame.iloc[0:0], empty, empty, empty, cells)
+def _no_rows(source: pa.Table, cells: dict) -> pa.Table:
+    return _rejected(source.slice(0, 0), [], [], [], cells)
 
 
 def _dedupe(
-    table: pa.Table, rows, frame: pd.DataFrame, cells: dict
+    table: pa.Table, rows: pa.ChunkedArray, source: pa.Table, cells: dict
 ) -> tuple[pa.Table, pa.Table, int]:
     """Exact repeats of a key keep their first row; a key with conflicting values rejects all its rows."""
     if table.num_rows == 0:
-        return table, _no_rows(frame, cells), 0
+        return table, _no_rows(source, cells), 0
     keys = table[KEY_HASH].to_pandas()
-    hashes = table[ROW_HASH].to_pandas()
     repeated = keys.duplicated(keep=False)
     if not repeated.any():
-        return table, _no_rows(frame, cells), 0
+        return table, _no_rows(source, cells), 0
+    hashes = table[ROW_HASH].to_pandas()
     distinct = pd.DataFrame({"k": keys, "h": hashes})[repeated].groupby("k")["h"].nunique()
     conflicting = keys.isin(distinct[distinct > 1].index)
     exact_repeat = keys.duplicated(keep="first") & ~conflicting
-    row_by_pos = pd.Series(rows)
+    row_by_pos = pd.Series(rows.to_numpy())
     conflict_rows = row_by_pos[conflicting]
     group_rows = conflict_rows.groupby(keys[conflicting]).agg(
         lambda r: ", ".join(str(v) for v in r)
     )
-    reasons = keys[conflicting].map(
-        lambda k: f"primary key repeated with different values (rows {group_rows[k]})"
+    reasons = [
+        f"primary key repeated with different values (rows {group_rows[k]})"
+        for k in keys[conflicting]
+    ]
+    position_of_row = pd.Series(np.arange(source.num_rows), index=source[ROW_COLUMN].to_numpy())
+    source_rows = source.take(pa.array(position_of_row.loc[conflict_rows.to_numpy()].to_numpy()))
+    count = len(reasons)
+    conflicts = _rejected(
+        source_rows, reasons, ["conflicting_duplicate"] * count, [None] * count, cells
     )
-    source = frame.set_index(ROW_COLUMN, drop=False).loc[conflict_rows.to_numpy()]
-    reasons = reasons.reset_index(drop=True)
-    codes = pd.Series(["conflicting_duplicate"] * len(reasons), dtype=object)
-    no_column = pd.Series([None] * len(reasons), dtype=object)
-    conflicts = _rejected(source.reset_index(drop=True), reasons, codes, no_column, cells)
     keep = ~(conflicting | exact_repeat)
     return table.filter(pa.array(keep.to_numpy())), conflicts, int(exact_repeat.sum())
