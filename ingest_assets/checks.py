@@ -74,6 +74,25 @@ class CheckInputs:
     rows_parsed: int
     published_schema: dict[str, str] | None  # of the current version, for schema drift
     now: dt.datetime
+    # When `table` holds only the columns the checks read (`needed_columns`), the whole
+    # schema, the rejected count (`rejected` then holds the first rows only) and the number
+    # of rows whose key repeats (known from the deduplication) come separately.
+    schema: pa.Schema | None = None
+    rows_rejected: int | None = None
+    repeated_keys: int | None = None
+
+    @property
+    def columns(self) -> list[str]:
+        return (self.schema or self.table.schema).names
+
+
+def needed_columns(config: DatasetConfig) -> list[str]:
+    """The normalized columns `evaluate` reads (the rest of a large partition stays on disk)."""
+    checks = config.checks
+    names = [*checks.not_null, *checks.unique, *checks.ranges, *checks.allowed_values]
+    if config.lag_days is not None:
+        names.append(config.normalize.time_column)
+    return list(dict.fromkeys(names))
 
 
 def _severity(config: DatasetConfig, kind: str, column: str | None) -> str:
@@ -109,8 +128,8 @@ def _rows_result(check: PlannedCheck, table: pa.Table, mask, what: str) -> Check
     return CheckResult(check, False, f"{failing} of {table.num_rows} rows {what}", failing, sample)
 
 
-def _missing_column(check: PlannedCheck, column: str, table: pa.Table) -> CheckResult:
-    found = ", ".join(c for c in table.column_names if c not in (KEY_HASH, ROW_HASH))
+def _missing_column(check: PlannedCheck, column: str, names: list[str]) -> CheckResult:
+    found = ", ".join(c for c in names if c not in (KEY_HASH, ROW_HASH))
     return CheckResult(check, False, f"column {column!r} does not exist (columns: {found})")
 
 
@@ -133,7 +152,7 @@ def _schema_drift(check: PlannedCheck, config: DatasetConfig, inputs: CheckInput
     reference = inputs.published_schema
     if not reference:
         return CheckResult(check, True, "no published version yet: nothing to drift from")
-    current = {f.name: str(f.type) for f in inputs.table.schema}
+    current = {f.name: str(f.type) for f in inputs.schema or inputs.table.schema}
     declared = {name: str(arrow_type(t)) for name, t in config.normalize.schema_.items()}
     changes = []
     for name in reference.keys() - current.keys():
@@ -154,7 +173,7 @@ def _freshness(check: PlannedCheck, config: DatasetConfig, inputs: CheckInputs) 
     column = config.normalize.time_column
     table = inputs.table
     if column not in table.column_names:
-        return _missing_column(check, column, table)
+        return _missing_column(check, column, inputs.columns)
     newest = pc.max(table[column]).as_py()
     if newest is None:
         return CheckResult(check, False, f"no {column} values: cannot tell how fresh the data is")
@@ -169,7 +188,10 @@ def _freshness(check: PlannedCheck, config: DatasetConfig, inputs: CheckInputs) 
 
 
 def _rejected_ratio(check: PlannedCheck, config: DatasetConfig, inputs: CheckInputs) -> CheckResult:
-    rejected, parsed = inputs.rejected.num_rows, inputs.rows_parsed
+    rejected = inputs.rows_rejected
+    if rejected is None:
+        rejected = inputs.rejected.num_rows
+    parsed = inputs.rows_parsed
     ratio = rejected / parsed if parsed else 0.0
     limit = config.checks.max_rejected_ratio
     detail = f"{rejected} of {parsed} rows rejected ({ratio:.2%}); max_rejected_ratio {limit}"
@@ -190,7 +212,7 @@ def evaluate(config: DatasetConfig, inputs: CheckInputs) -> list[CheckResult]:
             check.kind in ("not_null", "range", "allowed_values")
             and column not in table.column_names
         ):
-            results.append(_missing_column(check, column, table))
+            results.append(_missing_column(check, column, inputs.columns))
         elif check.kind == "not_null":
             results.append(
                 _rows_result(check, table, pc.is_null(table[column]), f"have no {column}")
@@ -199,10 +221,14 @@ def evaluate(config: DatasetConfig, inputs: CheckInputs) -> list[CheckResult]:
             columns = config.checks.unique
             absent = [c for c in columns if c not in table.column_names]
             results.append(
-                _missing_column(check, absent[0], table)
+                _missing_column(check, absent[0], inputs.columns)
                 if absent
                 else _unique(check, table, columns)
             )
+        elif check.kind == "unique_primary_key" and inputs.repeated_keys is not None:
+            repeated = inputs.repeated_keys
+            detail = f"{table.num_rows} rows, {repeated} with a repeated primary key"
+            results.append(CheckResult(check, repeated == 0, detail, repeated))
         elif check.kind == "unique_primary_key":
             results.append(_unique(check, table, [KEY_HASH]))
         elif check.kind == "range":

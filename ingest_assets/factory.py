@@ -11,8 +11,8 @@ from ingest_assets import stages
 from ingest_assets.checks import CheckResult, planned_checks
 from ingest_assets.contract import SERIES_CODE, DatasetConfig
 from ingest_assets.metadata import as_json, column_schema, preview, series_chart
+from ingest_assets.parsers.base import HIDDEN_COLUMNS
 from ingest_assets.partitions import partition_key, partitions_definition
-from ingest_assets.publish import high_water_marks
 from ingest_resources.resource import IngestResource
 
 
@@ -84,9 +84,9 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": table.num_rows,
-                "columns": len(table.column_names) - 1,
+                "columns": len([c for c in table.column_names if c not in HIDDEN_COLUMNS]),
                 "dagster/column_schema": column_schema(table.schema),
-                "preview": preview(table),
+                "preview": preview(table.head),
                 "raw_sha256": raw_info["sha256"],
                 "source_columns_added": as_json(drift["added"]),
                 "source_columns_missing": as_json(drift["missing"]),
@@ -118,7 +118,7 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
             outcome = stages.run_normalize(ingest.runtime(), config, partition_key(context))
         except Exception as exc:
             raise _fail(exc) from exc
-        table, counts = outcome.table, outcome.counts
+        table, counts = outcome.staged, outcome.counts
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": table.num_rows,
@@ -127,8 +127,8 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
                 "rows_duplicate": counts["duplicates"],
                 "quarantine": outcome.quarantine_key if counts["rejected"] else "",
                 "dagster/column_schema": column_schema(table.schema),
-                "high_water_marks": as_json(high_water_marks(config, table)),
-                "preview": preview(table),
+                "high_water_marks": as_json(outcome.high_water_marks),
+                "preview": preview(table.head),
             },
             check_results=[check_result(r) for r in outcome.checks],
         )

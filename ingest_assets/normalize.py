@@ -44,7 +44,7 @@ class NormalizeError(Exception):
 
 @dataclass(frozen=True)
 class Normalized:
-    table: pa.Table  # accepted rows, typed, with key_hash/row_hash/collection_date
+    table: pa.Table  # accepted rows: `_row`, typed columns, collection_date, key_hash, row_hash
     rejected: pa.Table  # rejected rows as text, with _row and reason
     duplicates_dropped: int  # exact repeats of a row (same key, same values) in the input
 
@@ -382,7 +382,7 @@ def normalize(parsed: pa.Table, config: DatasetConfig, collection_date: dt.date)
         missing = np.flatnonzero(arrays[key].is_null().to_numpy(zero_copy_only=False))
         rejections.add(missing, f"primary key {key!r} is empty", "missing_key", key)
 
-    typed = pa.table(arrays)
+    typed = pa.table({ROW_COLUMN: table[ROW_COLUMN].cast(pa.int64()), **arrays})
     bad = rejections.bad()
     cells = _cells(parsed)
     accepted = typed.filter(pa.array(~bad)) if bad.any() else typed
@@ -449,7 +449,7 @@ class _Rejections:
     def table(self, source: pa.Table, cells: dict) -> pa.Table:
         positions = np.flatnonzero(self.bad())
         rows = source.take(pa.array(positions, pa.int64()))
-        return _rejected(
+        return rejected_rows(
             rows,
             self.reason[positions].tolist(),
             self.code[positions].tolist(),
@@ -458,7 +458,9 @@ class _Rejections:
         )
 
 
-def _rejected(rows: pa.Table, reasons: list, codes: list, columns: list, cells: dict) -> pa.Table:
+def rejected_rows(
+    rows: pa.Table, reasons: list, codes: list, columns: list, cells: dict
+) -> pa.Table:
     """The quarantine table: source row, where in the source, why, and the values as text."""
     row_numbers = rows[ROW_COLUMN].cast(pa.int64()).to_pylist()
     cell_refs = (
@@ -483,7 +485,7 @@ def _rejected(rows: pa.Table, reasons: list, codes: list, columns: list, cells: 
 
 
 def _no_rows(source: pa.Table, cells: dict) -> pa.Table:
-    return _rejected(source.slice(0, 0), [], [], [], cells)
+    return rejected_rows(source.slice(0, 0), [], [], [], cells)
 
 
 def _dedupe(
@@ -512,7 +514,7 @@ def _dedupe(
     position_of_row = pd.Series(np.arange(source.num_rows), index=source[ROW_COLUMN].to_numpy())
     source_rows = source.take(pa.array(position_of_row.loc[conflict_rows.to_numpy()].to_numpy()))
     count = len(reasons)
-    conflicts = _rejected(
+    conflicts = rejected_rows(
         source_rows, reasons, ["conflicting_duplicate"] * count, [None] * count, cells
     )
     keep = ~(conflicting | exact_repeat)

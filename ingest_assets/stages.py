@@ -12,23 +12,30 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from ingest_assets import layout, publish
-from ingest_assets.checks import CheckInputs, CheckResult, evaluate
+from ingest_assets.checks import CheckInputs, CheckResult, evaluate, needed_columns
 from ingest_assets.configs import Secrets
 from ingest_assets.contract import DatasetConfig
-from ingest_assets.normalize import SYSTEM_COLUMNS, normalize
-from ingest_assets.parsers import ParseContext, parse_raw
-from ingest_assets.parsers.base import HIDDEN_COLUMNS, require_columns
+from ingest_assets.dedupe import KeyTracker, judge
+from ingest_assets.normalize import KEY_HASH, SYSTEM_COLUMNS, normalize, rejected_rows
+from ingest_assets.parsers import ParseContext
+from ingest_assets.parsers.base import (
+    HIDDEN_COLUMNS,
+    ROW_COLUMN,
+    parse_batches,
+    require_columns,
+)
+from ingest_assets.publish import high_water_marks
 from ingest_assets.sources import fetch
 from ingest_assets.windows import window_for
 from ingest_resources.object_store import ObjectStore
 from ingest_resources.runtime import Runtime, local_runtime  # noqa: F401 - re-exported
 
+META = "meta.json"  # beside a staged normalized partition: raw info, counts, checks
 RAW_META = b"ingest.raw"
-COUNTS_META = b"ingest.counts"
-CHECKS_META = b"ingest.checks"
 PART = "part-00000.parquet"
 
 
@@ -44,40 +51,89 @@ class ChecksFailedError(StageError):
         self.failed = failed
 
 
+PREVIEW_HEAD = 20
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A stage's output as the UI shows it: row count, schema and the first rows (the data
+    itself stays in the store, read in batches)."""
+
+    num_rows: int
+    schema: pa.Schema
+    head: pa.Table
+
+    @property
+    def column_names(self) -> list[str]:
+        return self.schema.names
+
+
+class _Head:
+    """Passes batches through, keeping the first rows for the preview."""
+
+    def __init__(self, batches):
+        self.batches, self.tables, self.rows = batches, [], 0
+
+    def __iter__(self):
+        for batch in self.batches:
+            if self.rows < PREVIEW_HEAD:
+                self.tables.append(batch.slice(0, PREVIEW_HEAD - self.rows))
+                self.rows += self.tables[-1].num_rows
+            yield batch
+
+    def table(self, schema: pa.Schema) -> pa.Table:
+        if not self.tables:
+            return schema.empty_table()
+        return pa.concat_tables(self.tables, promote_options="permissive")
+
+
 @dataclass(frozen=True)
 class NormalizeOutcome:
-    table: pa.Table
-    rejected: pa.Table
+    staged: Staged  # the normalized rows (with `_row`), as the UI shows them
     counts: dict[str, int]
     checks: list[CheckResult]
     quarantine_key: str
+    high_water_marks: dict[str, str]
+    store: ObjectStore
+    key: str  # of the staged normalized rows
+
+    @property
+    def table(self) -> pa.Table:
+        """The accepted rows, read whole from the store (for small data and tests)."""
+        return _visible(self.store.read_parquet(self.key))
+
+    @property
+    def rejected(self) -> pa.Table:
+        if self.store.exists(self.quarantine_key):
+            return self.store.read_parquet(self.quarantine_key)
+        return pa.table({})
 
 
-def _write_stage(store: ObjectStore, prefix: str, table: pa.Table) -> str:
-    store.delete_prefix(prefix)
-    key = f"{prefix}/{PART}"
-    store.write_parquet(key, table)
-    return key
+def _visible(table: pa.Table) -> pa.Table:
+    hidden = [c for c in HIDDEN_COLUMNS if c in table.column_names]
+    return table.drop_columns(hidden) if hidden else table
 
 
 def read_normalized(rt: Runtime, config: DatasetConfig, partition: str) -> pa.Table:
-    return _read_stage(rt.store, config, "normalized", partition, "normalized")
+    return _visible(_read_stage(rt.store, config, "normalized", partition, "normalized"))
 
 
-def _read_stage(
+def _stage_key(
     store: ObjectStore, config: DatasetConfig, stage: str, partition: str, before: str
-) -> pa.Table:
+) -> str:
     key = f"{layout.staging(config.dataset_id, stage, partition)}/{PART}"
     if not store.exists(key):
         raise StageError(
             f"dataset {config.dataset_id}: no {stage} data for partition {partition!r}; "
             f"materialize {config.dataset_id}/{before} first"
         )
-    return store.read_parquet(key)
+    return key
 
 
-def _meta(table: pa.Table, key: bytes) -> dict:
-    return json.loads((table.schema.metadata or {}).get(key, b"{}"))
+def _read_stage(
+    store: ObjectStore, config: DatasetConfig, stage: str, partition: str, before: str
+) -> pa.Table:
+    return store.read_parquet(_stage_key(store, config, stage, partition, before))
 
 
 def run_raw(
@@ -103,9 +159,16 @@ def run_raw(
     return info
 
 
-def run_parse(
-    rt: Runtime, config: DatasetConfig, partition: str
-) -> tuple[pa.Table, dict[str, Any]]:
+def _with_meta(batches, key: bytes, value: bytes, ctx: ParseContext, first: list[bool]):
+    for batch in batches:
+        if first[0]:
+            require_columns(batch, ctx)
+            first[0] = False
+        yield batch.replace_schema_metadata({**(batch.schema.metadata or {}), key: value})
+
+
+def run_parse(rt: Runtime, config: DatasetConfig, partition: str) -> tuple[Staged, dict[str, Any]]:
+    """Parse the raw object into the parsed stage, in batches when the format streams."""
     latest_key = layout.raw_latest(config.dataset_id, partition)
     if not rt.store.exists(latest_key):
         raise StageError(
@@ -114,16 +177,23 @@ def run_parse(
         )
     raw = json.loads(rt.store.get(latest_key))
     context = ParseContext(config, raw["source"])
-    table = parse_raw(rt.store.get(raw["key"]), context)
-    require_columns(table, context)
-    table = table.replace_schema_metadata(
-        {**(table.schema.metadata or {}), RAW_META: json.dumps(raw).encode()}
-    )
-    _write_stage(rt.store, layout.staging(config.dataset_id, "parsed", partition), table)
-    return table, raw
+    prefix = layout.staging(config.dataset_id, "parsed", partition)
+    rt.store.delete_prefix(prefix)
+    raw_meta = json.dumps(raw).encode()
+    with rt.store.local_file(raw["key"]) as path:
+        try:
+            head = _Head(
+                _with_meta(parse_batches(path, context), RAW_META, raw_meta, context, [True])
+            )
+            rows, schema = rt.store.write_parquet_batches(f"{prefix}/{PART}", head)
+        except pa.ArrowInvalid:  # Arrow reads this CSV differently from pandas: parse it whole
+            whole = parse_batches(path, context, whole=True)
+            head = _Head(_with_meta(whole, RAW_META, raw_meta, context, [True]))
+            rows, schema = rt.store.write_parquet_batches(f"{prefix}/{PART}", head)
+    return Staged(rows, schema, head.table(schema)), raw
 
 
-def source_drift(rt: Runtime, config: DatasetConfig, parsed: pa.Table) -> dict[str, list[str]]:
+def source_drift(rt: Runtime, config: DatasetConfig, parsed: Staged) -> dict[str, list[str]]:
     """Source columns added or gone since the published version (reported at parse time; the
     schema_drift check decides whether it blocks)."""
     current, _ = publish.read_current(rt.store, config.dataset_id)
@@ -154,40 +224,139 @@ def read_quarantine(
     return pa.concat_tables(tables, promote_options="permissive") if tables else None
 
 
+def _normalized_batches(
+    store: ObjectStore, parsed_key: str, config: DatasetConfig, day: dt.date, state: dict
+):
+    """Normalize the parsed rows batch by batch: accepted rows (with `_row`) are yielded,
+    rejected ones collected into state["rejected"], keys into state["keys"]."""
+    empty = True
+    for batch in store.iter_parquet(parsed_key):
+        empty = False
+        yield from _normalize_one(batch, config, day, state)
+    if empty:
+        yield from _normalize_one(
+            store.parquet_schema(parsed_key).empty_table(), config, day, state
+        )
+
+
+def _normalize_one(batch: pa.Table, config: DatasetConfig, day: dt.date, state: dict):
+    result = normalize(batch, config, day)
+    state["parsed"] += batch.num_rows
+    state["duplicates"] += result.duplicates_dropped
+    if result.rejected.num_rows:
+        state["rejected"].append(result.rejected)
+    state["keys"].add(result.table[KEY_HASH])
+    state["hwm"] = high_water_marks(config, result.table, state["hwm"])
+    yield result.table
+
+
 def run_normalize(
     rt: Runtime, config: DatasetConfig, partition: str, today: dt.date | None = None
 ) -> NormalizeOutcome:
-    parsed = _read_stage(rt.store, config, "parsed", partition, "parsed")
-    raw = _meta(parsed, RAW_META)
-    result = normalize(parsed, config, today or dt.datetime.now(dt.UTC).date())
-    counts = {
-        "parsed": parsed.num_rows,
-        "rejected": result.rejected.num_rows,
-        "duplicates": result.duplicates_dropped,
-        "normalized": result.table.num_rows,
-    }
+    """Type, key and check the parsed rows, batch by batch; rejected rows go to quarantine."""
+    store = rt.store
+    parsed_key = _stage_key(store, config, "parsed", partition, "parsed")
+    raw = json.loads((store.parquet_schema(parsed_key).metadata or {}).get(RAW_META, b"{}"))
+    day = today or dt.datetime.now(dt.UTC).date()
+    staging = layout.staging(config.dataset_id, "normalized", partition)
+    store.delete_prefix(staging)
+    key = f"{staging}/{PART}"
+    state = {"parsed": 0, "duplicates": 0, "rejected": [], "keys": KeyTracker(), "hwm": {}}
+    head = _Head(_normalized_batches(store, parsed_key, config, day, state))
+    rows, schema = store.write_parquet_batches(key, head)
+    conflicts, repeats = _dedupe_across_batches(store, key, state["keys"])
+    rows -= repeats.size + conflicts.num_rows
+    rejected = state["rejected"] + ([conflicts] if conflicts.num_rows else [])
+
     quarantine = layout.quarantine(config.dataset_id, partition)
-    rt.store.delete_prefix(quarantine)
+    store.delete_prefix(quarantine)
     quarantine_key = f"{quarantine}/{PART}"
-    if result.rejected.num_rows:
-        rt.store.write_parquet(quarantine_key, result.rejected)
-    current, _ = publish.read_current(rt.store, config.dataset_id)
+    rows_rejected = sum(t.num_rows for t in rejected)
+    if rejected:
+        store.write_parquet(
+            quarantine_key, pa.concat_tables(rejected, promote_options="permissive")
+        )
+    counts = {
+        "parsed": state["parsed"],
+        "rejected": rows_rejected,
+        "duplicates": state["duplicates"] + int(repeats.size),
+        "normalized": rows,
+    }
+    current, _ = publish.read_current(store, config.dataset_id)
+    visible_schema = pa.schema([f for f in schema if f.name not in HIDDEN_COLUMNS])
+    needed = [c for c in needed_columns(config) if c in visible_schema.names]
     inputs = CheckInputs(
-        table=result.table,
-        rejected=result.rejected,
-        rows_parsed=parsed.num_rows,
+        table=store.read_parquet(key, columns=needed)
+        if needed
+        else pa.table({"_": pa.nulls(rows)}).drop_columns(["_"]),
+        rejected=pa.concat_tables(rejected, promote_options="permissive").slice(0, 20)
+        if rejected
+        else pa.table({}),
+        rows_parsed=state["parsed"],
         published_schema=(current or {}).get("schema"),
         now=dt.datetime.now(dt.UTC),
+        schema=visible_schema,
+        rows_rejected=rows_rejected,
+        repeated_keys=0,
     )
     results = evaluate(config, inputs)
-    metadata = {
-        RAW_META: json.dumps(raw).encode(),
-        COUNTS_META: json.dumps(counts).encode(),
-        CHECKS_META: json.dumps({r.name: r.as_dict() for r in results}, default=str).encode(),
+    meta = {
+        "raw": raw,
+        "counts": counts,
+        "checks": {r.name: r.as_dict() for r in results},
+        "high_water_marks": state["hwm"],
     }
-    staging = layout.staging(config.dataset_id, "normalized", partition)
-    _write_stage(rt.store, staging, result.table.replace_schema_metadata(metadata))
-    return NormalizeOutcome(result.table, result.rejected, counts, results, quarantine_key)
+    store.put(f"{staging}/{META}", json.dumps(meta, default=str).encode())
+    staged = Staged(rows, schema, head.table(schema))
+    return NormalizeOutcome(staged, counts, results, quarantine_key, state["hwm"], store, key)
+
+
+def _dedupe_across_batches(
+    store: ObjectStore, key: str, tracker: KeyTracker
+) -> tuple[pa.Table, np.ndarray]:
+    """Keys repeated across batches (rare): drop exact repeats, quarantine conflicts, rewrite
+    the staged rows without them. Returns (the quarantined rows, the dropped positions)."""
+    candidates = tracker.candidates()
+    if candidates.size == 0:
+        return pa.table({}), np.zeros(0, dtype=np.int64)
+    rows = _take_positions(store, key, candidates)
+    repeats, conflicting, groups = judge(rows, candidates)
+    drop = np.union1d(repeats, conflicting)
+    if drop.size == 0:
+        return pa.table({}), repeats
+    in_conflict = rows.filter(pa.array(np.isin(candidates, conflicting)))
+    row_of = dict(zip(candidates.tolist(), rows[ROW_COLUMN].to_pylist(), strict=True))
+    reasons = []
+    for key_hash in in_conflict[KEY_HASH].to_pylist():
+        listed = ", ".join(str(row_of[p]) for p in groups[key_hash])
+        reasons.append(f"primary key repeated with different values (rows {listed})")
+    source = in_conflict.drop_columns([c for c in SYSTEM_COLUMNS if c in in_conflict.column_names])
+    count = len(reasons)
+    conflicts = rejected_rows(
+        source, reasons, ["conflicting_duplicate"] * count, [None] * count, {}
+    )
+    store.write_parquet_batches(key, _without_positions(store, key, drop))
+    return conflicts, repeats
+
+
+def _take_positions(store: ObjectStore, key: str, positions: np.ndarray) -> pa.Table:
+    parts, start = [], 0
+    for batch in store.iter_parquet(key):
+        end = start + batch.num_rows
+        local = positions[(positions >= start) & (positions < end)] - start
+        if local.size:
+            parts.append(batch.take(pa.array(local)))
+        start = end
+    return pa.concat_tables(parts)
+
+
+def _without_positions(store: ObjectStore, key: str, positions: np.ndarray):
+    start = 0
+    for batch in store.iter_parquet(key):
+        end = start + batch.num_rows
+        keep = ~np.isin(np.arange(start, end), positions)
+        start = end
+        yield batch.filter(pa.array(keep))
 
 
 def blocking_failures(checks: dict[str, dict]) -> dict[str, dict]:
@@ -195,10 +364,15 @@ def blocking_failures(checks: dict[str, dict]) -> dict[str, dict]:
 
 
 def run_publish(rt: Runtime, config: DatasetConfig, partition: str) -> publish.PublishResult:
-    normalized = _read_stage(rt.store, config, "normalized", partition, "normalized")
-    raw = _meta(normalized, RAW_META)
-    counts = _meta(normalized, COUNTS_META)
-    checks = _meta(normalized, CHECKS_META)
+    key = _stage_key(rt.store, config, "normalized", partition, "normalized")
+    meta_key = f"{layout.staging(config.dataset_id, 'normalized', partition)}/{META}"
+    if not rt.store.exists(meta_key):
+        raise StageError(
+            f"dataset {config.dataset_id}: the normalized data of partition {partition!r} is "
+            f"incomplete (no {META}); materialize {config.dataset_id}/normalized again"
+        )
+    meta = json.loads(rt.store.get(meta_key))
+    raw, counts, checks = meta["raw"], meta["counts"], meta["checks"]
     failed = blocking_failures(checks)
     if failed:
         summary = "; ".join(f"{name}: {r['detail']}" for name, r in failed.items())
@@ -216,7 +390,7 @@ def run_publish(rt: Runtime, config: DatasetConfig, partition: str) -> publish.P
         rt.locks,
         config,
         partition,
-        normalized.replace_schema_metadata(None),
+        _visible(rt.store.read_parquet(key)).replace_schema_metadata(None),
         inputs,
         counts,
         checks,

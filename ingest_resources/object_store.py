@@ -9,6 +9,8 @@ import os
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
@@ -63,8 +65,76 @@ class ObjectStore(ABC):
         pq.write_table(table, sink, compression="zstd")
         self.put(key, sink.getvalue().to_pybytes())
 
-    def read_parquet(self, key: str) -> pa.Table:
-        return pq.read_table(pa.BufferReader(self.get(key)))
+    def read_parquet(self, key: str, columns: "list[str] | None" = None) -> pa.Table:
+        return pq.read_table(pa.BufferReader(self.get(key)), columns=columns)
+
+    # --- large objects, in bounded memory -------------------------------------------------------
+
+    def put_file(self, key: str, path: Path) -> None:
+        """Store a local file under `key` (the file may be moved or deleted afterwards)."""
+        self.put(key, Path(path).read_bytes())
+
+    @contextmanager
+    def local_file(self, key: str) -> Iterator[Path]:
+        """A local path holding the object's bytes, for readers that stream from a file."""
+        with tempfile.TemporaryDirectory(prefix="ingest-") as folder:
+            path = Path(folder) / Path(key).name
+            path.write_bytes(self.get(key))
+            yield path
+
+    def _scratch_folder(self, key: str) -> Path | None:
+        """Where to write a file before `put_file` (None: the system's temporary folder)."""
+        return None
+
+    def write_parquet_batches(
+        self, key: str, batches: Iterable[pa.Table], schema: pa.Schema | None = None
+    ) -> tuple[int, pa.Schema | None]:
+        """Write tables one after another into one Parquet object, holding one at a time.
+        The schema is `schema` or the first table's; later tables are cast to it. Returns the
+        row count and the schema (None and nothing written when there was no table at all)."""
+        folder = self._scratch_folder(key)
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=folder, prefix=".write-", suffix=".parquet")
+        os.close(fd)
+        rows, writer = 0, None
+        try:
+            for table in batches:
+                if writer is None:
+                    schema = schema or table.schema
+                    writer = pq.ParquetWriter(name, schema, compression="zstd")
+                if table.schema != schema:
+                    table = table.select(schema.names).cast(schema)
+                writer.write_table(table)
+                rows += table.num_rows
+            if writer is None:
+                if schema is None:
+                    return 0, None
+                writer = pq.ParquetWriter(name, schema, compression="zstd")
+            writer.close()
+            writer = None
+            self.put_file(key, Path(name))
+        finally:
+            if writer is not None:
+                writer.close()
+            Path(name).unlink(missing_ok=True)
+        return rows, schema
+
+    def iter_parquet(
+        self, key: str, columns: "list[str] | None" = None, batch_rows: int = 250_000
+    ) -> Iterator[pa.Table]:
+        """The object's rows in tables of at most `batch_rows` rows, with the file's schema."""
+        with self.local_file(key) as path:
+            parquet = pq.ParquetFile(path)
+            schema = parquet.schema_arrow
+            if columns is not None:
+                schema = pa.schema([schema.field(c) for c in columns], metadata=schema.metadata)
+            for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
+                yield pa.Table.from_batches([batch], schema=schema)
+
+    def parquet_schema(self, key: str) -> pa.Schema:
+        with self.local_file(key) as path:
+            return pq.read_schema(path)
 
 
 def content_etag(data: bytes) -> str:
@@ -139,6 +209,28 @@ class LocalObjectStore(ObjectStore):
 
     def exists(self, key: str) -> bool:
         return self._path(key).exists()
+
+    def put_file(self, key: str, path: Path) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if Path(path).parent != target.parent:
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+            os.close(fd)
+            shutil.copyfile(path, tmp)
+            path = Path(tmp)
+        with open(path, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(path, target)
+
+    @contextmanager
+    def local_file(self, key: str) -> Iterator[Path]:
+        path = self._path(key)
+        if not path.exists():
+            raise KeyError(f"{self.describe()}: no object {key!r}")
+        yield path
+
+    def _scratch_folder(self, key: str) -> Path | None:
+        return self._path(key).parent
 
     def list(self, prefix: str) -> list[str]:
         base = self._path(prefix)

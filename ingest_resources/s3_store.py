@@ -5,6 +5,10 @@ Immutable objects are written with `If-None-Match: *`; the `current` pointer is 
 race gets 412 and changes nothing.
 """
 
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import urlparse
 
 from botocore.exceptions import ClientError
@@ -58,6 +62,21 @@ class S3ObjectStore(ObjectStore):
 
     def put(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+
+    def put_file(self, key: str, path: Path) -> None:
+        self.client.upload_file(str(path), self.bucket, self._key(key))  # multipart when large
+
+    @contextmanager
+    def local_file(self, key: str) -> Iterator[Path]:
+        with tempfile.TemporaryDirectory(prefix="ingest-") as folder:
+            path = Path(folder) / Path(key).name
+            try:
+                self.client.download_file(self.bucket, self._key(key), str(path))
+            except ClientError as error:
+                if _code(error) in MISSING_CODES:
+                    raise KeyError(f"{self.describe()}: no object {key!r}") from None
+                raise
+            yield path
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         try:

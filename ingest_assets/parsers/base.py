@@ -3,8 +3,9 @@
 import datetime as dt
 import importlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -185,3 +186,29 @@ def parse_raw(data: bytes, ctx: ParseContext) -> pa.Table:
     if duplicated:
         raise ctx.error(f"duplicate column names {sorted(duplicated)}")
     return _rename_columns(result if isinstance(result, pa.Table) else to_arrow(result), ctx)
+
+
+def with_row_numbers(table: pa.Table) -> pa.Table:
+    if ROW_COLUMN in table.column_names:
+        return table
+    return table.add_column(0, ROW_COLUMN, pa.array(range(1, table.num_rows + 1), pa.int64()))
+
+
+def streams(ctx: ParseContext) -> bool:
+    """Whether the dataset's parser reads its file in batches (plain CSV) or whole."""
+    return ctx.config.parser == "table" and ctx.config.source.format == "csv"
+
+
+def parse_batches(path: Path, ctx: ParseContext, whole: bool = False) -> Iterator[pa.Table]:
+    """The parsed rows in batches, each with `_row` and `parse_config.columns` applied.
+
+    A plain CSV streams through Arrow's reader (bounded memory); everything else, and a CSV
+    Arrow reads differently from pandas (`whole=True`, after pa.ArrowInvalid), is parsed
+    whole by the dataset's parser."""
+    if streams(ctx) and not whole:
+        from ingest_assets.parsers.table import stream_csv
+
+        for batch in stream_csv(path, ctx):
+            yield _rename_columns(batch, ctx)
+        return
+    yield with_row_numbers(parse_raw(path.read_bytes(), ctx))

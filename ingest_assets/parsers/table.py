@@ -4,9 +4,14 @@ import csv
 import io
 import json
 import re
+from collections.abc import Iterator
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+from pandas._libs.parsers import STR_NA_VALUES
 
 from ingest_assets.parsers.base import CELLS_META, ROW_COLUMN, ParseContext, to_arrow
 from ingest_assets.parsers.series_map import column_letters
@@ -107,6 +112,109 @@ def _refuse_duplicate_headers(names: list[str], ctx: ParseContext) -> None:
             f"header row {ctx.config.source.header_row} repeats column names: {listed}. Choose another "
             "source.header_row, or set parse.options.allow_duplicate_headers: true to keep them as "
             "name, name.1, ..."
+        )
+
+
+BATCH_BYTES = 16 << 20  # CSV bytes per batch (about 300,000 rows of a typical CSV)
+
+
+def _null_markers(ctx: ParseContext) -> list[str]:
+    """The markers pandas reads as null (its defaults unless keep_default_na: false, plus
+    parse.options.na_values): the streaming reader must agree with the general one."""
+    extra = ctx.options.get("na_values") or []
+    extra = [extra] if isinstance(extra, str) else list(extra)
+    defaults = sorted(STR_NA_VALUES) if ctx.options.get("keep_default_na", True) else []
+    return [str(v) for v in defaults + extra]
+
+
+def _header_names(names: list[str]) -> list[str]:
+    """Header cells named as pandas names them: stripped, `Unnamed: i` for an empty one, and
+    `x.1`, `x.2` for a repeated `x` (refused later unless allow_duplicate_headers)."""
+    out: list[str] = []
+    for index, name in enumerate(names):
+        name = name.strip() or f"Unnamed: {index}"
+        base, count = name, 0
+        while name in out:
+            count += 1
+            name = f"{base}.{count}"
+        out.append(name)
+    return out
+
+
+def _blank(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    return pc.or_kleene(pc.is_null(column), pc.equal(pc.utf8_trim_whitespace(column), ""))
+
+
+def _csv_reader(path: Path, ctx: ParseContext, names: list[str] | None):
+    source = ctx.config.source
+    read = pacsv.ReadOptions(
+        encoding=source.encoding,
+        skip_rows=source.header_row - 1,
+        block_size=BATCH_BYTES,
+        column_names=names,
+        skip_rows_after_names=1 if names else 0,
+        use_threads=True,
+    )
+    parse = pacsv.ParseOptions(
+        delimiter=source.delimiter, newlines_in_values=True, ignore_empty_lines=False
+    )
+    convert = pacsv.ConvertOptions(
+        column_types={name: pa.string() for name in names or []},
+        null_values=_null_markers(ctx),
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=True,
+    )
+    return pacsv.open_csv(
+        str(path), read_options=read, parse_options=parse, convert_options=convert
+    )
+
+
+def stream_csv(path: Path, ctx: ParseContext) -> Iterator[pa.Table]:
+    """A CSV in batches of rows, each with `_row`, the same rows and text as `parse_table`
+    (pandas) gives, in bounded memory. Raises pa.ArrowInvalid on anything Arrow reads
+    differently from pandas (a row with a missing or extra field, bytes that are not the
+    declared encoding): the caller then falls back to `parse_table`."""
+    with _csv_reader(path, ctx, None) as probe:
+        header = list(probe.schema.names)
+    names = _header_names(header)
+    if not ctx.options.get("allow_duplicate_headers", False):
+        _refuse_duplicate_headers(names, ctx)
+    skip_footer = int(ctx.options.get("skip_footer", 0))
+    first_row = ctx.config.source.header_row + 1
+    dropped: list[str] | None = None  # empty unnamed columns (trailing separators)
+    pending: pa.Table | None = None  # the last rows held back for skip_footer
+    with _csv_reader(path, ctx, names) as reader:
+        for batch in reader:
+            table = pa.Table.from_batches([batch])
+            table = table.add_column(
+                0, ROW_COLUMN, pa.array(range(first_row, first_row + table.num_rows), pa.int64())
+            )
+            first_row += table.num_rows
+            unnamed = [n for n, h in zip(names, header, strict=True) if not h.strip()]
+            if dropped is None:
+                dropped = [n for n in unnamed if pc.all(_blank(table[n])).as_py() in (True, None)]
+            for name in dropped:
+                if not pc.all(_blank(table[name])).as_py():
+                    raise pa.ArrowInvalid(
+                        f"unnamed column {name!r} holds values after its first batch"
+                    )
+            table = table.drop_columns(dropped)
+            data = [c for c in table.column_names if c != ROW_COLUMN]
+            blank = _blank(table[data[0]]) if data else None
+            for name in data[1:]:
+                blank = pc.and_kleene(blank, _blank(table[name]))
+            if blank is not None:
+                table = table.filter(pc.invert(blank))
+            if pending is not None:
+                table = pa.concat_tables([pending, table])
+            cut = max(table.num_rows - skip_footer, 0)
+            pending = table.slice(cut)
+            if cut:
+                yield table.slice(0, cut)
+    if dropped is None:  # a header and no rows: unnamed columns are empty, so dropped
+        kept = [n for n, h in zip(names, header, strict=True) if h.strip()]
+        yield pa.table(
+            {ROW_COLUMN: pa.array([], pa.int64()), **{n: pa.array([], pa.string()) for n in kept}}
         )
 
 

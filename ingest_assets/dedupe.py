@@ -1,0 +1,75 @@
+"""Repeated primary keys across the batches of one input. Pure: no Dagster, no I/O.
+
+Within a batch, `normalize` already keeps the first of exact repeats and rejects keys with
+conflicting values. Across batches only the keys are kept in memory, as the first 8 bytes of
+`key_hash` (8 bytes a row); the rows behind a repeated prefix are then fetched and judged on
+their full hashes, so a prefix collision never merges two different keys.
+"""
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ingest_assets.normalize import KEY_HASH, ROW_HASH
+
+PREFIX_HEX = 16
+
+
+def prefix64(key_hash: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The first 8 bytes of each 40-hex-digit hash as uint64 (a null or short hash is 0)."""
+    if isinstance(key_hash, pa.ChunkedArray):
+        key_hash = key_hash.combine_chunks()
+    if len(key_hash) == 0:
+        return np.zeros(0, dtype=np.uint64)
+    text = pc.utf8_slice_codeunits(pc.fill_null(key_hash, ""), 0, PREFIX_HEX)
+    padded = pc.utf8_rpad(text, PREFIX_HEX, "0")
+    digits = np.frombuffer(padded.buffers()[2], dtype=np.uint8)
+    start = padded.offset * PREFIX_HEX
+    digits = digits[start : start + len(padded) * PREFIX_HEX].reshape(-1, PREFIX_HEX)
+    nibbles = np.where(digits >= ord("a"), digits - ord("a") + 10, digits - ord("0"))
+    nibbles = nibbles.astype(np.uint64) & np.uint64(0xF)
+    shifts = np.arange(60, -4, -4, dtype=np.uint64)
+    return np.bitwise_or.reduce(nibbles << shifts, axis=1)
+
+
+class KeyTracker:
+    """Collects key prefixes batch by batch; tells which global positions may repeat."""
+
+    def __init__(self) -> None:
+        self._parts: list[np.ndarray] = []
+
+    def add(self, key_hash: pa.Array | pa.ChunkedArray) -> None:
+        self._parts.append(prefix64(key_hash))
+
+    def candidates(self) -> np.ndarray:
+        """Sorted positions (over all batches, in order) whose prefix occurs more than once."""
+        if not self._parts:
+            return np.zeros(0, dtype=np.int64)
+        keys = np.concatenate(self._parts)
+        order = np.argsort(keys, kind="stable")
+        ordered = keys[order]
+        same = ordered[1:] == ordered[:-1]
+        repeated = np.zeros(len(keys), dtype=bool)
+        repeated[1:] |= same
+        repeated[:-1] |= same
+        return np.sort(order[repeated])
+
+
+def judge(rows: pa.Table, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+    """For the candidate `rows` (at global `positions`): (positions of exact repeats to drop,
+    positions of conflicting rows to reject, {key_hash: [positions of its rows]} for those)."""
+    keys = rows[KEY_HASH].to_pylist()
+    hashes = rows[ROW_HASH].to_pylist()
+    groups: dict[str, list[int]] = {}
+    for index, key in enumerate(keys):
+        groups.setdefault(key, []).append(index)
+    repeats, conflicts, conflicting = [], [], {}
+    for key, members in groups.items():
+        if len(members) < 2:
+            continue  # a prefix collision between different keys: nothing to do
+        if len({hashes[i] for i in members}) == 1:
+            repeats += [positions[i] for i in members[1:]]
+        else:
+            conflicts += [positions[i] for i in members]
+            conflicting[key] = [int(positions[i]) for i in members]
+    return np.array(repeats, dtype=np.int64), np.array(conflicts, dtype=np.int64), conflicting
