@@ -8,28 +8,14 @@ their full hashes, so a prefix collision never merges two different keys.
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from ingest_assets.keyindex import digest_parts
 from ingest_assets.normalize import KEY_HASH, ROW_HASH
-
-PREFIX_HEX = 16
 
 
 def prefix64(key_hash: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """The first 8 bytes of each 40-hex-digit hash as uint64 (a null or short hash is 0)."""
-    if isinstance(key_hash, pa.ChunkedArray):
-        key_hash = key_hash.combine_chunks()
-    if len(key_hash) == 0:
-        return np.zeros(0, dtype=np.uint64)
-    text = pc.utf8_slice_codeunits(pc.fill_null(key_hash, ""), 0, PREFIX_HEX)
-    padded = pc.utf8_rpad(text, PREFIX_HEX, "0")
-    digits = np.frombuffer(padded.buffers()[2], dtype=np.uint8)
-    start = padded.offset * PREFIX_HEX
-    digits = digits[start : start + len(padded) * PREFIX_HEX].reshape(-1, PREFIX_HEX)
-    nibbles = np.where(digits >= ord("a"), digits - ord("a") + 10, digits - ord("0"))
-    nibbles = nibbles.astype(np.uint64) & np.uint64(0xF)
-    shifts = np.arange(60, -4, -4, dtype=np.uint64)
-    return np.bitwise_or.reduce(nibbles << shifts, axis=1)
+    """The first 8 bytes of each 40-hex-digit hash as uint64."""
+    return digest_parts(key_hash)[0]
 
 
 class KeyTracker:

@@ -42,10 +42,12 @@ def event(dataset_id: str, version: str) -> str:
     return f"{events(dataset_id)}/{version}"
 
 
-def event_data(dataset_id: str, version: str, year: int | None, month: int | None) -> str:
+def event_data(
+    dataset_id: str, version: str, year: int | None, month: int | None, part: int = 0
+) -> str:
     y = "unknown" if year is None else f"{year:04d}"
     m = "unknown" if month is None else f"{month:02d}"
-    return f"{event(dataset_id, version)}/data/year={y}/month={m}/part-00000.parquet"
+    return f"{event(dataset_id, version)}/data/year={y}/month={m}/part-{part:05d}.parquet"
 
 
 def manifest(dataset_id: str, version: str) -> str:

@@ -14,17 +14,24 @@ import datetime as dt
 import hashlib
 import json
 import os
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from ingest_assets import layout
 from ingest_assets.contract import SERIES_CODE, DatasetConfig
+from ingest_assets.keyindex import SCHEMA as INDEX_SCHEMA
+from ingest_assets.keyindex import KeyIndex, Parts, digest_parts
 from ingest_assets.normalize import KEY_HASH, ROW_HASH
+from ingest_assets.parsers.base import HIDDEN_COLUMNS
 from ingest_resources.locks import LeaseLost
 from ingest_resources.object_store import CasConflict, ObjectStore
 
@@ -120,8 +127,11 @@ class Prepared:
     config: DatasetConfig
     parent_manifest: dict | None
     parent_etag: str | None
-    index: pa.Table
-    rows: pa.Table  # the event rows (inserts and updates), with op and version
+    index: KeyIndex
+    keys: list[Parts]  # key_hash and row_hash of the event rows (per batch), for the index
+    row_hashes: list[Parts]
+    added: int
+    revised: int
     repeated: int
     manifest: dict | None = None
     files: list[str] = field(default_factory=list)
@@ -129,6 +139,43 @@ class Prepared:
     @property
     def version(self) -> str | None:
         return self.manifest["version"] if self.manifest else None
+
+
+class Rows(Protocol):
+    """The normalized rows to publish, read in batches (a staged file, or a table)."""
+
+    @property
+    def schema(self) -> pa.Schema: ...
+
+    def batches(self, columns: list[str]) -> Iterator[pa.Table]: ...
+
+
+@dataclass(frozen=True)
+class TableRows:
+    table: pa.Table
+    batch_rows: int = 250_000
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self.table.schema
+
+    def batches(self, columns: list[str]) -> Iterator[pa.Table]:
+        table = self.table.select(columns)
+        for start in range(0, max(table.num_rows, 1), self.batch_rows):
+            yield table.slice(start, self.batch_rows)
+
+
+@dataclass(frozen=True)
+class StagedRows:
+    store: ObjectStore
+    key: str
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self.store.parquet_schema(self.key)
+
+    def batches(self, columns: list[str]) -> Iterator[pa.Table]:
+        yield from self.store.iter_parquet(self.key, columns=columns)
 
 
 # --- reading the published state ---------------------------------------------------------------
@@ -186,46 +233,37 @@ def latest_rows(tables: list[pa.Table]) -> pa.Table | None:
 
 # --- the key index --------------------------------------------------------------------------------
 
-INDEX_SCHEMA = pa.schema([(KEY_HASH, pa.string()), (ROW_HASH, pa.string()), (VERSION, pa.string())])
 
-
-def _empty_index() -> pa.Table:
-    return INDEX_SCHEMA.empty_table()
-
-
-def load_index(store: ObjectStore, dataset_id: str, current: dict | None) -> tuple[pa.Table, bool]:
+def load_index(store: ObjectStore, dataset_id: str, current: dict | None) -> tuple[KeyIndex, bool]:
     """The key index as of `current`, and whether the stored index had to be caught up."""
     if current is None:
-        return _empty_index(), False
+        return KeyIndex.empty(), False
     key = layout.index(dataset_id)
-    index, indexed = _empty_index(), None
+    index, indexed = KeyIndex.empty(), None
     if store.exists(key):
         stored = store.read_parquet(key)
-        index = stored.select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA)
-        indexed = (stored.schema.metadata or {}).get(INDEX_VERSION_META, b"").decode() or None
+        if stored.schema.names == INDEX_SCHEMA.names:  # else an older format: rebuilt below
+            index = KeyIndex.from_table(stored)
+            indexed = (stored.schema.metadata or {}).get(INDEX_VERSION_META, b"").decode() or None
     if indexed == current["version"]:
         return index, False
     try:
         missing = version_chain(store, dataset_id, current, stop=indexed)
     except KeyError:  # the stored index is from a version not in the chain: rebuild it
-        index, missing = _empty_index(), version_chain(store, dataset_id, current)
+        index, missing = KeyIndex.empty(), version_chain(store, dataset_id, current)
     for manifest in missing:
-        rows = read_event_rows(store, manifest, [KEY_HASH, ROW_HASH, VERSION])
-        index = _merge_index(index, rows)
+        for file in manifest["files"]:
+            rows = store.read_parquet(file, columns=[KEY_HASH, ROW_HASH])
+            index = index.merged(
+                [digest_parts(rows[KEY_HASH])], [digest_parts(rows[ROW_HASH])], manifest["version"]
+            )
     return index, True
 
 
-def _merge_index(index: pa.Table, rows: pa.Table | None) -> pa.Table:
-    if rows is None or rows.num_rows == 0:
-        return index
-    rows = rows.select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA)
-    kept = index.filter(pc.invert(pc.is_in(index[KEY_HASH], value_set=rows[KEY_HASH])))
-    return pa.concat_tables([kept, rows])
-
-
-def _write_index(store: ObjectStore, dataset_id: str, index: pa.Table, version: str) -> None:
-    index = index.sort_by(KEY_HASH).replace_schema_metadata({INDEX_VERSION_META: version.encode()})
-    store.write_parquet(layout.index(dataset_id), index)
+def _write_index(store: ObjectStore, dataset_id: str, index: KeyIndex, version: str) -> None:
+    table = index.to_table()
+    table = table.replace_schema_metadata({INDEX_VERSION_META: version.encode()})
+    store.write_parquet_batches(layout.index(dataset_id), [table])
 
 
 # --- projections ---------------------------------------------------------------------------------
@@ -247,43 +285,46 @@ def _series_of(config: DatasetConfig, table: pa.Table) -> pa.ChunkedArray | pa.A
     return pa.array([config.dataset_id] * table.num_rows, pa.string())
 
 
-def _windows(
-    config: DatasetConfig, rows: pa.Table
-) -> dict[tuple[str, int | None, int | None], pa.Table]:
-    """Split rows by (series, year, month) of the time column."""
+def _series_slices(config: DatasetConfig, rows: pa.Table):
+    """(series, year, month, rows) per window: the rows sorted once, then sliced."""
     years, months = _year_month(rows, _time_column(config, rows))
-    keyed = pa.table(
-        {
-            "s": _series_of(config, rows),
-            "y": years,
-            "m": months,
-            "i": pa.array(range(rows.num_rows)),
-        }
+    keyed = pa.table({"s": _series_of(config, rows), "y": years, "m": months})
+    indices = pc.sort_indices(
+        keyed, sort_keys=[("s", "ascending"), ("y", "ascending"), ("m", "ascending")]
     )
-    groups = keyed.group_by(["s", "y", "m"], use_threads=False).aggregate([("i", "list")])
-    return {
-        (s, y, m): rows.take(pa.array(idx, pa.int64()))
-        for s, y, m, idx in zip(
-            *(groups[c].to_pylist() for c in ("s", "y", "m", "i_list")), strict=True
-        )
-    }
+    order, rows = keyed.take(indices), rows.take(indices)
+    windows = order.group_by(["s", "y", "m"], use_threads=False).aggregate([([], "count_all")])
+    start = 0
+    for series, year, month, count in zip(
+        *(windows[c].to_pylist() for c in ("s", "y", "m", "count_all")), strict=True
+    ):
+        yield series, year, month, rows.slice(start, count)
+        start += count
 
 
-def _apply_projections(store: ObjectStore, config: DatasetConfig, rows: pa.Table | None) -> None:
-    if rows is None or rows.num_rows == 0:
+def _apply_projections(store: ObjectStore, config: DatasetConfig, files: list[str]) -> None:
+    """Fold event files (one month each) into the per-series monthly windows, a file at a time.
+    Projections are derived state (rebuilt from the events if lost), so they skip the fsync."""
+    if not files:
         return
-    time_column = _time_column(config, rows)
     existing_keys = set(store.list(layout.projections(config.dataset_id)))
+    for file in files:
+        rows = store.read_parquet(file)
+        if rows.num_rows == 0:
+            continue
+        time_column = _time_column(config, rows)
 
-    def upsert(item: tuple[tuple[str, int | None, int | None], pa.Table]) -> None:
-        (series, year, month), window = item
-        key = layout.projection(config.dataset_id, series, year, month)
-        existing = store.read_parquet(key) if key in existing_keys else None
-        merged = latest_rows([existing, window.drop_columns([OP])])
-        merged = merged.sort_by([(time_column, "ascending"), (KEY_HASH, "ascending")])
-        store.write_parquet(key, merged)
+        def upsert(item: tuple, time_column: str = time_column) -> None:
+            series, year, month, window = item
+            key = layout.projection(config.dataset_id, series, year, month)
+            window = window.drop_columns([OP])
+            if key in existing_keys:
+                window = latest_rows([store.read_parquet(key), window])
+            merged = window.sort_by([(time_column, "ascending"), (KEY_HASH, "ascending")])
+            store.write_parquet(key, merged, durable=False)
+            existing_keys.add(key)  # a later file of the same month merges into it
 
-    in_parallel(upsert, list(_windows(config, rows).items()))
+        in_parallel(upsert, list(_series_slices(config, rows)))
 
 
 def _projection_version(store: ObjectStore, dataset_id: str) -> str | None:
@@ -304,7 +345,7 @@ def refresh_projections(store: ObjectStore, config: DatasetConfig, current: dict
         store.delete_prefix(layout.projections(config.dataset_id))
         missing = version_chain(store, config.dataset_id, current)
     for manifest in missing:
-        _apply_projections(store, config, read_event_rows(store, manifest))
+        _apply_projections(store, config, manifest["files"])
     _set_projection_version(store, config.dataset_id, current["version"])
     return len(missing)
 
@@ -316,24 +357,19 @@ def _set_projection_version(store: ObjectStore, dataset_id: str, version: str) -
 # --- diff, prepare, commit -------------------------------------------------------------------------
 
 
-def diff(normalized: pa.Table, index: pa.Table, revisions: str) -> tuple[pa.Table, pa.Table, int]:
-    """(inserts, updates, repeats) of the normalized rows against the index."""
-    known = index.select([KEY_HASH, ROW_HASH]).rename_columns([KEY_HASH, "__known_row_hash"])
-    position = pa.array(range(normalized.num_rows), pa.int64())
-    probe = pa.table(
-        {KEY_HASH: normalized[KEY_HASH], ROW_HASH: normalized[ROW_HASH], "__pos": position}
-    )
-    joined = probe.join(known, keys=KEY_HASH, join_type="left outer", use_threads=False).sort_by(
-        "__pos"
-    )
-    is_new = pc.is_null(joined["__known_row_hash"])
-    changed = pc.and_(pc.invert(is_new), pc.not_equal(joined[ROW_HASH], joined["__known_row_hash"]))
-    if revisions == "ignore":
-        changed = pc.and_(changed, pa.scalar(False))
-    inserts = normalized.take(pc.filter(joined["__pos"], is_new))
-    updates = normalized.take(pc.filter(joined["__pos"], changed))
-    repeats = normalized.num_rows - inserts.num_rows - updates.num_rows
-    return inserts, updates, repeats
+def diff(
+    index: KeyIndex, batch: pa.Table, revisions: str
+) -> tuple[np.ndarray, np.ndarray, Parts, Parts]:
+    """(is_new, is_revised) masks of a batch of normalized rows against the index, and the
+    rows' key and row hashes as integers."""
+    keys, rows = digest_parts(batch[KEY_HASH]), digest_parts(batch[ROW_HASH])
+    at = index.lookup(keys)
+    is_new = at < 0
+    revised = np.zeros(len(at), dtype=bool)
+    if revisions != "ignore":
+        known = ~is_new
+        revised[known] = ~index.same_rows(at[known], tuple(r[known] for r in rows))
+    return is_new, revised, keys, rows
 
 
 def new_version(now: dt.datetime, parent: str | None) -> str:
@@ -376,38 +412,144 @@ def _later(a: str, b: str) -> bool:
         return a > b
 
 
+class EventWriter:
+    """The event rows of one version, appended batch by batch into one Parquet file per
+    (year, month) of the time column; files are stored when the writer closes."""
+
+    MAX_OPEN = 256  # files open at once; an older month's file is finished to open another
+
+    def __init__(self, store: ObjectStore, config: DatasetConfig, version: str):
+        self.store, self.config, self.version = store, config, version
+        self.open: dict[tuple, tuple[pq.ParquetWriter, str, str]] = {}
+        self.parts: dict[tuple, int] = {}
+        self.done: list[tuple[str, str]] = []  # (key, local file)
+        self.schema: pa.Schema | None = None
+
+    def write(self, rows: pa.Table) -> None:
+        years, months = _year_month(rows, _time_column(self.config, rows))
+        month_code = pc.fill_null(
+            pc.add(pc.multiply(years.cast(pa.int64()), 100), months.cast(pa.int64())), -1
+        ).to_numpy(zero_copy_only=False)
+        order = np.argsort(month_code, kind="stable")
+        ordered, codes = rows.take(pa.array(order)), month_code[order]
+        bounds = np.flatnonzero(np.diff(codes)) + 1
+        for start, stop in zip(
+            np.concatenate([[0], bounds]), np.concatenate([bounds, [len(codes)]]), strict=True
+        ):
+            code = int(codes[start])
+            month = (None, None) if code < 0 else (code // 100, code % 100)
+            self._writer(month).write_table(ordered.slice(start, stop - start))
+
+    def _writer(self, month: tuple) -> pq.ParquetWriter:
+        if month in self.open:
+            return self.open[month][0]
+        if len(self.open) >= self.MAX_OPEN:
+            self._finish(next(iter(self.open)))
+        part = self.parts.get(month, -1) + 1
+        self.parts[month] = part
+        key = layout.event_data(self.config.dataset_id, self.version, *month, part=part)
+        folder = self.store.scratch_folder(key)
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+        fd, path = tempfile.mkstemp(dir=folder, prefix=".event-", suffix=".parquet")
+        os.close(fd)
+        writer = pq.ParquetWriter(path, self.schema, compression="zstd")
+        self.open[month] = (writer, key, path)
+        return writer
+
+    def _finish(self, month: tuple) -> None:
+        writer, key, path = self.open.pop(month)
+        writer.close()
+        self.done.append((key, path))
+
+    def close(self) -> list[str]:
+        """Store every file (immutable event data); returns their keys, sorted."""
+        for month in list(self.open):
+            self._finish(month)
+        in_parallel(lambda item: self.store.put_file(*item), self.done)
+        return sorted(key for key, _ in self.done)
+
+    def abort(self) -> None:
+        for writer, _, path in self.open.values():
+            writer.close()
+            self.done.append((None, path))
+        for _, path in self.done:
+            Path(path).unlink(missing_ok=True)
+
+
+def _constant(text: str, count: int) -> pa.Array:
+    return pa.array([text], pa.string()).take(pa.array(np.zeros(count, dtype=np.int64)))
+
+
 def prepare(
     store: ObjectStore,
     config: DatasetConfig,
     partition: str,
-    normalized: pa.Table,
+    normalized: "pa.Table | Rows",
     inputs: dict[str, Any],
     counts: dict[str, int],
     now: dt.datetime,
     checks: dict[str, Any] | None = None,
     fence: int | None = None,
 ) -> Prepared:
+    """Diff the normalized rows against the index, batch by batch, writing the new and revised
+    ones as the event data of a new version, then its manifest (not yet `current`)."""
     dataset_id = config.dataset_id
+    rows_in = TableRows(normalized) if isinstance(normalized, pa.Table) else normalized
+    columns = [f.name for f in rows_in.schema if f.name not in HIDDEN_COLUMNS]
+    schema = pa.schema([rows_in.schema.field(c) for c in columns])
     current, etag = read_current(store, dataset_id)
-    check_type_changes(dataset_id, (current or {}).get("schema"), normalized.schema)
+    check_type_changes(dataset_id, (current or {}).get("schema"), schema)
     index, stale = load_index(store, dataset_id, current)
     if stale and current is not None:  # a previous writer crashed after its swap: heal
         _write_index(store, dataset_id, index, current["version"])
     refresh_projections(store, config, current)
 
-    inserts, updates, repeats = diff(normalized, index, config.incremental.revisions)
     parent = current["version"] if current else None
     version = new_version(now, parent)
-    rows = pa.concat_tables(
-        [
-            _with_op(inserts, "insert", version),
-            _with_op(updates, "update", version),
-        ]
+    writer = EventWriter(store, config, version)
+    writer.schema = schema.append(pa.field(OP, pa.string())).append(pa.field(VERSION, pa.string()))
+    added = revised = repeated = 0
+    key_parts: list[Parts] = []
+    row_parts: list[Parts] = []
+    marks = (current or {}).get("high_water_marks")
+    try:
+        for batch in rows_in.batches(columns):
+            is_new, is_revised, keys, hashes = diff(index, batch, config.incremental.revisions)
+            chosen = is_new | is_revised
+            added += int(is_new.sum())
+            revised += int(is_revised.sum())
+            repeated += int((~chosen).sum())
+            if not chosen.any():
+                continue
+            mask = pa.array(chosen)
+            event = batch.filter(mask)
+            ops = pc.if_else(pa.array(is_new[chosen]), "insert", "update")
+            event = event.append_column(OP, ops).append_column(
+                VERSION, _constant(version, event.num_rows)
+            )
+            writer.write(event.cast(writer.schema))
+            key_parts.append(tuple(k[chosen] for k in keys))
+            row_parts.append(tuple(r[chosen] for r in hashes))
+            marks = high_water_marks(config, event, marks)
+    except BaseException:
+        writer.abort()
+        raise
+    prepared = Prepared(
+        config,
+        current,
+        etag,
+        index,
+        key_parts,
+        row_parts,
+        added,
+        revised,
+        repeated,
     )
-    prepared = Prepared(config, current, etag, index, rows, repeats)
-    if rows.num_rows == 0 and not config.publish.publish_empty:
+    if added + revised == 0 and not config.publish.publish_empty:
+        writer.abort()
         return prepared
-    files = _write_event_data(store, config, version, rows)
+    files = writer.close()
     failpoint("after_data")
     prepared.files = files
     prepared.manifest = {
@@ -418,18 +560,15 @@ def prepare(
         "created_at": now.astimezone(dt.UTC).isoformat(),
         "code_version": CODE_VERSION,
         "inputs": inputs,
-        "counts": {
-            **counts,
-            "added": inserts.num_rows,
-            "revised": updates.num_rows,
-            "repeated": repeats,
-        },
-        "schema_hash": schema_hash(normalized.schema),
-        "schema": {f.name: str(f.type) for f in normalized.schema},
+        "counts": {**counts, "added": added, "revised": revised, "repeated": repeated},
+        "schema_hash": schema_hash(schema),
+        "schema": {f.name: str(f.type) for f in schema},
         "primary_keys": config.primary_keys,
-        "time_column": _time_column(config, normalized),
-        "high_water_marks": high_water_marks(config, rows, (current or {}).get("high_water_marks")),
-        "rows_total": _rows_total(current, inserts.num_rows),
+        "time_column": config.normalize.time_column
+        if config.normalize.time_column in columns
+        else "collection_date",
+        "high_water_marks": dict(sorted((marks or {}).items())),
+        "rows_total": _rows_total(current, added),
         "checks": checks or {},
         "fence": fence,
         "files": files,
@@ -443,32 +582,6 @@ def prepare(
 
 def _rows_total(current: dict | None, added: int) -> int:
     return (current or {}).get("rows_total", 0) + added
-
-
-def _with_op(rows: pa.Table, op: str, version: str) -> pa.Table:
-    rows = rows.append_column(OP, pa.array([op] * rows.num_rows, pa.string()))
-    return rows.append_column(VERSION, pa.array([version] * rows.num_rows, pa.string()))
-
-
-def _write_event_data(
-    store: ObjectStore, config: DatasetConfig, version: str, rows: pa.Table
-) -> list[str]:
-    if rows.num_rows == 0:
-        return []
-    years, months = _year_month(rows, _time_column(config, rows))
-    keyed = pa.table({"y": years, "m": months, "i": pa.array(range(rows.num_rows))})
-    groups = keyed.group_by(["y", "m"], use_threads=False).aggregate([("i", "list")])
-    parts = {
-        layout.event_data(config.dataset_id, version, year, month): idx
-        for year, month, idx in zip(
-            *(groups[c].to_pylist() for c in ("y", "m", "i_list")), strict=True
-        )
-    }
-    in_parallel(
-        lambda key: store.write_parquet(key, rows.take(pa.array(parts[key], pa.int64()))),
-        list(parts),
-    )
-    return sorted(parts)
 
 
 def _check_fence(prepared: Prepared, lease) -> None:
@@ -512,9 +625,9 @@ def commit(store: ObjectStore, prepared: Prepared, lease=None) -> None:
             "nothing was changed, re-run to publish on top of the new version"
         ) from None
     failpoint("after_swap")
-    index = _merge_index(prepared.index, prepared.rows.select([KEY_HASH, ROW_HASH, VERSION]))
+    index = prepared.index.merged(prepared.keys, prepared.row_hashes, manifest["version"])
     _write_index(store, dataset_id, index, manifest["version"])
-    _apply_projections(store, config, prepared.rows)
+    _apply_projections(store, config, prepared.files)
     _set_projection_version(store, dataset_id, manifest["version"])
 
 
@@ -523,7 +636,7 @@ def publish(
     locks: Locks,
     config: DatasetConfig,
     partition: str,
-    normalized: pa.Table,
+    normalized: "pa.Table | Rows",
     inputs: dict[str, Any],
     counts: dict[str, int],
     checks: dict[str, Any] | None = None,
@@ -537,18 +650,13 @@ def publish(
         if prepared.manifest is not None:
             commit(store, prepared, lease)
     parent = prepared.parent_manifest["version"] if prepared.parent_manifest else None
-    updates = (
-        int(pc.sum(pc.equal(prepared.rows[OP], "update")).as_py() or 0)
-        if prepared.rows.num_rows
-        else 0
-    )
     return PublishResult(
         dataset_id=config.dataset_id,
         version=prepared.version or parent,
         parent=parent,
         committed=prepared.manifest is not None,
-        rows_added=prepared.rows.num_rows - updates,
-        rows_revised=updates,
+        rows_added=prepared.added,
+        rows_revised=prepared.revised,
         rows_repeated=prepared.repeated,
         manifest=prepared.manifest or prepared.parent_manifest,
     )

@@ -390,7 +390,7 @@ def run_publish(rt: Runtime, config: DatasetConfig, partition: str) -> publish.P
         rt.locks,
         config,
         partition,
-        _visible(rt.store.read_parquet(key)).replace_schema_metadata(None),
+        publish.StagedRows(rt.store, key),
         inputs,
         counts,
         checks,

@@ -60,10 +60,14 @@ class ObjectStore(ABC):
     @abstractmethod
     def describe(self) -> str: ...
 
-    def write_parquet(self, key: str, table: pa.Table) -> None:
+    def write_parquet(self, key: str, table: pa.Table, durable: bool = True) -> None:
+        """`durable=False`: derived state a crash may lose (a local store skips the fsync)."""
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, compression="zstd")
-        self.put(key, sink.getvalue().to_pybytes())
+        self._put(key, sink.getvalue().to_pybytes(), durable)
+
+    def _put(self, key: str, data: bytes, durable: bool) -> None:
+        self.put(key, data)
 
     def read_parquet(self, key: str, columns: "list[str] | None" = None) -> pa.Table:
         return pq.read_table(pa.BufferReader(self.get(key)), columns=columns)
@@ -82,7 +86,7 @@ class ObjectStore(ABC):
             path.write_bytes(self.get(key))
             yield path
 
-    def _scratch_folder(self, key: str) -> Path | None:
+    def scratch_folder(self, key: str) -> Path | None:
         """Where to write a file before `put_file` (None: the system's temporary folder)."""
         return None
 
@@ -92,7 +96,7 @@ class ObjectStore(ABC):
         """Write tables one after another into one Parquet object, holding one at a time.
         The schema is `schema` or the first table's; later tables are cast to it. Returns the
         row count and the schema (None and nothing written when there was no table at all)."""
-        folder = self._scratch_folder(key)
+        folder = self.scratch_folder(key)
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=folder, prefix=".write-", suffix=".parquet")
@@ -167,14 +171,18 @@ class LocalObjectStore(ObjectStore):
             return None
         return data, content_etag(data)
 
-    def _write_atomic(self, path: Path, data: bytes) -> None:
+    def _put(self, key: str, data: bytes, durable: bool) -> None:
+        self._write_atomic(self._path(key), data, durable)
+
+    def _write_atomic(self, path: Path, data: bytes, durable: bool = True) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
+                if durable:
+                    handle.flush()
+                    os.fsync(handle.fileno())
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -229,7 +237,7 @@ class LocalObjectStore(ObjectStore):
             raise KeyError(f"{self.describe()}: no object {key!r}")
         yield path
 
-    def _scratch_folder(self, key: str) -> Path | None:
+    def scratch_folder(self, key: str) -> Path | None:
         return self._path(key).parent
 
     def list(self, prefix: str) -> list[str]:

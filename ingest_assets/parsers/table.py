@@ -145,12 +145,12 @@ def _blank(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.or_kleene(pc.is_null(column), pc.equal(pc.utf8_trim_whitespace(column), ""))
 
 
-def _csv_reader(path: Path, ctx: ParseContext, names: list[str] | None):
+def _csv_reader(path: Path, ctx: ParseContext, names: list[str] | None, block: int = BATCH_BYTES):
     source = ctx.config.source
     read = pacsv.ReadOptions(
         encoding=source.encoding,
         skip_rows=source.header_row - 1,
-        block_size=BATCH_BYTES,
+        block_size=block,
         column_names=names,
         skip_rows_after_names=1 if names else 0,
         use_threads=True,
@@ -174,7 +174,7 @@ def stream_csv(path: Path, ctx: ParseContext) -> Iterator[pa.Table]:
     (pandas) gives, in bounded memory. Raises pa.ArrowInvalid on anything Arrow reads
     differently from pandas (a row with a missing or extra field, bytes that are not the
     declared encoding): the caller then falls back to `parse_table`."""
-    with _csv_reader(path, ctx, None) as probe:
+    with _csv_reader(path, ctx, None, block=1 << 16) as probe:  # the header only
         header = list(probe.schema.names)
     names = _header_names(header)
     if not ctx.options.get("allow_duplicate_headers", False):
