@@ -260,10 +260,16 @@ def load_index(store: ObjectStore, dataset_id: str, current: dict | None) -> tup
     return index, True
 
 
+INDEX_ROW_GROUP = 500_000  # rows encoded at a time when the index is written
+
+
 def _write_index(store: ObjectStore, dataset_id: str, index: KeyIndex, version: str) -> None:
     table = index.to_table()
     table = table.replace_schema_metadata({INDEX_VERSION_META: version.encode()})
-    store.write_parquet_batches(layout.index(dataset_id), [table])
+    groups = (
+        table.slice(start, INDEX_ROW_GROUP) for start in range(0, table.num_rows, INDEX_ROW_GROUP)
+    )
+    store.write_parquet_batches(layout.index(dataset_id), groups, table.schema)
 
 
 # --- projections ---------------------------------------------------------------------------------
@@ -647,6 +653,7 @@ def publish(
     with locks.hold(config.lock_key, config.lock.ttl_s) as lease:
         fence = lease.fence if lease is not None else None
         prepared = prepare(store, config, partition, normalized, inputs, counts, now, checks, fence)
+        pa.default_memory_pool().release_unused()  # the batches are gone: give their memory back
         if prepared.manifest is not None:
             commit(store, prepared, lease)
     parent = prepared.parent_manifest["version"] if prepared.parent_manifest else None

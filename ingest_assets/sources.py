@@ -4,6 +4,7 @@ Secrets in URL, headers and params are resolved here, at run time; error message
 carry the masked URL, never a credential.
 """
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,13 +25,26 @@ EXTENSIONS = {
 }
 
 
+CHUNK_BYTES = 8 << 20
+
+
 @dataclass(frozen=True)
 class Fetched:
-    content: bytes
+    content: bytes  # empty when `path` is set
     ext: str
     source: str  # path or masked URL, for messages and metadata
     etag: str | None = None
     last_modified: str | None = None
+    path: Path | None = None  # a local file, read in chunks rather than loaded whole
+
+    def sha256_and_size(self) -> tuple[str, int]:
+        if self.path is None:
+            return hashlib.sha256(self.content).hexdigest(), len(self.content)
+        digest = hashlib.sha256()
+        with self.path.open("rb") as handle:
+            while chunk := handle.read(CHUNK_BYTES):
+                digest.update(chunk)
+        return digest.hexdigest(), self.path.stat().st_size
 
 
 def resolve_path(path: str) -> Path:
@@ -55,7 +69,7 @@ def _fetch_file(config: DatasetConfig) -> Fetched:
         raise FetchError(
             f"{label}: {size:,} bytes, over source.max_bytes {config.source.max_bytes:,}"
         )
-    return Fetched(content=path.read_bytes(), ext=_extension(config, path.name), source=str(path))
+    return Fetched(content=b"", ext=_extension(config, path.name), source=str(path), path=path)
 
 
 def _client(config: DatasetConfig) -> HttpClient:

@@ -7,7 +7,6 @@ stages, never pickles) and returns the metadata a user wants to see. The Dagster
 
 import dataclasses
 import datetime as dt
-import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -141,13 +140,16 @@ def run_raw(
 ) -> dict[str, Any]:
     current, _ = publish.read_current(rt.store, config.dataset_id)
     fetched = fetch(config, secrets, window_for(config, partition, current))
-    sha256 = hashlib.sha256(fetched.content).hexdigest()
+    sha256, size = fetched.sha256_and_size()
     key = layout.raw(config.dataset_id, partition, sha256, fetched.ext)
-    rt.store.put_if_absent(key, fetched.content)
+    if fetched.path is None:
+        rt.store.put_if_absent(key, fetched.content)
+    elif not rt.store.exists(key):  # content-addressed: the same bytes are stored once
+        rt.store.put_file(key, fetched.path)
     info = {
         "key": key,
         "sha256": sha256,
-        "bytes": len(fetched.content),
+        "bytes": size,
         "source": fetched.source,
         "etag": fetched.etag,
         "last_modified": fetched.last_modified,
@@ -190,6 +192,7 @@ def run_parse(rt: Runtime, config: DatasetConfig, partition: str) -> tuple[Stage
             whole = parse_batches(path, context, whole=True)
             head = _Head(_with_meta(whole, RAW_META, raw_meta, context, [True]))
             rows, schema = rt.store.write_parquet_batches(f"{prefix}/{PART}", head)
+    pa.default_memory_pool().release_unused()
     return Staged(rows, schema, head.table(schema)), raw
 
 
@@ -307,6 +310,7 @@ def run_normalize(
         "high_water_marks": state["hwm"],
     }
     store.put(f"{staging}/{META}", json.dumps(meta, default=str).encode())
+    pa.default_memory_pool().release_unused()
     staged = Staged(rows, schema, head.table(schema))
     return NormalizeOutcome(staged, counts, results, quarantine_key, state["hwm"], store, key)
 

@@ -129,7 +129,8 @@ class ObjectStore(ABC):
     ) -> Iterator[pa.Table]:
         """The object's rows in tables of at most `batch_rows` rows, with the file's schema."""
         with self.local_file(key) as path:
-            parquet = pq.ParquetFile(path)
+            # pre_buffer would keep every row group read so far cached: memory grows with the file
+            parquet = pq.ParquetFile(path, pre_buffer=False)
             schema = parquet.schema_arrow
             if columns is not None:
                 schema = pa.schema([schema.field(c) for c in columns], metadata=schema.metadata)
