@@ -145,10 +145,16 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
         try:
             runtime = ingest.runtime()
             result = stages.run_publish(runtime, config, partition_key(context))
+            time_column = config.normalize.time_column
             chart = series_chart(
-                stages.read_normalized(runtime, config, partition_key(context)),
+                stages.read_normalized(
+                    runtime,
+                    config,
+                    partition_key(context),
+                    columns=[SERIES_CODE, time_column, "value"],
+                ),
                 SERIES_CODE,
-                config.normalize.time_column,
+                time_column,
                 "value",
             )
         except Exception as exc:

@@ -113,8 +113,15 @@ def _visible(table: pa.Table) -> pa.Table:
     return table.drop_columns(hidden) if hidden else table
 
 
-def read_normalized(rt: Runtime, config: DatasetConfig, partition: str) -> pa.Table:
-    return _visible(_read_stage(rt.store, config, "normalized", partition, "normalized"))
+def read_normalized(
+    rt: Runtime, config: DatasetConfig, partition: str, columns: list[str] | None = None
+) -> pa.Table:
+    """The staged normalized rows (only `columns` of them, for a large partition)."""
+    key = _stage_key(rt.store, config, "normalized", partition, "normalized")
+    if columns is not None:
+        present = set(rt.store.parquet_schema(key).names)
+        return rt.store.read_parquet(key, columns=[c for c in columns if c in present])
+    return _visible(rt.store.read_parquet(key))
 
 
 def _stage_key(
