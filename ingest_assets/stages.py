@@ -435,9 +435,7 @@ def run_warehouse(rt: Runtime, config: DatasetConfig) -> WarehouseOutcome:
     for manifest in publish.version_chain(rt.store, config.dataset_id, current):
         if manifest["version"] in loaded:
             continue
-        rows = publish.read_event_rows(rt.store, manifest)
-        if rows is None:
-            rows = pa.table({})
+        rows = (rt.store.read_parquet(key) for key in manifest["files"])  # a month at a time
         result = rt.warehouse.load(
             config.dataset_id,
             manifest["version"],

@@ -11,8 +11,10 @@ Only a version's new and revised rows travel. Every identifier is quoted by psyc
 """
 
 import io
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
 import psycopg2
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -33,6 +35,13 @@ class LoadResult:
     inserted: int
     updated: int
     already_loaded: bool
+
+
+def _for_table(rows: pa.Table, dataset_id: str) -> pa.Table:
+    """The columns as the table holds them: no `op`, and the dataset in `source`."""
+    rows = rows.drop_columns([c for c in ("op",) if c in rows.column_names])
+    source = pa.array([dataset_id], pa.string()).take(pa.array(np.zeros(rows.num_rows, np.int64)))
+    return rows.append_column(SOURCE_COLUMN, source)
 
 
 def pg_type(data_type: pa.DataType) -> str:
@@ -136,17 +145,20 @@ class Warehouse:
         dataset_id: str,
         version: str,
         partition: str | None,
-        rows: pa.Table,
+        rows: "pa.Table | Iterable[pa.Table]",
         primary_keys: list[str],
         schema: str,
         table: str,
     ) -> LoadResult:
-        """Upsert one published version's rows (its inserts and updates); a no-op if it is in the ledger."""
-        rows = rows.drop_columns([c for c in ("op",) if c in rows.column_names])
-        rows = rows.append_column(
-            SOURCE_COLUMN, pa.array([dataset_id] * rows.num_rows, pa.string())
-        )
+        """Upsert one published version's rows (its inserts and updates, as one table or in
+        batches that all have the same columns); a no-op if it is in the ledger."""
+        batches = iter([rows] if isinstance(rows, pa.Table) else rows)
+        first = next(batches, None)
+        if first is None:
+            first = pa.table({})
+        rows = _for_table(first, dataset_id)
         columns = {field.name: pg_type(field.type) for field in rows.schema}
+        more = (_for_table(batch, dataset_id) for batch in batches)
         keys = [SOURCE_COLUMN, *primary_keys]
         target = sql.Identifier(schema, table)
         with self.connect() as connection, connection.cursor() as cursor:
@@ -162,7 +174,7 @@ class Warehouse:
             inserted = updated = 0
             if rows.num_rows:  # an empty version (publish_empty) only records its ledger row
                 self._ensure_table(cursor, schema, table, columns, keys)
-                inserted, updated = self._upsert(cursor, target, rows, columns, keys)
+                inserted, updated = self._upsert(cursor, target, [rows, *more], columns, keys)
             cursor.execute(
                 sql.SQL(
                     "INSERT INTO {} (dataset, version, partition, target, rows_inserted, rows_updated) "
@@ -173,18 +185,26 @@ class Warehouse:
         return LoadResult(version, inserted, updated, already_loaded=False)
 
     def _upsert(
-        self, cursor, target, rows: pa.Table, columns: dict[str, str], keys: list[str]
+        self, cursor, target, batches: Iterable[pa.Table], columns: dict[str, str], keys: list[str]
     ) -> tuple[int, int]:
         names = list(columns)
         column_list = sql.SQL(", ").join(map(sql.Identifier, names))
-        buffer = io.BytesIO()
-        options = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
-        pacsv.write_csv(rows, buffer, options)  # all_valid: "" is an empty string, nothing is NULL
-        buffer.seek(0)
+
+        def copy_into(table) -> int:
+            copy = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(table, column_list)
+            count = 0
+            for batch in batches:  # one batch in memory at a time
+                buffer = io.BytesIO()
+                options = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
+                # all_valid: "" is an empty string, nothing is NULL
+                pacsv.write_csv(batch.select(names), buffer, options)
+                buffer.seek(0)
+                cursor.copy_expert(copy.as_string(cursor), buffer)
+                count += batch.num_rows
+            return count
+
         if self._is_empty(cursor, target):  # first load: no conflicts possible, COPY in place
-            copy = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(target, column_list)
-            cursor.copy_expert(copy.as_string(cursor), buffer)
-            return rows.num_rows, 0
+            return copy_into(target), 0
         staging = sql.Identifier("ingest_staging")
         definitions = sql.SQL(", ").join(
             sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(columns[n])) for n in names
@@ -192,8 +212,7 @@ class Warehouse:
         cursor.execute(
             sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(staging, definitions)
         )
-        copy = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(staging, column_list)
-        cursor.copy_expert(copy.as_string(cursor), buffer)
+        copy_into(staging)
         updates = [n for n in names if n not in keys]
         statement = sql.SQL(
             "WITH upserted AS (INSERT INTO {target} AS t ({cols}) SELECT {cols} FROM {staging} "
