@@ -125,12 +125,14 @@ class ObjectStore(ABC):
         return rows, schema
 
     def iter_parquet(
-        self, key: str, columns: "list[str] | None" = None, batch_rows: int = 250_000
+        self, key: str, columns: "list[str] | None" = None, batch_rows: int | None = None
     ) -> Iterator[pa.Table]:
-        """The object's rows in tables of at most `batch_rows` rows, with the file's schema."""
+        """The object's rows in tables of `batch_rows` rows (by default as many as make about
+        BATCH_BYTES of data, so wide rows come in smaller batches), with the file's schema."""
         with self.local_file(key) as path:
             # pre_buffer would keep every row group read so far cached: memory grows with the file
             parquet = pq.ParquetFile(path, pre_buffer=False)
+            batch_rows = batch_rows or _rows_per_batch(parquet.metadata)
             schema = parquet.schema_arrow
             if columns is not None:
                 schema = pa.schema([schema.field(c) for c in columns], metadata=schema.metadata)
@@ -140,6 +142,18 @@ class ObjectStore(ABC):
     def parquet_schema(self, key: str) -> pa.Schema:
         with self.local_file(key) as path:
             return pq.read_schema(path)
+
+
+BATCH_BYTES = 16 << 20  # uncompressed bytes of rows handled at a time
+BATCH_ROWS = (10_000, 250_000)  # whatever the row width
+
+
+def _rows_per_batch(metadata: pq.FileMetaData) -> int:
+    row_bytes = sum(
+        metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups)
+    ) / max(metadata.num_rows, 1)
+    low, high = BATCH_ROWS
+    return int(min(high, max(low, BATCH_BYTES / max(row_bytes, 1.0))))
 
 
 def content_etag(data: bytes) -> str:

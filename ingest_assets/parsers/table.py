@@ -115,7 +115,10 @@ def _refuse_duplicate_headers(names: list[str], ctx: ParseContext) -> None:
         )
 
 
-BATCH_BYTES = 16 << 20  # CSV bytes per batch (about 300,000 rows of a typical CSV)
+# Arrow's CSV reader reads up to 32 blocks ahead of its consumer, so its memory is 32 blocks:
+# read in small blocks and hand on batches of about BATCH_BYTES.
+BLOCK_BYTES = 1 << 20
+BATCH_BYTES = 16 << 20
 
 
 def _null_markers(ctx: ParseContext) -> list[str]:
@@ -145,7 +148,7 @@ def _blank(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.or_kleene(pc.is_null(column), pc.equal(pc.utf8_trim_whitespace(column), ""))
 
 
-def _csv_reader(path: Path, ctx: ParseContext, names: list[str] | None, block: int = BATCH_BYTES):
+def _csv_reader(path: Path, ctx: ParseContext, names: list[str] | None, block: int = BLOCK_BYTES):
     source = ctx.config.source
     read = pacsv.ReadOptions(
         encoding=source.encoding,
@@ -170,6 +173,20 @@ def _csv_reader(path: Path, ctx: ParseContext, names: list[str] | None, block: i
 
 
 def stream_csv(path: Path, ctx: ParseContext) -> Iterator[pa.Table]:
+    """`_stream_blocks` gathered into batches of about BATCH_BYTES."""
+    gathered: list[pa.Table] = []
+    size = 0
+    for table in _stream_blocks(path, ctx):
+        gathered.append(table)
+        size += table.nbytes
+        if size >= BATCH_BYTES:
+            yield pa.concat_tables(gathered).combine_chunks()
+            gathered, size = [], 0
+    if gathered:
+        yield pa.concat_tables(gathered).combine_chunks()
+
+
+def _stream_blocks(path: Path, ctx: ParseContext) -> Iterator[pa.Table]:
     """A CSV in batches of rows, each with `_row`, the same rows and text as `parse_table`
     (pandas) gives, in bounded memory. Raises pa.ArrowInvalid on anything Arrow reads
     differently from pandas (a row with a missing or extra field, bytes that are not the

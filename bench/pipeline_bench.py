@@ -1,0 +1,158 @@
+"""End to end, CSV -> published Parquet: Ingest vs dlt's filesystem load vs a bare pyarrow floor.
+
+Workloads (generate.py): 1M rows (200 series x 5,000 days) and 5M rows (1,000 series x 5,000
+days). Three phases each: first load, identical rerun, rerun with 1% new rows.
+
+- floor: `pyarrow.csv.read_csv` + `pyarrow.parquet.write_table` (zstd) of the file.
+- dlt 1.31: its fastest filesystem load: a pyarrow table in, Parquet out,
+  `write_disposition="replace"` (a rerun must not duplicate; the filesystem destination has no
+  merge without delta/iceberg); the time of `pipeline.run`, plus the CSV read it needs.
+- Ingest: `ingest run BENCH_OBS` in a new process, no warehouse: raw, parsed, normalized
+  (typed, UTC, key and row hashes, checks), published (anti-join, event files, index,
+  projections). "work" is the sum of Dagster's step durations; "wall" the whole process.
+  Peak RSS is the process's (getrusage of the child).
+
+Usage: .venv/bin/pip install -e '.[bench]' && .venv/bin/python bench/pipeline_bench.py [--sizes 1,5]
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from warehouse_bench import REPO, step_durations  # noqa: E402
+
+SERIES = {1: 200, 5: 1000}  # million rows -> series of 5,000 days
+
+
+def floor(csv: Path, out: Path) -> float:
+    started = time.perf_counter()
+    pq.write_table(pacsv.read_csv(csv), out, compression="zstd")
+    return time.perf_counter() - started
+
+
+def dlt_phase(csv: Path, workdir: Path) -> float:
+    import dlt
+
+    os.environ["DLT_DATA_DIR"] = str(workdir / "dlt_data")
+    pipeline = dlt.pipeline(
+        pipeline_name="bench_fs",
+        destination=dlt.destinations.filesystem(bucket_url=str(workdir / "lake")),
+        dataset_name="bench",
+        pipelines_dir=str(workdir / "pipelines"),
+    )
+    started = time.perf_counter()
+    table = pacsv.read_csv(csv)
+    pipeline.run(
+        table,
+        table_name="observations",
+        write_disposition="replace",
+        loader_file_format="parquet",
+    )
+    return time.perf_counter() - started
+
+
+def ingest_phase(csv: Path, workdir: Path) -> dict:
+    config_dir = workdir / "configs"
+    config_dir.mkdir(parents=True, exist_ok=True)
+    (config_dir / "bench_obs.yaml").write_text(
+        "dataset_id: BENCH_OBS\n"
+        f"source: {{kind: file, path: {csv}, format: csv, max_bytes: 2000000000}}\n"
+        "normalize:\n"
+        "  primary_keys: [series_code, obs_time]\n"
+        "  time_column: obs_time\n"
+        "  schema: {value: float64, obs_time: date}\n"
+    )
+    env = dict(
+        os.environ,
+        INGEST_CONFIG_DIR=str(config_dir),
+        INGEST_STORE_ROOT=str(workdir / "store"),
+        DAGSTER_HOME=str(workdir / "dagster_home"),
+    )
+    env.pop("INGEST_POSTGRES_URL", None)
+    started = time.perf_counter()
+    with (workdir / "ingest.log").open("w") as log:
+        child = subprocess.Popen(
+            [str(Path(sys.executable).parent / "ingest"), "run", "BENCH_OBS"],
+            env=env,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        _, status, usage = os.wait4(child.pid, 0)  # this child's own peak RSS
+    wall = time.perf_counter() - started
+    output = (workdir / "ingest.log").read_text()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"ingest run failed:\n{output}")
+    steps = step_durations(workdir / "dagster_home")
+    return {
+        "wall_s": wall,
+        "steps_s": steps,
+        "work_s": sum(steps.values()),
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "output": output.strip(),
+    }
+
+
+def run_size(millions: int, work: Path, skip_dlt: bool) -> dict:
+    work.mkdir(parents=True, exist_ok=True)
+    base, plus = work / "obs.csv", work / "obs_plus1pct.csv"
+    for path, fraction in ((base, "0"), (plus, "0.01")):
+        subprocess.run(
+            [
+                sys.executable,
+                str(HERE / "generate.py"),
+                str(path),
+                "--series",
+                str(SERIES[millions]),
+            ]
+            + ["--new-fraction", fraction],
+            check=True,
+        )
+    phases = (("first load", base), ("identical rerun", base), ("1% new rows", plus))
+    results: dict = {"rows": millions * 1_000_000, "csv_bytes": base.stat().st_size}
+    results["floor_s"] = floor(base, work / "floor.parquet")
+    print(
+        f"{millions}M floor (pyarrow read_csv + write_table): {results['floor_s']:.2f}s", flush=True
+    )
+    if not skip_dlt:
+        results["dlt"] = {}
+        for name, csv in phases:
+            results["dlt"][name] = dlt_phase(csv, work / "dlt")
+            print(f"{millions}M dlt {name}: {results['dlt'][name]:.2f}s", flush=True)
+    results["ingest"] = {}
+    for name, csv in phases:
+        phase = results["ingest"][name] = ingest_phase(csv, work / "ingest")
+        print(
+            f"{millions}M ingest {name}: work {phase['work_s']:.2f}s, wall {phase['wall_s']:.2f}s, "
+            f"steps {phase['steps_s']}, peak RSS {phase['peak_rss_mb']} MB",
+            flush=True,
+        )
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="1,5", help="millions of rows, comma-separated")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/ingest_pipeline_bench"))
+    parser.add_argument("--skip-dlt", action="store_true")
+    args = parser.parse_args()
+    subprocess.run(["rm", "-rf", str(args.workdir)], check=True)
+    results = {}
+    for size in (int(s) for s in args.sizes.split(",")):
+        results[f"{size}M"] = run_size(size, args.workdir / f"{size}M", args.skip_dlt)
+    out = HERE / "results_pipeline.json"
+    out.write_text(json.dumps(results, indent=2, default=str))
+    print(f"results: {out}")
+
+
+if __name__ == "__main__":
+    main()
