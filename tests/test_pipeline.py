@@ -8,6 +8,7 @@ import pytest
 from ingest_assets import layout, stages
 from ingest_assets.export import published_table
 from ingest_assets.publish import read_current, version_chain
+from ingest_resources import object_store
 
 CSV_CONFIG = """
 dataset_id: RATES
@@ -172,6 +173,29 @@ def test_conflicting_duplicate_keys_are_quarantined_exact_repeats_counted(runtim
         rejected.column("reason").to_pylist()
         == ["primary key repeated with different values (rows 4, 5)"] * 2
     )
+
+
+def test_keys_repeated_across_batches_are_judged_like_within_one(runtime, rates, monkeypatch):
+    """Batches of 2 rows: a repeat and a conflict that span batches are still found."""
+    monkeypatch.setattr(object_store, "BATCH_ROWS", (2, 2))
+    config = rates(
+        "A,2024-01-02,1\nB,2024-01-02,1\nC,2024-01-02,5\nA,2024-01-02,1\nB,2024-01-02,2\n",
+        ratio=0.5,
+    )
+    stages.run_raw(runtime, config, "all")
+    stages.run_parse(runtime, config, "all")
+    outcome = stages.run_normalize(runtime, config, "all")
+    assert outcome.table.column("series").to_pylist() == ["A", "C"]
+    assert outcome.counts == {"parsed": 5, "rejected": 2, "duplicates": 1, "normalized": 2}
+    rejected = outcome.rejected.to_pylist()
+    assert [(r["_row"], r["reason_code"]) for r in rejected] == [
+        (3, "conflicting_duplicate"),
+        (6, "conflicting_duplicate"),
+    ]
+    assert rejected[0]["reason"] == "primary key repeated with different values (rows 3, 6)"
+    assert rejected[0]["series"] == "B" and rejected[1]["value"] == "2"
+    result = stages.run_publish(runtime, config, "all")
+    assert (result.rows_added, result.committed) == (2, True)
 
 
 def test_index_heals_after_a_crash_between_swap_and_index_write(runtime, rates):
