@@ -263,6 +263,29 @@ def load_index(store: ObjectStore, dataset_id: str, current: dict | None) -> tup
 INDEX_ROW_GROUP = 500_000  # rows encoded at a time when the index is written
 
 
+def heal(store: ObjectStore, config: DatasetConfig, current: dict | None) -> KeyIndex | None:
+    """Bring the derived state (key index, projections) up to `current`: a writer that crashed
+    after its swap left them behind. Returns the index when it had to be read (else None: the
+    stored one is up to date, and a caller that needs it reads it with `load_index`)."""
+    index = None
+    if current is not None and _indexed_version(store, config.dataset_id) != current["version"]:
+        index, stale = load_index(store, config.dataset_id, current)
+        if stale:
+            _write_index(store, config.dataset_id, index, current["version"])
+    refresh_projections(store, config, current)
+    return index
+
+
+def _indexed_version(store: ObjectStore, dataset_id: str) -> str | None:
+    key = layout.index(dataset_id)
+    if not store.exists(key):
+        return None
+    schema = store.parquet_schema(key)
+    if schema.names != INDEX_SCHEMA.names:
+        return None
+    return (schema.metadata or {}).get(INDEX_VERSION_META, b"").decode() or None
+
+
 def _write_index(store: ObjectStore, dataset_id: str, index: KeyIndex, version: str) -> None:
     table = index.to_table()
     table = table.replace_schema_metadata({INDEX_VERSION_META: version.encode()})
@@ -506,10 +529,7 @@ def prepare(
     schema = pa.schema([rows_in.schema.field(c) for c in columns])
     current, etag = read_current(store, dataset_id)
     check_type_changes(dataset_id, (current or {}).get("schema"), schema)
-    index, stale = load_index(store, dataset_id, current)
-    if stale and current is not None:  # a previous writer crashed after its swap: heal
-        _write_index(store, dataset_id, index, current["version"])
-    refresh_projections(store, config, current)
+    index = heal(store, config, current) or load_index(store, dataset_id, current)[0]
 
     parent = current["version"] if current else None
     version = new_version(now, parent)

@@ -7,8 +7,11 @@ stages, never pickles) and returns the metadata a user wants to see. The Dagster
 
 import dataclasses
 import datetime as dt
+import hashlib
+import importlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -185,8 +188,12 @@ def run_parse(rt: Runtime, config: DatasetConfig, partition: str) -> tuple[Stage
             f"materialize {config.dataset_id}/raw first"
         )
     raw = json.loads(rt.store.get(latest_key))
+    raw["fingerprint"] = input_fingerprint(config, raw["sha256"])
     context = ParseContext(config, raw["source"])
     prefix = layout.staging(config.dataset_id, "parsed", partition)
+    reused = _reuse(rt.store, f"{prefix}/{PART}", raw["fingerprint"])
+    if reused is not None:  # the same bytes under the same contract: parsed already
+        return reused, raw
     rt.store.delete_prefix(prefix)
     raw_meta = json.dumps(raw).encode()
     with rt.store.local_file(raw["key"]) as path:
@@ -201,6 +208,38 @@ def run_parse(rt: Runtime, config: DatasetConfig, partition: str) -> tuple[Stage
             rows, schema = rt.store.write_parquet_batches(f"{prefix}/{PART}", head)
     pa.default_memory_pool().release_unused()
     return Staged(rows, schema, head.table(schema)), raw
+
+
+def input_fingerprint(config: DatasetConfig, raw_sha256: str) -> str:
+    """What the parsed, normalized and published data of a partition depend on: the raw bytes,
+    the whole contract, the code (and a plugin's source). Equal fingerprints, equal outputs."""
+    plugins = [
+        _source_hash(name) for name in (config.parser, config.normalize.plugin) if ":" in name
+    ]
+    text = json.dumps(
+        [raw_sha256, config.model_dump(mode="json"), publish.CODE_VERSION, plugins],
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _source_hash(reference: str) -> str:
+    module = importlib.import_module(reference.partition(":")[0])
+    source = Path(module.__file__ or "")
+    return hashlib.sha256(source.read_bytes()).hexdigest() if source.is_file() else reference
+
+
+def _reuse(store: ObjectStore, key: str, fingerprint: str) -> "Staged | None":
+    """The staged output at `key` if it was made from this fingerprint (else None)."""
+    if not store.exists(key):
+        return None
+    schema = store.parquet_schema(key)
+    made_from = json.loads((schema.metadata or {}).get(RAW_META, b"{}"))
+    if made_from.get("fingerprint") != fingerprint:
+        return None
+    head = next(store.iter_parquet(key, batch_rows=PREVIEW_HEAD), schema.empty_table())
+    return Staged(store.parquet_rows(key), schema, head)
 
 
 def source_drift(rt: Runtime, config: DatasetConfig, parsed: Staged) -> dict[str, list[str]]:
@@ -260,66 +299,112 @@ def _normalize_one(batch: pa.Table, config: DatasetConfig, day: dt.date, state: 
     yield result.table
 
 
+@dataclass
+class _NormalizedData:
+    staged: Staged
+    counts: dict[str, int]
+    high_water_marks: dict[str, str]
+    rejected_head: pa.Table
+
+
 def run_normalize(
     rt: Runtime, config: DatasetConfig, partition: str, today: dt.date | None = None
 ) -> NormalizeOutcome:
-    """Type, key and check the parsed rows, batch by batch; rejected rows go to quarantine."""
+    """Type, key and check the parsed rows, batch by batch; rejected rows go to quarantine.
+    Parsed data with the fingerprint of the staged normalized data is not normalized again
+    (its checks are: they depend on the published version and the clock)."""
     store = rt.store
     parsed_key = _stage_key(store, config, "parsed", partition, "parsed")
     raw = json.loads((store.parquet_schema(parsed_key).metadata or {}).get(RAW_META, b"{}"))
-    day = today or dt.datetime.now(dt.UTC).date()
     staging = layout.staging(config.dataset_id, "normalized", partition)
-    store.delete_prefix(staging)
-    key = f"{staging}/{PART}"
+    key, meta_key = f"{staging}/{PART}", f"{staging}/{META}"
+    quarantine_key = f"{layout.quarantine(config.dataset_id, partition)}/{PART}"
+    data = _reuse_normalized(store, key, meta_key, quarantine_key, raw)
+    if data is None:
+        day = today or dt.datetime.now(dt.UTC).date()
+        data = _normalize_partition(store, config, parsed_key, key, quarantine_key, day)
+    schema = data.staged.schema
+    current, _ = publish.read_current(store, config.dataset_id)
+    visible_schema = pa.schema([f for f in schema if f.name not in HIDDEN_COLUMNS])
+    needed = [c for c in needed_columns(config) if c in visible_schema.names]
+    rows = data.counts["normalized"]
+    inputs = CheckInputs(
+        table=store.read_parquet(key, columns=needed)
+        if needed
+        else pa.table({"_": pa.nulls(rows)}).drop_columns(["_"]),
+        rejected=data.rejected_head,
+        rows_parsed=data.counts["parsed"],
+        published_schema=(current or {}).get("schema"),
+        now=dt.datetime.now(dt.UTC),
+        schema=visible_schema,
+        rows_rejected=data.counts["rejected"],
+        repeated_keys=0,
+    )
+    results = evaluate(config, inputs)
+    meta = {
+        "raw": raw,
+        "counts": data.counts,
+        "checks": {r.name: r.as_dict() for r in results},
+        "high_water_marks": data.high_water_marks,
+    }
+    store.put(meta_key, json.dumps(meta, default=str).encode())
+    pa.default_memory_pool().release_unused()
+    return NormalizeOutcome(
+        data.staged, data.counts, results, quarantine_key, data.high_water_marks, store, key
+    )
+
+
+def _reuse_normalized(
+    store: ObjectStore, key: str, meta_key: str, quarantine_key: str, raw: dict
+) -> "_NormalizedData | None":
+    fingerprint = raw.get("fingerprint")
+    if not fingerprint or not store.exists(meta_key) or not store.exists(key):
+        return None
+    meta = json.loads(store.get(meta_key))
+    if meta.get("raw", {}).get("fingerprint") != fingerprint:
+        return None
+    schema = store.parquet_schema(key)
+    head = next(store.iter_parquet(key, batch_rows=PREVIEW_HEAD), schema.empty_table())
+    rejected = (
+        store.read_parquet(quarantine_key).slice(0, 20)
+        if store.exists(quarantine_key)
+        else pa.table({})
+    )
+    counts = meta["counts"]
+    staged = Staged(counts["normalized"], schema, head)
+    return _NormalizedData(staged, counts, meta.get("high_water_marks", {}), rejected)
+
+
+def _normalize_partition(
+    store: ObjectStore,
+    config: DatasetConfig,
+    parsed_key: str,
+    key: str,
+    quarantine_key: str,
+    day: dt.date,
+) -> _NormalizedData:
+    store.delete_prefix(key.rsplit("/", 1)[0])
     state = {"parsed": 0, "duplicates": 0, "rejected": [], "keys": KeyTracker(), "hwm": {}}
     head = _Head(_normalized_batches(store, parsed_key, config, day, state))
     rows, schema = store.write_parquet_batches(key, head)
     conflicts, repeats = _dedupe_across_batches(store, key, state["keys"])
     rows -= repeats.size + conflicts.num_rows
     rejected = state["rejected"] + ([conflicts] if conflicts.num_rows else [])
-
-    quarantine = layout.quarantine(config.dataset_id, partition)
-    store.delete_prefix(quarantine)
-    quarantine_key = f"{quarantine}/{PART}"
+    store.delete_prefix(quarantine_key.rsplit("/", 1)[0])
     rows_rejected = sum(t.num_rows for t in rejected)
-    if rejected:
-        store.write_parquet(
-            quarantine_key, pa.concat_tables(rejected, promote_options="permissive")
-        )
+    all_rejected = pa.concat_tables(rejected, promote_options="permissive") if rejected else None
+    if all_rejected is not None:
+        store.write_parquet(quarantine_key, all_rejected)
     counts = {
         "parsed": state["parsed"],
         "rejected": rows_rejected,
         "duplicates": state["duplicates"] + int(repeats.size),
         "normalized": rows,
     }
-    current, _ = publish.read_current(store, config.dataset_id)
-    visible_schema = pa.schema([f for f in schema if f.name not in HIDDEN_COLUMNS])
-    needed = [c for c in needed_columns(config) if c in visible_schema.names]
-    inputs = CheckInputs(
-        table=store.read_parquet(key, columns=needed)
-        if needed
-        else pa.table({"_": pa.nulls(rows)}).drop_columns(["_"]),
-        rejected=pa.concat_tables(rejected, promote_options="permissive").slice(0, 20)
-        if rejected
-        else pa.table({}),
-        rows_parsed=state["parsed"],
-        published_schema=(current or {}).get("schema"),
-        now=dt.datetime.now(dt.UTC),
-        schema=visible_schema,
-        rows_rejected=rows_rejected,
-        repeated_keys=0,
+    rejected_head = all_rejected.slice(0, 20) if all_rejected is not None else pa.table({})
+    return _NormalizedData(
+        Staged(rows, schema, head.table(schema)), counts, state["hwm"], rejected_head
     )
-    results = evaluate(config, inputs)
-    meta = {
-        "raw": raw,
-        "counts": counts,
-        "checks": {r.name: r.as_dict() for r in results},
-        "high_water_marks": state["hwm"],
-    }
-    store.put(f"{staging}/{META}", json.dumps(meta, default=str).encode())
-    pa.default_memory_pool().release_unused()
-    staged = Staged(rows, schema, head.table(schema))
-    return NormalizeOutcome(staged, counts, results, quarantine_key, state["hwm"], store, key)
 
 
 def _dedupe_across_batches(
@@ -394,8 +479,28 @@ def run_publish(rt: Runtime, config: DatasetConfig, partition: str) -> publish.P
             failed,
         )
     inputs = {
-        k: raw.get(k) for k in ("sha256", "bytes", "etag", "last_modified", "source", "fetched_at")
+        k: raw.get(k)
+        for k in ("sha256", "bytes", "etag", "last_modified", "source", "fetched_at", "fingerprint")
     }
+    current, _ = publish.read_current(rt.store, config.dataset_id)
+    if (
+        current
+        and raw.get("fingerprint")
+        and current["inputs"].get("fingerprint") == raw["fingerprint"]
+    ):
+        # `current` was published from this very input: every row is there, unchanged
+        with rt.locks.hold(config.lock_key, config.lock.ttl_s):
+            publish.heal(rt.store, config, current)
+        return publish.PublishResult(
+            dataset_id=config.dataset_id,
+            version=current["version"],
+            parent=current["version"],
+            committed=False,
+            rows_added=0,
+            rows_revised=0,
+            rows_repeated=counts["normalized"],
+            manifest=current,
+        )
     result = publish.publish(
         rt.store,
         rt.locks,

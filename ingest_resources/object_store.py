@@ -139,6 +139,10 @@ class ObjectStore(ABC):
             for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
                 yield pa.Table.from_batches([batch], schema=schema)
 
+    def parquet_rows(self, key: str) -> int:
+        with self.local_file(key) as path:
+            return pq.ParquetFile(path).metadata.num_rows
+
     def parquet_schema(self, key: str) -> pa.Schema:
         with self.local_file(key) as path:
             return pq.read_schema(path)
