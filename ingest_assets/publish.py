@@ -33,7 +33,7 @@ from ingest_assets.keyindex import KeyIndex, Parts, digest_parts
 from ingest_assets.normalize import KEY_HASH, ROW_HASH
 from ingest_assets.parsers.base import HIDDEN_COLUMNS
 from ingest_resources.locks import LeaseLost
-from ingest_resources.object_store import CasConflict, ObjectStore
+from ingest_resources.object_store import CasConflict, ObjectStore, parquet_options
 
 CODE_VERSION = "ingest-0.1.0"
 VERSION_FORMAT = "%Y%m%dT%H%M%S%fZ"
@@ -446,6 +446,7 @@ class EventWriter:
     (year, month) of the time column; files are stored when the writer closes."""
 
     MAX_OPEN = 256  # files open at once; an older month's file is finished to open another
+    BUFFER_BYTES = 24 << 20  # rows held before writing: fewer, larger row groups
 
     def __init__(self, store: ObjectStore, config: DatasetConfig, version: str):
         self.store, self.config, self.version = store, config, version
@@ -453,6 +454,9 @@ class EventWriter:
         self.parts: dict[tuple, int] = {}
         self.done: list[tuple[str, str]] = []  # (key, local file)
         self.schema: pa.Schema | None = None
+        self.buffers: dict[tuple, list[pa.Table]] = {}
+        self.sizes: dict[tuple, int] = {}  # estimated bytes buffered per month
+        self.buffered = 0
 
     def write(self, rows: pa.Table) -> None:
         years, months = _year_month(rows, _time_column(self.config, rows))
@@ -467,7 +471,20 @@ class EventWriter:
         ):
             code = int(codes[start])
             month = (None, None) if code < 0 else (code // 100, code % 100)
-            self._writer(month).write_table(ordered.slice(start, stop - start))
+            self.buffers.setdefault(month, []).append(ordered.slice(start, stop - start))
+            size = rows.nbytes * (stop - start) // max(rows.num_rows, 1)
+            self.sizes[month] = self.sizes.get(month, 0) + size
+            self.buffered += size
+        if self.buffered > self.BUFFER_BYTES:  # write the fullest months, as row groups
+            for month in sorted(self.sizes, key=self.sizes.__getitem__, reverse=True):
+                self._flush(month)
+                if self.buffered <= self.BUFFER_BYTES // 2:
+                    break
+
+    def _flush(self, month: tuple) -> None:
+        tables = self.buffers.pop(month)
+        self.buffered -= self.sizes.pop(month)
+        self._writer(month).write_table(pa.concat_tables(tables))
 
     def _writer(self, month: tuple) -> pq.ParquetWriter:
         if month in self.open:
@@ -482,7 +499,7 @@ class EventWriter:
             folder.mkdir(parents=True, exist_ok=True)
         fd, path = tempfile.mkstemp(dir=folder, prefix=".event-", suffix=".parquet")
         os.close(fd)
-        writer = pq.ParquetWriter(path, self.schema, compression="zstd")
+        writer = pq.ParquetWriter(path, self.schema, **parquet_options(self.schema))
         self.open[month] = (writer, key, path)
         return writer
 
@@ -493,6 +510,8 @@ class EventWriter:
 
     def close(self) -> list[str]:
         """Store every file (immutable event data); returns their keys, sorted."""
+        for month in list(self.buffers):
+            self._flush(month)
         for month in list(self.open):
             self._finish(month)
         in_parallel(lambda item: self.store.put_file(*item), self.done)

@@ -63,7 +63,7 @@ class ObjectStore(ABC):
     def write_parquet(self, key: str, table: pa.Table, durable: bool = True) -> None:
         """`durable=False`: derived state a crash may lose (a local store skips the fsync)."""
         sink = pa.BufferOutputStream()
-        pq.write_table(table, sink, compression="zstd")
+        pq.write_table(table, sink, **parquet_options(table.schema))
         self._put(key, sink.getvalue().to_pybytes(), durable)
 
     def _put(self, key: str, data: bytes, durable: bool) -> None:
@@ -106,7 +106,7 @@ class ObjectStore(ABC):
             for table in batches:
                 if writer is None:
                     schema = schema or table.schema
-                    writer = pq.ParquetWriter(name, schema, compression="zstd")
+                    writer = pq.ParquetWriter(name, schema, **parquet_options(schema))
                 if table.schema != schema:
                     table = table.select(schema.names).cast(schema)
                 writer.write_table(table)
@@ -114,7 +114,7 @@ class ObjectStore(ABC):
             if writer is None:
                 if schema is None:
                     return 0, None
-                writer = pq.ParquetWriter(name, schema, compression="zstd")
+                writer = pq.ParquetWriter(name, schema, **parquet_options(schema))
             writer.close()
             writer = None
             self.put_file(key, Path(name))
@@ -146,6 +146,13 @@ class ObjectStore(ABC):
     def parquet_schema(self, key: str) -> pa.Schema:
         with self.local_file(key) as path:
             return pq.read_schema(path)
+
+
+def parquet_options(schema: pa.Schema) -> dict:
+    """zstd level 1 (as small as the default level here, faster), and no dictionary for hash
+    columns: every value differs, so trying one costs time (half a write) for nothing."""
+    dictionary = [f.name for f in schema if not f.name.endswith("_hash")]
+    return {"compression": "zstd", "compression_level": 1, "use_dictionary": dictionary}
 
 
 BATCH_BYTES = 16 << 20  # uncompressed bytes of rows handled at a time
