@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from warehouse_bench import REPO, step_durations  # noqa: E402
+from warehouse_bench import ingest_phase  # noqa: E402
 
 SERIES = {1: 200, 5: 1000}  # million rows -> series of 5,000 days
 
@@ -60,48 +60,6 @@ def dlt_phase(csv: Path, workdir: Path) -> float:
     return time.perf_counter() - started
 
 
-def ingest_phase(csv: Path, workdir: Path) -> dict:
-    config_dir = workdir / "configs"
-    config_dir.mkdir(parents=True, exist_ok=True)
-    (config_dir / "bench_obs.yaml").write_text(
-        "dataset_id: BENCH_OBS\n"
-        f"source: {{kind: file, path: {csv}, format: csv, max_bytes: 2000000000}}\n"
-        "normalize:\n"
-        "  primary_keys: [series_code, obs_time]\n"
-        "  time_column: obs_time\n"
-        "  schema: {value: float64, obs_time: date}\n"
-    )
-    env = dict(
-        os.environ,
-        INGEST_CONFIG_DIR=str(config_dir),
-        INGEST_STORE_ROOT=str(workdir / "store"),
-        DAGSTER_HOME=str(workdir / "dagster_home"),
-    )
-    env.pop("INGEST_POSTGRES_URL", None)
-    started = time.perf_counter()
-    with (workdir / "ingest.log").open("w") as log:
-        child = subprocess.Popen(
-            [str(Path(sys.executable).parent / "ingest"), "run", "BENCH_OBS"],
-            env=env,
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        _, status, usage = os.wait4(child.pid, 0)  # this child's own peak RSS
-    wall = time.perf_counter() - started
-    output = (workdir / "ingest.log").read_text()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"ingest run failed:\n{output}")
-    steps = step_durations(workdir / "dagster_home")
-    return {
-        "wall_s": wall,
-        "steps_s": steps,
-        "work_s": sum(steps.values()),
-        "peak_rss_mb": usage.ru_maxrss / 1024,
-        "output": output.strip(),
-    }
-
-
 def run_size(millions: int, work: Path, skip_dlt: bool) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     base, plus = work / "obs.csv", work / "obs_plus1pct.csv"
@@ -130,7 +88,7 @@ def run_size(millions: int, work: Path, skip_dlt: bool) -> dict:
             print(f"{millions}M dlt {name}: {results['dlt'][name]:.2f}s", flush=True)
     results["ingest"] = {}
     for name, csv in phases:
-        phase = results["ingest"][name] = ingest_phase(csv, work / "ingest")
+        phase = results["ingest"][name] = ingest_phase(None, csv, work / "ingest")
         print(
             f"{millions}M ingest {name}: work {phase['work_s']:.2f}s, wall {phase['wall_s']:.2f}s, "
             f"steps {phase['steps_s']}, peak RSS {phase['peak_rss_mb']} MB",

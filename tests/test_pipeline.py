@@ -39,6 +39,12 @@ def rates(tmp_path, write_dataset):
     return make
 
 
+def normalized(runtime, config, partition="all"):
+    stages.run_raw(runtime, config, partition)
+    stages.run_parse(runtime, config, partition)
+    return stages.run_normalize(runtime, config, partition)
+
+
 def run_all(runtime, config, partition="all"):
     stages.run_raw(runtime, config, partition)
     stages.run_parse(runtime, config, partition)
@@ -124,9 +130,7 @@ def test_revisions_ignore_keeps_the_first_value(runtime, rates, tmp_path, write_
 
 def test_rejected_rows_go_to_quarantine_and_block_publish(runtime, rates):
     config = rates("A,2024-01-02,10.5\nA,not a date,1\nA,2024-01-04,abc\n,2024-01-05,1\n")
-    stages.run_raw(runtime, config, "all")
-    stages.run_parse(runtime, config, "all")
-    outcome = stages.run_normalize(runtime, config, "all")
+    outcome = normalized(runtime, config)
     ratio = next(r for r in outcome.checks if r.name == "rejected_ratio")
     assert not ratio.passed and ratio.check.blocking
     assert ratio.detail.startswith("3 of 4 rows rejected (75.00%); max_rejected_ratio 0.0")
@@ -163,9 +167,7 @@ def test_conflicting_duplicate_keys_are_quarantined_exact_repeats_counted(runtim
         "A,2024-01-02,1\nA,2024-01-02,1\nB,2024-01-02,1\nB,2024-01-02,2\nC,2024-01-02,5\n",
         ratio=0.5,
     )
-    stages.run_raw(runtime, config, "all")
-    stages.run_parse(runtime, config, "all")
-    outcome = stages.run_normalize(runtime, config, "all")
+    outcome = normalized(runtime, config)
     table, rejected, counts = outcome.table, outcome.rejected, outcome.counts
     assert table.column("series").to_pylist() == ["A", "C"]
     assert counts["duplicates"] == 1
@@ -182,9 +184,7 @@ def test_keys_repeated_across_batches_are_judged_like_within_one(runtime, rates,
         "A,2024-01-02,1\nB,2024-01-02,1\nC,2024-01-02,5\nA,2024-01-02,1\nB,2024-01-02,2\n",
         ratio=0.5,
     )
-    stages.run_raw(runtime, config, "all")
-    stages.run_parse(runtime, config, "all")
-    outcome = stages.run_normalize(runtime, config, "all")
+    outcome = normalized(runtime, config)
     assert outcome.table.column("series").to_pylist() == ["A", "C"]
     assert outcome.counts == {"parsed": 5, "rejected": 2, "duplicates": 1, "normalized": 2}
     rejected = outcome.rejected.to_pylist()
