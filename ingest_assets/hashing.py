@@ -20,7 +20,6 @@ def _text(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
     return column if pa.types.is_string(column.type) else pc.cast(column, pa.string())
 
 
-HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 DIGEST_BYTES = 20
 
 
@@ -34,11 +33,14 @@ def _sha1(joined: pa.ChunkedArray | pa.Array) -> pa.Array:
     return hex_array(np.frombuffer(digests, dtype=np.uint8), len(joined))
 
 
+HEX_PAIRS = np.array(  # a byte -> its two hex digits, as one little-endian uint16
+    [ord(f"{b:02x}"[0]) | ord(f"{b:02x}"[1]) << 8 for b in range(256)], dtype="<u2"
+)
+
+
 def hex_array(digest_bytes: np.ndarray, count: int) -> pa.Array:
     """`count` digests of DIGEST_BYTES bytes each, laid end to end, as hex strings."""
-    text = np.empty(digest_bytes.size * 2, dtype=np.uint8)
-    text[0::2] = HEX_DIGITS[digest_bytes >> 4]
-    text[1::2] = HEX_DIGITS[digest_bytes & 0x0F]
+    text = HEX_PAIRS[digest_bytes].view(np.uint8)
     width = 2 * DIGEST_BYTES
     offsets = np.arange(0, width * (count + 1), width, dtype=np.int32)
     return pa.StringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(text))

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from ingest_assets.contract import TYPE_PATTERN, DatasetConfig
 from ingest_assets.hashing import key_hashes, row_hashes
+from ingest_assets.keyindex import digest_parts
 from ingest_assets.parsers.base import (
     CELL_COLUMN,
     CELLS_META,
@@ -488,16 +489,20 @@ def _no_rows(source: pa.Table, cells: dict) -> pa.Table:
     return rejected_rows(source.slice(0, 0), [], [], [], cells)
 
 
+def _distinct(key_hash: pa.ChunkedArray) -> bool:
+    """True when no key repeats (judged on the first 8 bytes: equal prefixes are checked whole)."""
+    prefixes = np.sort(digest_parts(key_hash)[0])
+    return not (prefixes[1:] == prefixes[:-1]).any()
+
+
 def _dedupe(
     table: pa.Table, rows: pa.ChunkedArray, source: pa.Table, cells: dict
 ) -> tuple[pa.Table, pa.Table, int]:
     """Exact repeats of a key keep their first row; a key with conflicting values rejects all its rows."""
-    if table.num_rows == 0:
+    if table.num_rows == 0 or _distinct(table[KEY_HASH]):
         return table, _no_rows(source, cells), 0
     keys = table[KEY_HASH].to_pandas()
     repeated = keys.duplicated(keep=False)
-    if not repeated.any():
-        return table, _no_rows(source, cells), 0
     hashes = table[ROW_HASH].to_pandas()
     distinct = pd.DataFrame({"k": keys, "h": hashes})[repeated].groupby("k")["h"].nunique()
     conflicting = keys.isin(distinct[distinct > 1].index)
