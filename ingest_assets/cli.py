@@ -9,7 +9,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ingest_assets import settings
-from ingest_assets.configs import ConfigError, Problem, config_files, load_config_file, load_configs
+from ingest_assets.configs import (
+    ConfigError,
+    Problem,
+    config_files,
+    duplicate_ids,
+    load_configs,
+    load_each,
+)
 from ingest_assets.contract import BUILTIN_NORMALIZERS, BUILTIN_PARSERS, DatasetConfig
 
 
@@ -41,17 +48,8 @@ def _plugin_problems(path: str, config: DatasetConfig) -> list[Problem]:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.files] or config_files(settings.config_dir())
-    problems: list[Problem] = []
-    loaded: list[tuple[Path, DatasetConfig]] = []
-    for path in paths:
-        try:
-            loaded.append((path, load_config_file(path)))
-        except ConfigError as exc:
-            problems += exc.problems
-    try:
-        load_configs(path for path, _ in loaded)  # what spans files: duplicate dataset ids
-    except ConfigError as exc:
-        problems += exc.problems
+    loaded, problems = load_each(paths)
+    problems += duplicate_ids(loaded)  # what spans files
     for path, config in loaded:
         problems += _plugin_problems(str(path), config)
     for problem in problems:
