@@ -6,9 +6,9 @@ into a temporary folder, then loads, in a fresh process each time, both
 - the floor: `floor_definitions`, the same datasets as bare `@dg.asset` chains (same keys,
   groups, partitions and deps; no checks, sensors, schedules or YAML),
 through `load_probe.py`, which times the same phases on both sides (see its docstring). The
-figures are medians over --repeat processes.
+figures are medians over --repeat processes per side, the two sides alternating.
 
-Usage: .venv/bin/python bench/definitions_bench.py [--sizes 10 100 1000] [--repeat 3] [--label after]
+Usage: .venv/bin/python bench/definitions_bench.py [--sizes 10 100 1000] [--repeat 5] [--label after]
 """
 
 import argparse
@@ -48,10 +48,13 @@ def measure(size: int, repeat: int, workdir: Path) -> dict:
         "datasets": size,
         "assets": sum(s["assets"] for s in spec),
     }
-    for side, (module, env_for) in SIDES.items():
-        env = {"INGEST_STORE_ROOT": str(workdir / "store"), **env_for(folder)}
-        samples = [load_once(module, env, workdir) for _ in range(repeat)]
-        result[side] = medians(samples)
+    samples: dict[str, list[dict[str, float]]] = {side: [] for side in SIDES}
+    for _ in range(repeat):  # the sides alternate, so a busy moment of the machine hits both
+        for side, (module, env_for) in SIDES.items():
+            env = {"INGEST_STORE_ROOT": str(workdir / "store"), **env_for(folder)}
+            samples[side].append(load_once(module, env, workdir))
+    for side in SIDES:
+        result[side] = medians(samples[side])
         print(f"N={size} {side}: {json.dumps(result[side])}", flush=True)
     ingest, floor = result["ingest"], result["floor"]
     result["ratio"] = {
@@ -64,13 +67,13 @@ def measure(size: int, repeat: int, workdir: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
-    parser.add_argument("--repeat", type=int, default=3, help="fresh processes per side and size")
+    parser.add_argument("--repeat", type=int, default=5, help="fresh processes per side and size")
     parser.add_argument("--label", default="after", help="key of this run in the results file")
     parser.add_argument("--out", type=Path, default=HERE / "results_definitions.json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ingest_defs_bench_") as tmp:
         results = [measure(size, args.repeat, Path(tmp)) for size in args.sizes]
-    save(args.out, args.label, {"repeat": args.repeat, "sizes": results})
+    save(args.out, args.label, {"repeat": args.repeat, "sizes": results}, {})
 
 
 if __name__ == "__main__":

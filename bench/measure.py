@@ -7,6 +7,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -41,22 +42,31 @@ def ratio(value: float, floor: float) -> float:
     return round(value / floor, 2) if floor else float("nan")
 
 
-def git_commit() -> str:
-    done = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+def code_version(env: Mapping[str, str]) -> str:
+    """The commit of the Ingest code the measured processes import (PYTHONPATH may point them
+    at another checkout), with "+changes" if its code differs from that commit."""
+    _, out = timed(  # not from REPO: `python -c` puts its working directory first on sys.path
+        [str(BIN / "python"), "-c", "import ingest_assets; print(ingest_assets.__file__)"],
+        env,
+        Path(tempfile.gettempdir()),
     )
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True
+    checkout = Path(out.strip()).parent.parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=checkout, capture_output=True, text=True).stdout
+
+    dirty = git("status", "--porcelain", "--", "ingest_assets", "ingest_resources").strip()
+    return (
+        f"{git('rev-parse', '--short', 'HEAD').strip()}{'+changes' if dirty else ''} ({checkout})"
     )
-    return done.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
 
 
-def save(out: Path, label: str, result: dict) -> None:
+def save(out: Path, label: str, result: dict, env: Mapping[str, str]) -> None:
     """Keep every labelled run ("before", "after", ...) side by side in one JSON file."""
     runs = json.loads(out.read_text())["runs"] if out.exists() else {}
     runs[label] = {
         "date": dt.date.today().isoformat(),
-        "commit": git_commit(),
+        "code": code_version(env),
         "machine": f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}",
         **result,
     }

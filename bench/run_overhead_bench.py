@@ -86,7 +86,7 @@ def main() -> None:
         ),
     }
     print(f"medians: {json.dumps(result)}\nratios: {json.dumps(ratios)}")
-    save(args.out, args.label, {"repeat": args.repeat, "median_s": result, "ratio": ratios})
+    save(args.out, args.label, {"repeat": args.repeat, "median_s": result, "ratio": ratios}, env)
 
 
 if __name__ == "__main__":
