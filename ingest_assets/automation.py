@@ -15,8 +15,13 @@ import dagster as dg
 
 from ingest_assets.contract import DatasetConfig
 from ingest_assets.partitions import partitions_definition
-from ingest_assets.sources import probe
 from ingest_assets.windows import window_for
+
+# Dagster's implicit job of every asset in the code location. Schedules target it and select
+# their dataset in each run request (as sensors with `asset_selection` do): a schedule with an
+# asset selection as `target` would build its own job, 250 more jobs to build and snapshot in a
+# code location of 1,000 datasets.
+ASSET_JOB = "__ASSET_JOB"
 
 
 def dataset_keys(config: DatasetConfig) -> list[dg.AssetKey]:
@@ -70,6 +75,8 @@ def source_sensor(config: DatasetConfig) -> dg.SensorDefinition:
         default_status=dg.DefaultSensorStatus.STOPPED,
     )
     def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        from ingest_assets.sources import probe  # HTTP and S3 clients: when a sensor ticks
+
         partition = partition_at(config, dt.datetime.now(dt.UTC))
         window = window_for(config, partition, None) if partition else None
         requests, cursor, skip = tick(
@@ -89,13 +96,16 @@ def cron_schedule(config: DatasetConfig) -> dg.ScheduleDefinition:
     @dg.schedule(
         name=f"{config.dataset_id}__schedule",
         cron_schedule=config.schedule,
-        target=dg.AssetSelection.assets(*dataset_keys(config)),
+        job_name=ASSET_JOB,
         description=f"Runs {config.dataset_id} on `{config.schedule}`",
         default_status=dg.DefaultScheduleStatus.STOPPED,
         execution_timezone="UTC",
     )
     def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        return dg.RunRequest(partition_key=partition_at(config, context.scheduled_execution_time))
+        return dg.RunRequest(
+            partition_key=partition_at(config, context.scheduled_execution_time),
+            asset_selection=dataset_keys(config),
+        )
 
     return _schedule
 

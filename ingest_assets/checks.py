@@ -1,45 +1,24 @@
 """Data checks from the contract, evaluated on a normalized partition before publish. Pure.
 
-`planned_checks(config)` lists the checks a dataset has (known at load time, so the Dagster
-factory can declare them as check specs on the normalized asset); `evaluate(...)` runs them.
+`planned_checks(config)` (from `check_plan`, light enough for load time, so the Dagster factory
+declares them as check specs on the normalized asset) lists the checks a dataset has;
+`evaluate(...)` runs them.
 Each result carries its severity: `error` blocks publish, `warn` only reports.
 """
 
 import datetime as dt
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ingest_assets.check_plan import PlannedCheck, planned_checks
 from ingest_assets.contract import DatasetConfig
 from ingest_assets.normalize import COLLECTION_DATE, KEY_HASH, REASON, ROW_HASH, arrow_type
 from ingest_assets.parsers.base import ROW_COLUMN
 
 SAMPLE_ROWS = 5
-DEFAULT_SEVERITY = {"freshness": "warn"}
-
-
-@dataclass(frozen=True)
-class PlannedCheck:
-    kind: str
-    column: str | None
-    severity: str
-
-    @property
-    def name(self) -> str:
-        """As users write it in `checks.severity` and read it in the manifest: `range:value`."""
-        return f"{self.kind}:{self.column}" if self.column else self.kind
-
-    @property
-    def check_name(self) -> str:
-        """A Dagster check name (letters, digits, underscores)."""
-        return re.sub(r"\W+", "_", self.name.replace(":", "__")).strip("_") or self.kind
-
-    @property
-    def blocking(self) -> bool:
-        return self.severity == "error"
 
 
 @dataclass(frozen=True)
@@ -93,29 +72,6 @@ def needed_columns(config: DatasetConfig) -> list[str]:
     if config.lag_days is not None:
         names.append(config.normalize.time_column)
     return list(dict.fromkeys(names))
-
-
-def _severity(config: DatasetConfig, kind: str, column: str | None) -> str:
-    chosen = config.checks.severity
-    if column and f"{kind}:{column}" in chosen:
-        return chosen[f"{kind}:{column}"]
-    return chosen.get(kind, DEFAULT_SEVERITY.get(kind, "error"))
-
-
-def planned_checks(config: DatasetConfig) -> list[PlannedCheck]:
-    checks = config.checks
-    plan: list[tuple[str, str | None]] = [("not_null", c) for c in checks.not_null]
-    if checks.unique:
-        plan.append(("unique", ",".join(checks.unique)))
-    plan.append(("unique_primary_key", None))
-    plan += [("range", c) for c in checks.ranges]
-    plan += [("allowed_values", c) for c in checks.allowed_values]
-    if checks.row_count is not None:
-        plan.append(("row_count", None))
-    plan += [("rejected_ratio", None), ("schema_drift", None)]
-    if config.lag_days is not None:
-        plan.append(("freshness", None))
-    return [PlannedCheck(kind, column, _severity(config, kind, column)) for kind, column in plan]
 
 
 def _rows_result(check: PlannedCheck, table: pa.Table, mask, what: str) -> CheckResult:

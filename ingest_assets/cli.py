@@ -1,6 +1,7 @@
 """`ingest`: validate, list, run, export and history (DESIGN.md, "Command line")."""
 
 import argparse
+import gc
 import io
 import json
 import os
@@ -9,7 +10,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ingest_assets import settings
-from ingest_assets.configs import ConfigError, Problem, config_files, load_config_file, load_configs
+from ingest_assets.configs import (
+    ConfigError,
+    Problem,
+    config_files,
+    duplicate_ids,
+    load_configs,
+    load_each,
+)
 from ingest_assets.contract import BUILTIN_NORMALIZERS, BUILTIN_PARSERS, DatasetConfig
 
 
@@ -41,17 +49,8 @@ def _plugin_problems(path: str, config: DatasetConfig) -> list[Problem]:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.files] or config_files(settings.config_dir())
-    problems: list[Problem] = []
-    loaded: list[tuple[Path, DatasetConfig]] = []
-    for path in paths:
-        try:
-            loaded.append((path, load_config_file(path)))
-        except ConfigError as exc:
-            problems += exc.problems
-    try:
-        load_configs(path for path, _ in loaded)  # what spans files: duplicate dataset ids
-    except ConfigError as exc:
-        problems += exc.problems
+    loaded, problems = load_each(paths)
+    problems += duplicate_ids(loaded)  # what spans files
     for path, config in loaded:
         problems += _plugin_problems(str(path), config)
     for problem in problems:
@@ -164,6 +163,13 @@ def _materialize(config: DatasetConfig, partition: str | None, instance, log_lev
     return result.success
 
 
+def _settle() -> None:
+    """What is loaded before a run (Dagster, the instance, the contract) stays until the process
+    ends: `gc.freeze` takes it out of the collector's way, so the run's collections and the one
+    at exit do not walk it again (about 0.7 s of a small dataset's `ingest run`)."""
+    gc.freeze()
+
+
 def _partitions(config: DatasetConfig):
     from ingest_assets.partitions import partitions_definition
 
@@ -188,6 +194,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"ingest: {partition!r} is not a partition of {config.dataset_id} ({config.partitions.kind})"
         )
     with dg.DagsterInstance.get() as instance:
+        _settle()
         return 0 if _materialize(config, partition, instance, args.log_level) else 1
 
 
@@ -213,6 +220,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     ensure_dagster_home()
     failed = []
     with dg.DagsterInstance.get() as instance:
+        _settle()
         for partition in selected:
             if not _materialize(config, partition, instance, args.log_level):
                 failed.append(partition)

@@ -1,11 +1,14 @@
 """The Dagster resource that hands the assets their object store, locks and notifier."""
 
 import os
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from ingest_assets import settings
-from ingest_resources.runtime import Runtime, build_runtime
+
+if TYPE_CHECKING:  # the runtime imports boto3 and the stores: only when an asset runs
+    from ingest_resources.runtime import Runtime
 
 
 class IngestResource(dg.ConfigurableResource):
@@ -30,7 +33,9 @@ class IngestResource(dg.ConfigurableResource):
             warehouse_url=os.environ.get("INGEST_POSTGRES_URL") or None,
         )
 
-    def runtime(self) -> Runtime:
+    def runtime(self) -> "Runtime":
+        from ingest_resources.runtime import build_runtime
+
         return build_runtime(
             self.store_root, self.store_url, self.lock_table, self.endpoint_url, self.warehouse_url
         )

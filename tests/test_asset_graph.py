@@ -59,7 +59,9 @@ def test_definitions_use_the_in_process_executor():
 
 
 def test_two_hundred_datasets_build_quickly(tmp_path, monkeypatch):
-    """Load cost is paid by every run process; 200 configs must stay far under a generous bound."""
+    """Load cost is paid by every run process; 200 configs must stay far under a generous bound.
+    About 0.8 s on a 2-core machine (bench/definitions_bench.py measures 10 to 1,000 datasets
+    against bare assets); the bound leaves room for a slow CI machine."""
     import time
 
     source = (REPO / "dataset_configs" / "reddit_homelab_feed.yaml").read_text()
@@ -75,4 +77,4 @@ def test_two_hundred_datasets_build_quickly(tmp_path, monkeypatch):
     keys = defs.resolve_asset_graph().get_all_asset_keys()
     elapsed = time.perf_counter() - started
     assert len(keys) == 800
-    assert elapsed < 30, f"building 200 datasets took {elapsed:.1f}s"
+    assert elapsed < 10, f"building 200 datasets took {elapsed:.1f}s"

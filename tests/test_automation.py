@@ -147,6 +147,25 @@ def test_the_schedule_requests_the_partition_of_its_tick(tmp_path):
     assert request.partition_key == "2026-03-09"  # the latest complete day at the tick
 
 
+def test_a_scheduled_tick_in_the_code_location_runs_only_its_dataset():
+    """Schedules target Dagster's implicit asset job and select their dataset per run request
+    (no job per schedule); the tick resolves the partition against that job."""
+    from ingest_assets.definitions import build_definitions
+
+    repository = build_definitions().get_repository_def()
+    assert [job.name for job in repository.get_all_jobs()] == ["__ASSET_JOB"]
+    schedule = repository.get_schedule_def("INDEC_IPC_DIVISIONES__schedule")
+    when = dt.datetime(2026, 3, 10, 6, 0, tzinfo=dt.UTC)
+    context = dg.build_schedule_context(scheduled_execution_time=when, repository_def=repository)
+    [request] = schedule.evaluate_tick(context).run_requests
+    assert request.partition_key == "2026-02-01"  # the latest complete month at the tick
+    assert request.tags["dagster/partition"] == "2026-02-01"
+    assert {k.to_user_string() for k in request.asset_selection} == {
+        f"INDEC_IPC_DIVISIONES/{stage}"
+        for stage in ("raw", "parsed", "normalized", "published", "warehouse")
+    }
+
+
 def test_automation_runs_the_warehouse_too(tmp_path):
     from ingest_assets.automation import dataset_keys
 

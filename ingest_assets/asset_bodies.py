@@ -1,0 +1,161 @@
+"""What each asset does when it runs: call its stage and turn the result into metadata.
+
+The run-time half of the factory. It imports the data path (stages, Arrow, pandas), so the
+factory imports it only when an asset first runs, never while the code location loads.
+"""
+
+import dagster as dg
+import pyarrow as pa
+
+from ingest_assets import stages
+from ingest_assets.checks import CheckResult
+from ingest_assets.contract import SERIES_CODE, DatasetConfig
+from ingest_assets.metadata import as_json, column_schema, preview, series_chart
+from ingest_assets.parsers.base import HIDDEN_COLUMNS
+from ingest_assets.partitions import partition_key
+from ingest_resources.resource import IngestResource
+
+Context = dg.AssetExecutionContext
+
+
+def check_result(result: CheckResult) -> dg.AssetCheckResult:
+    metadata = {"detail": result.detail, "failing_rows": result.failing_rows}
+    if result.sample:
+        metadata["sample"] = preview(pa.Table.from_pylist(result.sample))
+    return dg.AssetCheckResult(
+        check_name=result.check.check_name,
+        passed=result.passed,
+        severity=dg.AssetCheckSeverity.ERROR
+        if result.check.blocking
+        else dg.AssetCheckSeverity.WARN,
+        metadata=metadata,
+        description=result.detail,
+    )
+
+
+def _fail(exc: Exception) -> dg.Failure:
+    return dg.Failure(description=str(exc), allow_retries=False)
+
+
+def raw(context: Context, ingest: IngestResource, config: DatasetConfig) -> dg.MaterializeResult:
+    try:
+        info = stages.run_raw(ingest.runtime(), config, partition_key(context))
+    except Exception as exc:
+        raise _fail(exc) from exc
+    return dg.MaterializeResult(
+        metadata={
+            "bytes": info["bytes"],
+            "sha256": info["sha256"],
+            "source": info["source"],
+            "etag": info["etag"] or "",
+            "last_modified": info["last_modified"] or "",
+            "object": info["key"],
+        },
+        data_version=dg.DataVersion(info["sha256"]),
+    )
+
+
+def parsed(context: Context, ingest: IngestResource, config: DatasetConfig) -> dg.MaterializeResult:
+    try:
+        runtime = ingest.runtime()
+        table, raw_info = stages.run_parse(runtime, config, partition_key(context))
+        drift = stages.source_drift(runtime, config, table)
+    except Exception as exc:
+        raise _fail(exc) from exc
+    if drift["added"] or drift["missing"]:
+        context.log.warning(
+            f"dataset {config.dataset_id}: the source's columns changed since the published "
+            f"version: new {drift['added']}, gone {drift['missing']}"
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": table.num_rows,
+            "columns": len([c for c in table.column_names if c not in HIDDEN_COLUMNS]),
+            "dagster/column_schema": column_schema(table.schema),
+            "preview": preview(table.head),
+            "raw_sha256": raw_info["sha256"],
+            "source_columns_added": as_json(drift["added"]),
+            "source_columns_missing": as_json(drift["missing"]),
+        }
+    )
+
+
+def normalized(
+    context: Context, ingest: IngestResource, config: DatasetConfig
+) -> dg.MaterializeResult:
+    try:
+        outcome = stages.run_normalize(ingest.runtime(), config, partition_key(context))
+    except Exception as exc:
+        raise _fail(exc) from exc
+    table, counts = outcome.staged, outcome.counts
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": table.num_rows,
+            "rows_parsed": counts["parsed"],
+            "rows_rejected": counts["rejected"],
+            "rows_duplicate": counts["duplicates"],
+            "quarantine": outcome.quarantine_key if counts["rejected"] else "",
+            "dagster/column_schema": column_schema(table.schema),
+            "high_water_marks": as_json(outcome.high_water_marks),
+            "preview": preview(table.head),
+        },
+        check_results=[check_result(r) for r in outcome.checks],
+    )
+
+
+def published(
+    context: Context, ingest: IngestResource, config: DatasetConfig
+) -> dg.MaterializeResult:
+    try:
+        runtime = ingest.runtime()
+        result = stages.run_publish(runtime, config, partition_key(context))
+        time_column = config.normalize.time_column
+        chart = series_chart(
+            stages.read_normalized(
+                runtime, config, partition_key(context), columns=[SERIES_CODE, time_column, "value"]
+            ),
+            SERIES_CODE,
+            time_column,
+            "value",
+        )
+    except Exception as exc:
+        raise _fail(exc) from exc
+    manifest = result.manifest or {}
+    if result.notification_error:
+        context.log.warning(result.notification_error)
+    return dg.MaterializeResult(
+        metadata={
+            "rows_added": result.rows_added,
+            "rows_revised": result.rows_revised,
+            "rows_repeated": result.rows_repeated,
+            "new_version": result.committed,
+            "version": result.version or "",
+            "parent_version": result.parent or "",
+            "dagster/row_count": manifest.get("rows_total", 0),
+            "high_water_marks": as_json(manifest.get("high_water_marks", {})),
+            "manifest": as_json(manifest),
+            **({"series": chart} if chart else {}),
+            "notification": result.notification_error or ("sent" if result.committed else "none"),
+        }
+    )
+
+
+def warehouse(
+    context: Context, ingest: IngestResource, config: DatasetConfig
+) -> dg.MaterializeResult:
+    try:
+        outcome = stages.run_warehouse(ingest.runtime(), config)
+    except Exception as exc:
+        raise _fail(exc) from exc
+    if outcome.skipped:
+        context.log.warning(f"dataset {config.dataset_id}: warehouse skipped: {outcome.skipped}")
+    return dg.MaterializeResult(
+        metadata={
+            "table": outcome.table,
+            "rows_upserted": outcome.rows_inserted + outcome.rows_updated,
+            "rows_inserted": outcome.rows_inserted,
+            "rows_updated": outcome.rows_updated,
+            "versions_loaded": as_json(outcome.versions_loaded),
+            "skipped": outcome.skipped or "",
+        }
+    )
