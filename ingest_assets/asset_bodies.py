@@ -110,14 +110,19 @@ def published(
         runtime = ingest.runtime()
         result = stages.run_publish(runtime, config, partition_key(context))
         time_column = config.normalize.time_column
-        chart = series_chart(
-            stages.read_normalized(
-                runtime, config, partition_key(context), columns=[SERIES_CODE, time_column, "value"]
-            ),
-            SERIES_CODE,
-            time_column,
-            "value",
-        )
+        chart = None  # nothing new: the chart of the version that added the data still stands
+        if result.committed:
+            chart = series_chart(
+                stages.read_normalized(
+                    runtime,
+                    config,
+                    partition_key(context),
+                    columns=[SERIES_CODE, time_column, "value"],
+                ),
+                SERIES_CODE,
+                time_column,
+                "value",
+            )
     except Exception as exc:
         raise _fail(exc) from exc
     manifest = result.manifest or {}

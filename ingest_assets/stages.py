@@ -139,12 +139,6 @@ def _stage_key(
     return key
 
 
-def _read_stage(
-    store: ObjectStore, config: DatasetConfig, stage: str, partition: str, before: str
-) -> pa.Table:
-    return store.read_parquet(_stage_key(store, config, stage, partition, before))
-
-
 def run_raw(
     rt: Runtime, config: DatasetConfig, partition: str, secrets: Secrets | None = None
 ) -> dict[str, Any]:
