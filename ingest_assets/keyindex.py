@@ -101,25 +101,32 @@ class KeyIndex:
         take = lambda parts: tuple(p[order] for p in parts)  # noqa: E731
         return KeyIndex(take(self.keys), take(self.rows), self.version_codes[order], self.versions)
 
-    def lookup(self, keys: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+    def lookup(self, keys: Parts) -> np.ndarray:
         """Position in the index of each key, -1 where it is not there."""
         k0, k1, k2 = self.keys
         found = np.full(len(keys[0]), -1, dtype=np.int64)
         if len(k0) == 0 or len(keys[0]) == 0:
             return found
-        start = np.searchsorted(k0, keys[0], side="left")
-        stop = np.searchsorted(k0, keys[0], side="right")
+        order = np.argsort(keys[0])  # searching in sorted order is far kinder to the cache
+        position = np.empty(len(order), dtype=np.int64)
+        position[order] = np.searchsorted(k0, keys[0][order], side="left")
         # nearly always 0 or 1 candidate; keys sharing their first 8 bytes are walked in turn
-        position = start.copy()
-        pending = np.flatnonzero(position < stop)
+        pending = self._same_prefix(np.arange(len(position)), position, keys[0])
         while pending.size:
             at = position[pending]
             same = (k1[at] == keys[1][pending]) & (k2[at] == keys[2][pending])
             found[pending[same]] = at[same]
             rest = pending[~same]
             position[rest] += 1
-            pending = rest[position[rest] < stop[rest]]
+            pending = self._same_prefix(rest, position, keys[0])
         return found
+
+    def _same_prefix(
+        self, which: np.ndarray, position: np.ndarray, first: np.ndarray
+    ) -> np.ndarray:
+        """Of `which`, those whose `position` is in the index and holds their first 8 bytes."""
+        inside = which[position[which] < len(self.keys[0])]
+        return inside[self.keys[0][position[inside]] == first[inside]]
 
     def same_rows(
         self, at: np.ndarray, rows: tuple[np.ndarray, np.ndarray, np.ndarray]

@@ -1,0 +1,55 @@
+"""The compact key index: exact lookups (even when keys share their first 8 bytes), merges that
+replace revised keys, and a lossless round trip through Parquet's table form."""
+
+import hashlib
+
+import numpy as np
+import pyarrow as pa
+
+from ingest_assets.hashing import key_hashes
+from ingest_assets.keyindex import KeyIndex, digest_parts
+
+
+def _parts(rng, count: int, prefixes: int):
+    return (
+        rng.integers(0, prefixes, count).astype(np.uint64),  # few prefixes: many ties
+        rng.integers(0, 2**63, count).astype(np.uint64),
+        rng.integers(0, 2**31, count).astype(np.uint32),
+    )
+
+
+def test_digest_parts_spell_the_sha1():
+    hexes = key_hashes(pa.table({"k": ["a", "b"]}), ["k"])
+    first, second, third = digest_parts(hexes)
+    digest = hashlib.sha1(b"b").digest()
+    assert int(first[1]) == int.from_bytes(digest[:8], "big")
+    assert int(second[1]) == int.from_bytes(digest[8:16], "big")
+    assert int(third[1]) == int.from_bytes(digest[16:], "big")
+
+
+def test_lookup_is_exact_when_many_keys_share_a_prefix():
+    rng = np.random.default_rng(7)
+    keys = _parts(rng, 2000, prefixes=40)
+    index = KeyIndex.empty().merged([keys], [keys], "v1")
+    found = index.lookup(keys)
+    assert (found >= 0).all()
+    for part in range(3):
+        assert (index.keys[part][found] == keys[part]).all()
+    strangers = _parts(np.random.default_rng(8), 500, prefixes=40)
+    assert (index.lookup(strangers) == -1).all()
+
+
+def test_merge_replaces_a_revised_key_and_keeps_the_rest():
+    rng = np.random.default_rng(3)
+    keys = _parts(rng, 100, prefixes=2**40)
+    rows = _parts(rng, 100, prefixes=2**40)
+    index = KeyIndex.empty().merged([keys], [rows], "v1")
+    revised = tuple(p[:1] for p in keys)
+    new_row = tuple(p[:1] + 1 for p in rows)
+    index = index.merged([revised], [new_row], "v2")
+    assert len(index) == 100
+    at = index.lookup(revised)
+    assert index.same_rows(at, new_row).all()
+    assert index.versions[index.version_codes[at[0]]] == "v2"
+    again = KeyIndex.from_table(index.to_table())
+    assert (again.lookup(keys) >= 0).all() and again.same_rows(again.lookup(revised), new_row).all()
