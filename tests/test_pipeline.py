@@ -198,6 +198,28 @@ def test_keys_repeated_across_batches_are_judged_like_within_one(runtime, rates,
     assert (result.rows_added, result.committed) == (2, True)
 
 
+def test_the_same_input_is_not_parsed_or_normalized_again(runtime, rates, tmp_path):
+    config = rates("A,2024-01-02,1\nB,2024-01-02,2\n")
+    first = run_all(runtime, config)
+    staged = [
+        runtime.store.root / f"{layout.staging('RATES', stage, 'all')}/part-00000.parquet"
+        for stage in ("parsed", "normalized")
+    ]
+    written = [path.stat().st_mtime_ns for path in staged]
+    again = run_all(runtime, config)
+    assert [path.stat().st_mtime_ns for path in staged] == written  # reused, not rewritten
+    assert (again.committed, again.version, again.rows_repeated) == (False, first.version, 2)
+    # another contract (here a description) is another input: parsed and normalized again
+    changed = rates("A,2024-01-02,1\nB,2024-01-02,2\n")
+    changed = changed.model_copy(update={"description": "rates, described"})
+    stages.run_raw(runtime, changed, "all")
+    stages.run_parse(runtime, changed, "all")
+    assert staged[0].stat().st_mtime_ns != written[0]
+    stages.run_normalize(runtime, changed, "all")
+    third = stages.run_publish(runtime, changed, "all")
+    assert (third.committed, third.rows_added, third.rows_repeated) == (False, 0, 2)
+
+
 def test_index_heals_after_a_crash_between_swap_and_index_write(runtime, rates):
     run_all(runtime, rates("A,2024-01-02,1\n"))
     stale_index = runtime.store.get(layout.index("RATES"))
