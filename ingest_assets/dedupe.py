@@ -13,11 +13,6 @@ from ingest_assets.keyindex import digest_parts
 from ingest_assets.normalize import KEY_HASH, ROW_HASH
 
 
-def prefix64(key_hash: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """The first 8 bytes of each 40-hex-digit hash as uint64."""
-    return digest_parts(key_hash)[0]
-
-
 class KeyTracker:
     """Collects key prefixes batch by batch; tells which global positions may repeat."""
 
@@ -25,10 +20,11 @@ class KeyTracker:
         self._parts: list[np.ndarray] = []
 
     def add(self, key_hash: pa.Array | pa.ChunkedArray) -> None:
-        self._parts.append(prefix64(key_hash))
+        self._parts.append(digest_parts(key_hash)[0])
 
-    def candidates(self) -> np.ndarray:
-        """Sorted positions (over all batches, in order) whose prefix occurs more than once."""
+    def candidates(self, conflicting: frozenset[str] = frozenset()) -> np.ndarray:
+        """Sorted positions (over all batches, in order) whose prefix occurs more than once, or
+        is the prefix of a key already rejected as conflicting within a batch."""
         if not self._parts:
             return np.zeros(0, dtype=np.int64)
         keys = np.concatenate(self._parts)
@@ -38,24 +34,29 @@ class KeyTracker:
         repeated = np.zeros(len(keys), dtype=bool)
         repeated[1:] |= same
         repeated[:-1] |= same
+        if conflicting:
+            rejected = digest_parts(pa.array(sorted(conflicting), pa.string()))[0]
+            repeated |= np.isin(ordered, rejected)
         return np.sort(order[repeated])
 
 
-def judge(rows: pa.Table, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+def judge(
+    rows: pa.Table, positions: np.ndarray, conflicting: frozenset[str] = frozenset()
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """For the candidate `rows` (at global `positions`): (positions of exact repeats to drop,
-    positions of conflicting rows to reject, {key_hash: [positions of its rows]} for those)."""
+    positions of conflicting rows to reject, {key_hash: [positions of its rows]} for those).
+    A key in `conflicting` (rejected within a batch) rejects its rows in the other batches."""
     keys = rows[KEY_HASH].to_pylist()
     hashes = rows[ROW_HASH].to_pylist()
     groups: dict[str, list[int]] = {}
     for index, key in enumerate(keys):
         groups.setdefault(key, []).append(index)
-    repeats, conflicts, conflicting = [], [], {}
+    repeats, conflicts, conflicted = [], [], {}
     for key, members in groups.items():
-        if len(members) < 2:
-            continue  # a prefix collision between different keys: nothing to do
-        if len({hashes[i] for i in members}) == 1:
-            repeats += [positions[i] for i in members[1:]]
-        else:
+        if key in conflicting or len({hashes[i] for i in members}) > 1:
             conflicts += [positions[i] for i in members]
-            conflicting[key] = [int(positions[i]) for i in members]
-    return np.array(repeats, dtype=np.int64), np.array(conflicts, dtype=np.int64), conflicting
+            conflicted[key] = [int(positions[i]) for i in members]
+        elif len(members) > 1:
+            repeats += [positions[i] for i in members[1:]]
+        # else: a prefix shared by different keys: nothing to do
+    return np.array(repeats, dtype=np.int64), np.array(conflicts, dtype=np.int64), conflicted

@@ -26,6 +26,7 @@ from ingest_assets.parsers.base import (
     ROW_COLUMN,
     load_plugin,
     to_arrow,
+    with_row_numbers,
 )
 
 KEY_HASH, ROW_HASH, COLLECTION_DATE = "key_hash", "row_hash", "collection_date"
@@ -48,6 +49,7 @@ class Normalized:
     table: pa.Table  # accepted rows: `_row`, typed columns, collection_date, key_hash, row_hash
     rejected: pa.Table  # rejected rows as text, with _row and reason
     duplicates_dropped: int  # exact repeats of a row (same key, same values) in the input
+    conflicting_keys: frozenset[str] = frozenset()  # key_hash of keys rejected as conflicts
 
 
 def arrow_type(name: str) -> pa.DataType:
@@ -206,19 +208,6 @@ def _keeps_type(data_type: pa.DataType) -> bool:
     )
 
 
-def _add_metadata(frame: pd.DataFrame, config: DatasetConfig) -> pd.DataFrame:
-    """`transform.metadata` constants (series_map entries win per series) and `frequency`."""
-    defaults = dict(config.transform.metadata)
-    if config.frequency is not None:
-        defaults.setdefault("frequency", config.frequency)
-    for name, value in defaults.items():
-        if name in frame.columns:
-            frame[name] = frame[name].astype(object).where(frame[name].notna(), value)
-        else:
-            frame[name] = value
-    return frame
-
-
 def _check_columns(names: list[str], config: DatasetConfig) -> None:
     found = ", ".join(repr(c) for c in names if c not in HIDDEN_COLUMNS)
     where = f"dataset {config.dataset_id}"
@@ -353,10 +342,7 @@ def convert_column(
 
 def normalize(parsed: pa.Table, config: DatasetConfig, collection_date: dt.date) -> Normalized:
     """One table (or one batch of a larger input: `_row` numbers the source rows)."""
-    table = parsed
-    if ROW_COLUMN not in table.column_names:
-        table = table.add_column(0, ROW_COLUMN, pa.array(range(1, table.num_rows + 1), pa.int64()))
-    table = _add_metadata(_run_plugin(table, config), config)
+    table = _add_metadata(_run_plugin(with_row_numbers(parsed), config), config)
     _check_columns(table.column_names, config)
     columns = [c for c in table.column_names if c not in HIDDEN_COLUMNS]
     types = _target_types(columns, config)
@@ -395,6 +381,7 @@ def normalize(parsed: pa.Table, config: DatasetConfig, collection_date: dt.date)
     accepted = accepted.append_column(
         ROW_HASH, row_hashes(accepted, [c for c in columns if c not in keys])
     )
+    conflicting_keys = _conflicting_keys(accepted)
     accepted, conflicts, dropped = _dedupe(accepted, accepted_rows, table, cells)
     rejected = (
         pa.concat_tables([rejected, conflicts], promote_options="permissive")
@@ -406,7 +393,7 @@ def normalize(parsed: pa.Table, config: DatasetConfig, collection_date: dt.date)
         COLLECTION_DATE,
         pa.array(np.full(accepted.num_rows, collection_date, dtype="datetime64[D]"), pa.date32()),
     )
-    return Normalized(table=accepted, rejected=rejected, duplicates_dropped=dropped)
+    return Normalized(accepted, rejected, dropped, conflicting_keys)
 
 
 def _cells(parsed: pa.Table) -> dict:
@@ -489,10 +476,23 @@ def _no_rows(source: pa.Table, cells: dict) -> pa.Table:
     return rejected_rows(source.slice(0, 0), [], [], [], cells)
 
 
+def conflict_reason(rows: str) -> str:
+    return f"primary key repeated with different values (rows {rows})"
+
+
 def _distinct(key_hash: pa.ChunkedArray) -> bool:
     """True when no key repeats (judged on the first 8 bytes: equal prefixes are checked whole)."""
     prefixes = np.sort(digest_parts(key_hash)[0])
     return not (prefixes[1:] == prefixes[:-1]).any()
+
+
+def _conflicting_keys(table: pa.Table) -> frozenset[str]:
+    """Keys that appear with different values (rare: computed only when a key repeats)."""
+    if table.num_rows == 0 or _distinct(table[KEY_HASH]):
+        return frozenset()
+    pairs = pa.table({"k": table[KEY_HASH], "h": table[ROW_HASH]})
+    counts = pairs.group_by("k").aggregate([("h", "count_distinct")])
+    return frozenset(counts.filter(pc.greater(counts["h_count_distinct"], 1))["k"].to_pylist())
 
 
 def _dedupe(
@@ -512,10 +512,7 @@ def _dedupe(
     group_rows = conflict_rows.groupby(keys[conflicting]).agg(
         lambda r: ", ".join(str(v) for v in r)
     )
-    reasons = [
-        f"primary key repeated with different values (rows {group_rows[k]})"
-        for k in keys[conflicting]
-    ]
+    reasons = [conflict_reason(group_rows[k]) for k in keys[conflicting]]
     position_of_row = pd.Series(np.arange(source.num_rows), index=source[ROW_COLUMN].to_numpy())
     source_rows = source.take(pa.array(position_of_row.loc[conflict_rows.to_numpy()].to_numpy()))
     count = len(reasons)

@@ -514,15 +514,22 @@ class EventWriter:
             self._flush(month)
         for month in list(self.open):
             self._finish(month)
-        in_parallel(lambda item: self.store.put_file(*item), self.done)
+        in_parallel(self._store_file, self.done)
         return sorted(key for key, _ in self.done)
 
+    def _store_file(self, item: tuple[str, str]) -> None:
+        key, path = item
+        self.store.put_file(key, Path(path), move=True)
+
     def abort(self) -> None:
+        """Close and remove every scratch file (and what was already stored of this event)."""
         for writer, _, path in self.open.values():
             writer.close()
             self.done.append((None, path))
+        self.open.clear()
         for _, path in self.done:
             Path(path).unlink(missing_ok=True)
+        self.store.delete_prefix(layout.event(self.config.dataset_id, self.version))
 
 
 def _constant(text: str, count: int) -> pa.Array:
@@ -544,11 +551,14 @@ def prepare(
     ones as the event data of a new version, then its manifest (not yet `current`)."""
     dataset_id = config.dataset_id
     rows_in = TableRows(normalized) if isinstance(normalized, pa.Table) else normalized
-    columns = [f.name for f in rows_in.schema if f.name not in HIDDEN_COLUMNS]
-    schema = pa.schema([rows_in.schema.field(c) for c in columns])
+    source_schema = rows_in.schema  # read once (a staged file's footer)
+    columns = [f.name for f in source_schema if f.name not in HIDDEN_COLUMNS]
+    schema = pa.schema([source_schema.field(c) for c in columns])
     current, etag = read_current(store, dataset_id)
     check_type_changes(dataset_id, (current or {}).get("schema"), schema)
-    index = heal(store, config, current) or load_index(store, dataset_id, current)[0]
+    index = heal(store, config, current)
+    if index is None:  # the stored index was up to date: read it
+        index = load_index(store, dataset_id, current)[0]
 
     parent = current["version"] if current else None
     version = new_version(now, parent)
@@ -594,7 +604,11 @@ def prepare(
     if added + revised == 0 and not config.publish.publish_empty:
         writer.abort()
         return prepared
-    files = writer.close()
+    try:
+        files = writer.close()
+    except BaseException:
+        writer.abort()
+        raise
     failpoint("after_data")
     prepared.files = files
     prepared.manifest = {

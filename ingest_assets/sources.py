@@ -37,14 +37,17 @@ class Fetched:
     last_modified: str | None = None
     path: Path | None = None  # a local file, read in chunks rather than loaded whole
 
-    def sha256_and_size(self) -> tuple[str, int]:
-        if self.path is None:
-            return hashlib.sha256(self.content).hexdigest(), len(self.content)
-        digest = hashlib.sha256()
-        with self.path.open("rb") as handle:
-            while chunk := handle.read(CHUNK_BYTES):
+    def copy_and_hash(self, target: Path) -> tuple[str, int]:
+        """Copy the file to `target` in chunks, hashing what was copied: the sha256 names the
+        bytes stored even if the source changes meanwhile. Returns (sha256, size)."""
+        assert self.path is not None
+        digest, size = hashlib.sha256(), 0
+        with self.path.open("rb") as source, target.open("wb") as copy:
+            while chunk := source.read(CHUNK_BYTES):
                 digest.update(chunk)
-        return digest.hexdigest(), self.path.stat().st_size
+                copy.write(chunk)
+                size += len(chunk)
+        return digest.hexdigest(), size
 
 
 def resolve_path(path: str) -> Path:

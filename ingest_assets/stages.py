@@ -11,7 +11,10 @@ import functools
 import hashlib
 import importlib
 import json
+import os
+import tempfile
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,13 @@ from ingest_assets.checks import CheckInputs, CheckResult, evaluate, needed_colu
 from ingest_assets.configs import Secrets
 from ingest_assets.contract import DatasetConfig
 from ingest_assets.dedupe import KeyTracker, judge
-from ingest_assets.normalize import KEY_HASH, SYSTEM_COLUMNS, normalize, rejected_rows
+from ingest_assets.normalize import (
+    KEY_HASH,
+    SYSTEM_COLUMNS,
+    conflict_reason,
+    normalize,
+    rejected_rows,
+)
 from ingest_assets.parsers import ParseContext
 from ingest_assets.parsers.base import (
     HIDDEN_COLUMNS,
@@ -145,12 +154,12 @@ def run_raw(
 ) -> dict[str, Any]:
     current, _ = publish.read_current(rt.store, config.dataset_id)
     fetched = fetch(config, secrets, window_for(config, partition, current))
-    sha256, size = fetched.sha256_and_size()
-    key = layout.raw(config.dataset_id, partition, sha256, fetched.ext)
     if fetched.path is None:
+        sha256, size = hashlib.sha256(fetched.content).hexdigest(), len(fetched.content)
+        key = layout.raw(config.dataset_id, partition, sha256, fetched.ext)
         rt.store.put_if_absent(key, fetched.content)
-    elif not rt.store.exists(key):  # content-addressed: the same bytes are stored once
-        rt.store.put_file(key, fetched.path)
+    else:
+        key, sha256, size = _store_raw_file(rt.store, config, partition, fetched)
     info = {
         "key": key,
         "sha256": sha256,
@@ -164,6 +173,27 @@ def run_raw(
         layout.raw_latest(config.dataset_id, partition), json.dumps(info, indent=2).encode()
     )
     return info
+
+
+def _store_raw_file(
+    store: ObjectStore, config: DatasetConfig, partition: str, fetched
+) -> tuple[str, str, int]:
+    """A local source file into raw/, content-addressed, without loading it whole."""
+    near = layout.raw(config.dataset_id, partition, "pending", fetched.ext)
+    folder = store.scratch_folder(near)
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=folder, prefix=".raw-")
+    os.close(fd)
+    scratch = Path(name)
+    try:
+        sha256, size = fetched.copy_and_hash(scratch)
+        key = layout.raw(config.dataset_id, partition, sha256, fetched.ext)
+        if not store.exists(key):  # the same bytes are stored once
+            store.put_file(key, scratch, move=True)
+    finally:
+        scratch.unlink(missing_ok=True)
+    return key, sha256, size
 
 
 def _with_meta(batches, key: bytes, value: bytes, ctx: ParseContext, first: list[bool]):
@@ -220,7 +250,16 @@ def input_fingerprint(config: DatasetConfig, raw_sha256: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-DATA_MODULES = ("normalize.py", "hashing.py", "dedupe.py", "contract.py")
+DATA_MODULES = (
+    "normalize.py",
+    "hashing.py",
+    "dedupe.py",
+    "keyindex.py",
+    "contract.py",
+    "stages.py",
+)
+# Libraries whose upgrade may change the rows: parsing, typing, time zones
+DATA_LIBRARIES = ("pyarrow", "pandas", "numpy", "tzdata", "python-calamine", "feedparser")
 
 
 @functools.cache
@@ -229,14 +268,25 @@ def _code_hash() -> str:
     edit) that changes them makes every input new again."""
     package = Path(__file__).parent
     files = sorted([*package.glob("parsers/*.py"), *(package / n for n in DATA_MODULES)])
-    digest = hashlib.sha256(publish.CODE_VERSION.encode())
+    libraries = [f"{name}=={_version(name)}" for name in DATA_LIBRARIES]
+    digest = hashlib.sha256(" ".join([publish.CODE_VERSION, *libraries]).encode())
     for path in files:
         digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()
 
 
+def _version(distribution: str) -> str:
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "absent"
+
+
 def _source_hash(reference: str) -> str:
-    module = importlib.import_module(reference.partition(":")[0])
+    try:
+        module = importlib.import_module(reference.partition(":")[0])
+    except ImportError:  # the stage that loads the plugin reports it, naming dataset and field
+        return reference
     source = Path(module.__file__ or "")
     return hashlib.sha256(source.read_bytes()).hexdigest() if source.is_file() else reference
 
@@ -289,6 +339,10 @@ def _normalized_batches(
 ):
     """Normalize the parsed rows batch by batch: accepted rows (with `_row`) are yielded,
     rejected ones collected into state["rejected"], keys into state["keys"]."""
+    if config.normalize.plugin not in ("default", "bcra_infomondia"):
+        # a plugin may look across rows (fill, diff, pivot): it gets the whole partition
+        yield from _normalize_one(store.read_parquet(parsed_key), config, day, state)
+        return
     empty = True
     for batch in store.iter_parquet(parsed_key):
         empty = False
@@ -306,6 +360,7 @@ def _normalize_one(batch: pa.Table, config: DatasetConfig, day: dt.date, state: 
     if result.rejected.num_rows:
         state["rejected"].append(result.rejected)
     state["keys"].add(result.table[KEY_HASH])
+    state["conflicting"] |= result.conflicting_keys
     state["hwm"] = high_water_marks(config, result.table, state["hwm"])
     yield result.table
 
@@ -326,13 +381,13 @@ def run_normalize(
     (its checks are: they depend on the published version and the clock)."""
     store = rt.store
     parsed_key = _stage_key(store, config, "parsed", partition, "parsed")
-    raw = json.loads((store.parquet_schema(parsed_key).metadata or {}).get(RAW_META, b"{}"))
+    raw = _raw_of(store, config, partition, parsed_key)
     staging = layout.staging(config.dataset_id, "normalized", partition)
     key, meta_key = f"{staging}/{PART}", f"{staging}/{META}"
     quarantine_key = f"{layout.quarantine(config.dataset_id, partition)}/{PART}"
-    data = _reuse_normalized(store, key, meta_key, quarantine_key, raw)
+    day = today or dt.datetime.now(dt.UTC).date()
+    data = _reuse_normalized(store, key, meta_key, quarantine_key, raw, day)
     if data is None:
-        day = today or dt.datetime.now(dt.UTC).date()
         data = _normalize_partition(store, config, parsed_key, key, quarantine_key, day)
     schema = data.staged.schema
     current, _ = publish.read_current(store, config.dataset_id)
@@ -353,6 +408,7 @@ def run_normalize(
     )
     results = evaluate(config, inputs)
     meta = {
+        "day": day.isoformat(),  # of collection_date: reused the same day only
         "raw": raw,
         "counts": data.counts,
         "checks": {r.name: r.as_dict() for r in results},
@@ -365,14 +421,26 @@ def run_normalize(
     )
 
 
+def _raw_of(store: ObjectStore, config: DatasetConfig, partition: str, parsed_key: str) -> dict:
+    """The raw info the parsed data was made from, refreshed by the latest fetch of the same
+    bytes (its time, ETag and Last-Modified) when parsing was skipped for it."""
+    raw = json.loads((store.parquet_schema(parsed_key).metadata or {}).get(RAW_META, b"{}"))
+    latest_key = layout.raw_latest(config.dataset_id, partition)
+    if store.exists(latest_key):
+        latest = json.loads(store.get(latest_key))
+        if latest.get("sha256") == raw.get("sha256"):
+            return {**latest, "fingerprint": raw.get("fingerprint")}
+    return raw
+
+
 def _reuse_normalized(
-    store: ObjectStore, key: str, meta_key: str, quarantine_key: str, raw: dict
+    store: ObjectStore, key: str, meta_key: str, quarantine_key: str, raw: dict, day: dt.date
 ) -> "_NormalizedData | None":
     fingerprint = raw.get("fingerprint")
     if not fingerprint or not store.exists(meta_key) or not store.exists(key):
         return None
     meta = json.loads(store.get(meta_key))
-    if meta.get("raw", {}).get("fingerprint") != fingerprint:
+    if meta.get("raw", {}).get("fingerprint") != fingerprint or meta.get("day") != day.isoformat():
         return None
     schema = store.parquet_schema(key)
     head = next(store.iter_parquet(key, batch_rows=PREVIEW_HEAD), schema.empty_table())
@@ -395,10 +463,17 @@ def _normalize_partition(
     day: dt.date,
 ) -> _NormalizedData:
     store.delete_prefix(key.rsplit("/", 1)[0])
-    state = {"parsed": 0, "duplicates": 0, "rejected": [], "keys": KeyTracker(), "hwm": {}}
+    state = {
+        "parsed": 0,
+        "duplicates": 0,
+        "rejected": [],
+        "keys": KeyTracker(),
+        "conflicting": frozenset(),
+        "hwm": {},
+    }
     head = _Head(_normalized_batches(store, parsed_key, config, day, state))
     rows, schema = store.write_parquet_batches(key, head)
-    conflicts, repeats = _dedupe_across_batches(store, key, state["keys"])
+    conflicts, repeats = _dedupe_across_batches(store, key, state["keys"], state["conflicting"])
     rows -= repeats.size + conflicts.num_rows
     rejected = state["rejected"] + ([conflicts] if conflicts.num_rows else [])
     store.delete_prefix(quarantine_key.rsplit("/", 1)[0])
@@ -419,24 +494,24 @@ def _normalize_partition(
 
 
 def _dedupe_across_batches(
-    store: ObjectStore, key: str, tracker: KeyTracker
+    store: ObjectStore, key: str, tracker: KeyTracker, conflicting: frozenset[str]
 ) -> tuple[pa.Table, np.ndarray]:
     """Keys repeated across batches (rare): drop exact repeats, quarantine conflicts, rewrite
     the staged rows without them. Returns (the quarantined rows, the dropped positions)."""
-    candidates = tracker.candidates()
+    candidates = tracker.candidates(conflicting)
     if candidates.size == 0:
         return pa.table({}), np.zeros(0, dtype=np.int64)
     rows = _take_positions(store, key, candidates)
-    repeats, conflicting, groups = judge(rows, candidates)
-    drop = np.union1d(repeats, conflicting)
+    repeats, rejected, groups = judge(rows, candidates, conflicting)
+    drop = np.union1d(repeats, rejected)
     if drop.size == 0:
         return pa.table({}), repeats
-    in_conflict = rows.filter(pa.array(np.isin(candidates, conflicting)))
+    in_conflict = rows.filter(pa.array(np.isin(candidates, rejected)))
     row_of = dict(zip(candidates.tolist(), rows[ROW_COLUMN].to_pylist(), strict=True))
     reasons = []
     for key_hash in in_conflict[KEY_HASH].to_pylist():
         listed = ", ".join(str(row_of[p]) for p in groups[key_hash])
-        reasons.append(f"primary key repeated with different values (rows {listed})")
+        reasons.append(conflict_reason(listed))
     source = in_conflict.drop_columns([c for c in SYSTEM_COLUMNS if c in in_conflict.column_names])
     count = len(reasons)
     conflicts = rejected_rows(

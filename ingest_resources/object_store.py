@@ -74,9 +74,12 @@ class ObjectStore(ABC):
 
     # --- large objects, in bounded memory -------------------------------------------------------
 
-    def put_file(self, key: str, path: Path) -> None:
-        """Store a local file under `key` (the file may be moved or deleted afterwards)."""
+    def put_file(self, key: str, path: Path, move: bool = False) -> None:
+        """Store a local file under `key`; with `move`, the file is the store's to take (a
+        scratch file: moved into place or deleted once stored), else it is left as it is."""
         self.put(key, Path(path).read_bytes())
+        if move:
+            Path(path).unlink(missing_ok=True)
 
     @contextmanager
     def local_file(self, key: str) -> Iterator[Path]:
@@ -117,7 +120,7 @@ class ObjectStore(ABC):
                 writer = pq.ParquetWriter(name, schema, **parquet_options(schema))
             writer.close()
             writer = None
-            self.put_file(key, Path(name))
+            self.put_file(key, Path(name), move=True)
         finally:
             if writer is not None:
                 writer.close()
@@ -244,13 +247,16 @@ class LocalObjectStore(ObjectStore):
     def exists(self, key: str) -> bool:
         return self._path(key).exists()
 
-    def put_file(self, key: str, path: Path) -> None:
+    def put_file(self, key: str, path: Path, move: bool = False) -> None:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        if Path(path).parent != target.parent:
+        source = Path(path)
+        if not move or source.parent != target.parent:  # never move what is not the store's
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
             os.close(fd)
-            shutil.copyfile(path, tmp)
+            shutil.copyfile(source, tmp)
+            if move:
+                source.unlink(missing_ok=True)
             path = Path(tmp)
         with open(path, "rb+") as handle:
             os.fsync(handle.fileno())

@@ -63,8 +63,10 @@ class S3ObjectStore(ObjectStore):
     def put(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
 
-    def put_file(self, key: str, path: Path) -> None:
+    def put_file(self, key: str, path: Path, move: bool = False) -> None:
         self.client.upload_file(str(path), self.bucket, self._key(key))  # multipart when large
+        if move:
+            Path(path).unlink(missing_ok=True)
 
     @contextmanager
     def local_file(self, key: str) -> Iterator[Path]:

@@ -198,6 +198,16 @@ def test_keys_repeated_across_batches_are_judged_like_within_one(runtime, rates,
     assert (result.rows_added, result.committed) == (2, True)
 
 
+def test_a_key_conflicting_within_a_batch_is_rejected_in_the_others(runtime, rates, monkeypatch):
+    """Rows 2-3 conflict inside the first batch; row 4 (same key, next batch) goes with them."""
+    monkeypatch.setattr(object_store, "BATCH_ROWS", (2, 2))
+    config = rates("A,2024-01-02,1\nA,2024-01-02,2\nA,2024-01-02,3\nB,2024-01-02,4\n", ratio=1)
+    outcome = normalized(runtime, config)
+    assert outcome.table.column("series").to_pylist() == ["B"]
+    assert sorted(r["_row"] for r in outcome.rejected.to_pylist()) == [2, 3, 4]
+    assert {r["reason_code"] for r in outcome.rejected.to_pylist()} == {"conflicting_duplicate"}
+
+
 def test_the_same_input_is_not_parsed_or_normalized_again(runtime, rates, tmp_path):
     config = rates("A,2024-01-02,1\nB,2024-01-02,2\n")
     first = run_all(runtime, config)

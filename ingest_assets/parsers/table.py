@@ -200,6 +200,7 @@ def _stream_blocks(path: Path, ctx: ParseContext) -> Iterator[pa.Table]:
     first_row = ctx.config.source.header_row + 1
     dropped: list[str] | None = None  # empty unnamed columns (trailing separators)
     pending: pa.Table | None = None  # the last rows held back for skip_footer
+    yielded = False
     with _csv_reader(path, ctx, names) as reader:
         for batch in reader:
             table = pa.Table.from_batches([batch])
@@ -227,9 +228,15 @@ def _stream_blocks(path: Path, ctx: ParseContext) -> Iterator[pa.Table]:
             cut = max(table.num_rows - skip_footer, 0)
             pending = table.slice(cut)
             if cut:
+                yielded = True
                 yield table.slice(0, cut)
-    if dropped is None:  # a header and no rows: unnamed columns are empty, so dropped
-        kept = [n for n, h in zip(names, header, strict=True) if h.strip()]
+    if not yielded:  # no data rows (blank lines, or all of them footer): empty, with its columns
+        gone = (
+            dropped
+            if dropped is not None
+            else [n for n, h in zip(names, header, strict=True) if not h.strip()]
+        )
+        kept = [n for n in names if n not in gone]
         yield pa.table(
             {ROW_COLUMN: pa.array([], pa.int64()), **{n: pa.array([], pa.string()) for n in kept}}
         )

@@ -59,3 +59,15 @@ def test_blank_lines_and_trailing_separators_stream_like_pandas(config, tmp_path
     assert streamed is not None
     assert streamed.to_pylist() == whole.to_pylist()
     assert [r["_row"] for r in streamed.to_pylist()] == [2, 4, 6]
+
+
+def test_a_csv_left_without_rows_streams_as_an_empty_table(config, tmp_path):
+    path = tmp_path / "footer_only.csv"
+    path.write_bytes(b"a,b,\n\n,,\nFuente: x,,\n")  # a blank line, a blank row, a footer
+    cfg = config(
+        {"format": "csv"}, keys=["a"], parse={"plugin": "table", "options": {"skip_footer": 1}}
+    )
+    ctx = ParseContext(cfg, str(path))
+    batches = list(parse_batches(path, ctx))
+    assert len(batches) == 1 and batches[0].num_rows == 0
+    assert batches[0].column_names == ["_row", "a", "b"]  # the unnamed empty column is dropped
