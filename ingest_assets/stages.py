@@ -11,6 +11,7 @@ import functools
 import hashlib
 import importlib
 import json
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -45,6 +46,8 @@ from ingest_assets.sources import fetch
 from ingest_assets.windows import window_for
 from ingest_resources.object_store import ObjectStore
 from ingest_resources.runtime import Runtime, local_runtime  # noqa: F401 - re-exported
+
+log = logging.getLogger(__name__)
 
 META = "meta.json"  # beside a staged normalized partition: raw info, counts, checks
 RAW_META = b"ingest.raw"
@@ -227,7 +230,14 @@ def run_parse(rt: Runtime, config: DatasetConfig, partition: str) -> tuple[Stage
                 _with_meta(parse_batches(path, context), RAW_META, raw_meta, context, [True])
             )
             rows, schema = rt.store.write_parquet_batches(f"{prefix}/{PART}", head)
-        except pa.ArrowInvalid:  # Arrow reads this CSV differently from pandas: parse it whole
+        except pa.ArrowInvalid as exc:  # Arrow reads this CSV differently from pandas
+            log.warning(
+                "dataset %s: %s: read whole by the general CSV reader (memory grows with the "
+                "file): %s",
+                config.dataset_id,
+                raw["source"],
+                str(exc).splitlines()[0],
+            )
             whole = parse_batches(path, context, whole=True)
             head = _Head(_with_meta(whole, RAW_META, raw_meta, context, [True]))
             rows, schema = rt.store.write_parquet_batches(f"{prefix}/{PART}", head)
@@ -475,6 +485,10 @@ def _normalize_partition(
     rows, schema = store.write_parquet_batches(key, head)
     conflicts, repeats = _dedupe_across_batches(store, key, state["keys"], state["conflicting"])
     rows -= repeats.size + conflicts.num_rows
+    if conflicts.num_rows:  # rows left out after the batches were counted: marks again
+        state["hwm"] = {}
+        for batch in store.iter_parquet(key):
+            state["hwm"] = high_water_marks(config, batch, state["hwm"])
     rejected = state["rejected"] + ([conflicts] if conflicts.num_rows else [])
     store.delete_prefix(quarantine_key.rsplit("/", 1)[0])
     rows_rejected = sum(t.num_rows for t in rejected)

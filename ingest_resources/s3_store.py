@@ -11,10 +11,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from botocore.exceptions import ClientError
 
 from ingest_resources.object_store import CasConflict, ObjectStore
 
+FOOTER_GUESS = 64 << 10  # bytes read from a Parquet object's end: its footer, usually whole
 CONFLICT_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
 
@@ -79,6 +82,32 @@ class S3ObjectStore(ObjectStore):
                     raise KeyError(f"{self.describe()}: no object {key!r}") from None
                 raise
             yield path
+
+    def _footer(self, key: str) -> pq.FileMetaData:
+        """A Parquet object's footer from ranged GETs of its tail, not the whole object."""
+
+        def tail(size: int) -> bytes:
+            try:
+                response = self.client.get_object(
+                    Bucket=self.bucket, Key=self._key(key), Range=f"bytes=-{size}"
+                )
+            except ClientError as error:
+                if _code(error) in MISSING_CODES:
+                    raise KeyError(f"{self.describe()}: no object {key!r}") from None
+                raise
+            return response["Body"].read()
+
+        data = tail(FOOTER_GUESS)
+        length = int.from_bytes(data[-8:-4], "little") + 8
+        if length > len(data):
+            data = tail(length)
+        return pq.read_metadata(pa.BufferReader(b"PAR1" + data[-length:]))
+
+    def parquet_schema(self, key: str) -> pa.Schema:
+        return self._footer(key).schema.to_arrow_schema()
+
+    def parquet_rows(self, key: str) -> int:
+        return self._footer(key).num_rows
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         try:
