@@ -37,6 +37,16 @@ class Fetched:
     last_modified: str | None = None
     path: Path | None = None  # a local file, read in chunks rather than loaded whole
 
+    def sha256_and_size(self) -> tuple[str, int]:
+        """Of the local file, read in chunks."""
+        assert self.path is not None
+        digest, size = hashlib.sha256(), 0
+        with self.path.open("rb") as source:
+            while chunk := source.read(CHUNK_BYTES):
+                digest.update(chunk)
+                size += len(chunk)
+        return digest.hexdigest(), size
+
     def copy_and_hash(self, target: Path) -> tuple[str, int]:
         """Copy the file to `target` in chunks, hashing what was copied: the sha256 names the
         bytes stored even if the source changes meanwhile. Returns (sha256, size)."""

@@ -42,7 +42,7 @@ from ingest_assets.parsers.base import (
     require_columns,
 )
 from ingest_assets.publish import high_water_marks
-from ingest_assets.sources import fetch
+from ingest_assets.sources import Fetched, fetch
 from ingest_assets.windows import window_for
 from ingest_resources.object_store import ObjectStore
 from ingest_resources.runtime import Runtime, local_runtime  # noqa: F401 - re-exported
@@ -179,9 +179,15 @@ def run_raw(
 
 
 def _store_raw_file(
-    store: ObjectStore, config: DatasetConfig, partition: str, fetched
+    store: ObjectStore, config: DatasetConfig, partition: str, fetched: Fetched
 ) -> tuple[str, str, int]:
-    """A local source file into raw/, content-addressed, without loading it whole."""
+    """A local source file into raw/, content-addressed, without loading it whole. Bytes
+    already stored are only hashed; new ones are hashed again as they are copied, so the name
+    is the sha256 of the bytes stored even if the file changes meanwhile."""
+    sha256, size = fetched.sha256_and_size()
+    key = layout.raw(config.dataset_id, partition, sha256, fetched.ext)
+    if store.exists(key):
+        return key, sha256, size
     near = layout.raw(config.dataset_id, partition, "pending", fetched.ext)
     folder = store.scratch_folder(near)
     if folder is not None:
