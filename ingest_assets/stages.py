@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ingest_assets import layout, publish
 from ingest_assets.checks import CheckInputs, CheckResult, evaluate, needed_columns
@@ -36,6 +37,7 @@ from ingest_assets.normalize import (
 )
 from ingest_assets.parsers import ParseContext
 from ingest_assets.parsers.base import (
+    CELLS_META,
     HIDDEN_COLUMNS,
     ROW_COLUMN,
     parse_batches,
@@ -489,7 +491,9 @@ def _normalize_partition(
     }
     head = _Head(_normalized_batches(store, parsed_key, config, day, state))
     rows, schema = store.write_parquet_batches(key, head)
-    conflicts, repeats = _dedupe_across_batches(store, key, state["keys"], state["conflicting"])
+    conflicts, repeats = _dedupe_across_batches(
+        store, key, state["keys"], state["conflicting"], parsed_key
+    )
     rows -= repeats.size + conflicts.num_rows
     if conflicts.num_rows:  # rows left out after the batches were counted: marks again
         state["hwm"] = {}
@@ -514,7 +518,11 @@ def _normalize_partition(
 
 
 def _dedupe_across_batches(
-    store: ObjectStore, key: str, tracker: KeyTracker, conflicting: frozenset[str]
+    store: ObjectStore,
+    key: str,
+    tracker: KeyTracker,
+    conflicting: frozenset[str],
+    parsed_key: str,
 ) -> tuple[pa.Table, np.ndarray]:
     """Keys repeated across batches (rare): drop exact repeats, quarantine conflicts, rewrite
     the staged rows without them. Returns (the quarantined rows, the dropped positions)."""
@@ -528,17 +536,30 @@ def _dedupe_across_batches(
         return pa.table({}), repeats
     in_conflict = rows.filter(pa.array(np.isin(candidates, rejected)))
     row_of = dict(zip(candidates.tolist(), rows[ROW_COLUMN].to_pylist(), strict=True))
-    reasons = []
-    for key_hash in in_conflict[KEY_HASH].to_pylist():
-        listed = ", ".join(str(row_of[p]) for p in groups[key_hash])
-        reasons.append(conflict_reason(listed))
-    source = in_conflict.drop_columns([c for c in SYSTEM_COLUMNS if c in in_conflict.column_names])
-    count = len(reasons)
+    reason_of = {}
+    for key_hash, row in zip(
+        in_conflict[KEY_HASH].to_pylist(), in_conflict[ROW_COLUMN].to_pylist(), strict=True
+    ):
+        reason_of[row] = conflict_reason(", ".join(str(row_of[p]) for p in groups[key_hash]))
+    # quarantined as the source has them: the parsed rows (text, cells), by source row number
+    source = _parsed_rows(store, parsed_key, list(reason_of))
+    count = source.num_rows
+    reasons = [reason_of[row] for row in source[ROW_COLUMN].to_pylist()]
+    cells = json.loads((store.parquet_schema(parsed_key).metadata or {}).get(CELLS_META, b"{}"))
     conflicts = rejected_rows(
-        source, reasons, ["conflicting_duplicate"] * count, [None] * count, {}
+        source, reasons, ["conflicting_duplicate"] * count, [None] * count, cells
     )
     store.write_parquet_batches(key, _without_positions(store, key, drop))
     return conflicts, repeats
+
+
+def _parsed_rows(store: ObjectStore, parsed_key: str, rows: list[int]) -> pa.Table:
+    wanted = pa.array(rows, pa.int64())
+    parts = [
+        batch.filter(pc.is_in(batch[ROW_COLUMN], value_set=wanted))
+        for batch in store.iter_parquet(parsed_key)
+    ]
+    return pa.concat_tables(parts).combine_chunks()
 
 
 def _take_positions(store: ObjectStore, key: str, positions: np.ndarray) -> pa.Table:
