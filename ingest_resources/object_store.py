@@ -111,7 +111,7 @@ class ObjectStore(ABC):
                     schema = schema or table.schema
                     writer = pq.ParquetWriter(name, schema, **parquet_options(schema))
                 if table.schema != schema:
-                    table = table.select(schema.names).cast(schema)
+                    table = _conform(key, table, schema)
                 writer.write_table(table)
                 rows += table.num_rows
             if writer is None:
@@ -168,6 +168,27 @@ def _rows_per_batch(metadata: pq.FileMetaData) -> int:
     ) / max(metadata.num_rows, 1)
     low, high = BATCH_ROWS
     return int(min(high, max(low, BATCH_BYTES / max(row_bytes, 1.0))))
+
+
+class SchemaMismatch(ValueError):
+    """A batch cannot be written under the schema of the batches before it."""
+
+
+def _conform(key: str, table: pa.Table, schema: pa.Schema) -> pa.Table:
+    try:
+        return table.select(schema.names).cast(schema)
+    except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        have = {f.name: str(f.type) for f in table.schema}
+        want = {f.name: str(f.type) for f in schema}
+        differences = [
+            f"{name}: {want.get(name, 'absent')} before, {have.get(name, 'absent')} now"
+            for name in sorted(set(have) | set(want))
+            if have.get(name) != want.get(name)
+        ]
+        raise SchemaMismatch(
+            f"{key}: a batch has other columns than the first one ({'; '.join(differences)}): "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
 
 
 def content_etag(data: bytes) -> str:

@@ -3,7 +3,7 @@
 import pyarrow as pa
 import pytest
 
-from ingest_resources.object_store import CasConflict, LocalObjectStore
+from ingest_resources.object_store import CasConflict, LocalObjectStore, SchemaMismatch
 from ingest_resources.runtime import aws_client
 from ingest_resources.s3_store import S3ObjectStore, parse_s3_url
 
@@ -66,3 +66,10 @@ def test_parquet_in_batches_and_its_footer(store):
     assert pa.concat_tables(back).equals(wide)
     with pytest.raises(KeyError):
         store.parquet_schema("big/missing.parquet")
+
+
+def test_a_batch_with_other_columns_is_refused_by_name(store):
+    batches = iter([pa.table({"a": [1]}), pa.table({"a": ["x"], "b": [1]})])
+    with pytest.raises(SchemaMismatch, match=r"big/part\.parquet: .*a: int64 before, string now"):
+        store.write_parquet_batches("big/part.parquet", batches)
+    assert not store.exists("big/part.parquet")
