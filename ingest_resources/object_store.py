@@ -77,17 +77,24 @@ class ObjectStore(ABC):
     def put_file(self, key: str, path: Path, move: bool = False) -> None:
         """Store a local file under `key`; with `move`, the file is the store's to take (a
         scratch file: moved into place or deleted once stored), else it is left as it is."""
-        self.put(key, Path(path).read_bytes())
+        self._upload(key, Path(path))
         if move:
             Path(path).unlink(missing_ok=True)
+
+    def _upload(self, key: str, path: Path) -> None:
+        self.put(key, path.read_bytes())
 
     @contextmanager
     def local_file(self, key: str) -> Iterator[Path]:
         """A local path holding the object's bytes, for readers that stream from a file."""
         with tempfile.TemporaryDirectory(prefix="ingest-") as folder:
             path = Path(folder) / Path(key).name
-            path.write_bytes(self.get(key))
+            self._download(key, path)
             yield path
+
+    def _download(self, key: str, path: Path) -> None:
+        """Write the object's bytes to `path` (KeyError if there is no such object)."""
+        path.write_bytes(self.get(key))
 
     def scratch_folder(self, key: str) -> Path | None:
         """Where to write a file before `put_file` (None: the system's temporary folder)."""

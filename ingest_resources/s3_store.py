@@ -5,9 +5,6 @@ Immutable objects are written with `If-None-Match: *`; the `current` pointer is 
 race gets 412 and changes nothing.
 """
 
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -66,22 +63,16 @@ class S3ObjectStore(ObjectStore):
     def put(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
 
-    def put_file(self, key: str, path: Path, move: bool = False) -> None:
+    def _upload(self, key: str, path: Path) -> None:
         self.client.upload_file(str(path), self.bucket, self._key(key))  # multipart when large
-        if move:
-            Path(path).unlink(missing_ok=True)
 
-    @contextmanager
-    def local_file(self, key: str) -> Iterator[Path]:
-        with tempfile.TemporaryDirectory(prefix="ingest-") as folder:
-            path = Path(folder) / Path(key).name
-            try:
-                self.client.download_file(self.bucket, self._key(key), str(path))
-            except ClientError as error:
-                if _code(error) in MISSING_CODES:
-                    raise KeyError(f"{self.describe()}: no object {key!r}") from None
-                raise
-            yield path
+    def _download(self, key: str, path: Path) -> None:
+        try:
+            self.client.download_file(self.bucket, self._key(key), str(path))
+        except ClientError as error:
+            if _code(error) in MISSING_CODES:
+                raise KeyError(f"{self.describe()}: no object {key!r}") from None
+            raise
 
     def _footer(self, key: str) -> pq.FileMetaData:
         """A Parquet object's footer from ranged GETs of its tail, not the whole object."""
