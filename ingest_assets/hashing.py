@@ -5,9 +5,8 @@ UTC), so a hash depends only on the typed values. `row_hash` joins `name=value` 
 name and leaves nulls out, so adding a nullable column does not turn every row into a revision.
 """
 
-import hashlib
+import threading
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -22,28 +21,27 @@ def _text(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
 
 DIGEST_BYTES = 20
 
+_connections = threading.local()
+
+
+def _duckdb():
+    """This thread's in-memory DuckDB: it runs sha1 over Arrow data in vectorised C++ on every
+    core, about ten times faster than a call to hashlib per value."""
+    connection = getattr(_connections, "connection", None)
+    if connection is None:
+        import duckdb
+
+        connection = _connections.connection = duckdb.connect(":memory:")
+    return connection
+
 
 def _sha1(joined: pa.ChunkedArray | pa.Array) -> pa.Array:
-    """sha1 of every value as 40-character hex text. The bytes go to hashlib without a detour
-    through Python text, and the hex is spelled out by numpy: about 0.4 s per million values."""
-    if isinstance(joined, pa.ChunkedArray):
-        joined = joined.combine_chunks()
-    sha1 = hashlib.sha1
-    digests = b"".join([sha1(value).digest() for value in joined.cast(pa.binary()).to_pylist()])
-    return hex_array(np.frombuffer(digests, dtype=np.uint8), len(joined))
-
-
-HEX_PAIRS = np.array(  # a byte -> its two hex digits, as one little-endian uint16
-    [ord(f"{b:02x}"[0]) | ord(f"{b:02x}"[1]) << 8 for b in range(256)], dtype="<u2"
-)
-
-
-def hex_array(digest_bytes: np.ndarray, count: int) -> pa.Array:
-    """`count` digests of DIGEST_BYTES bytes each, laid end to end, as hex strings."""
-    text = HEX_PAIRS[digest_bytes].view(np.uint8)
-    width = 2 * DIGEST_BYTES
-    offsets = np.arange(0, width * (count + 1), width, dtype=np.int32)
-    return pa.StringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(text))
+    """sha1 of every value as 40-character lowercase hex text, in the input's order."""
+    if len(joined) == 0:
+        return pa.array([], pa.string())
+    source = pa.table({"v": joined})
+    hashed = _duckdb().from_arrow(source).select("sha1(v) AS h").to_arrow_table()
+    return hashed["h"].combine_chunks().cast(pa.string())
 
 
 def key_hashes(table: pa.Table, keys: list[str]) -> pa.Array:

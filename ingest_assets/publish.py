@@ -84,15 +84,16 @@ FAULT_ENV = "INGEST_FAULT_INJECT"
 
 
 IO_THREADS = 8  # object-store requests in flight at once (S3 latency dominates many small writes)
+CPU_THREADS = max(2, os.cpu_count() or 2)  # Parquet encodings at once (each holds its rows)
 
 
-def in_parallel(function: Callable[[Any], None], items: list) -> None:
+def in_parallel(function: Callable[[Any], None], items: list, workers: int = IO_THREADS) -> None:
     """Run `function` over `items` on a small thread pool; the first error is raised."""
     if len(items) <= 1:
         for item in items:
             function(item)
         return
-    with ThreadPoolExecutor(max_workers=IO_THREADS) as pool:
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         for future in [pool.submit(function, item) for item in items]:
             future.result()
 
@@ -332,28 +333,32 @@ def _series_slices(config: DatasetConfig, rows: pa.Table):
 
 
 def _apply_projections(store: ObjectStore, config: DatasetConfig, files: list[str]) -> None:
-    """Fold event files (one month each) into the per-series monthly windows, a file at a time.
-    Projections are derived state (rebuilt from the events if lost), so they skip the fsync."""
+    """Fold event files (one month each) into the per-series monthly windows, months side by
+    side and the files of a month in order. Projections are derived state (rebuilt from the events if lost), so they skip the fsync."""
     if not files:
         return
     existing_keys = set(store.list(layout.projections(config.dataset_id)))
+
+    def fold(month_files: list[str]) -> None:
+        for file in month_files:
+            rows = store.read_parquet(file)
+            if rows.num_rows == 0:
+                continue
+            time_column = _time_column(config, rows)
+            for series, year, month, window in _series_slices(config, rows):
+                key = layout.projection(config.dataset_id, series, year, month)
+                window = window.drop_columns([OP])
+                if key in existing_keys:
+                    window = latest_rows([store.read_parquet(key), window])
+                merged = window.sort_by([(time_column, "ascending"), (KEY_HASH, "ascending")])
+                store.write_parquet(key, merged, durable=False)
+                existing_keys.add(key)  # a later file of the same month merges into it
+
+    # the files of one month touch the same windows: one worker takes them in order
+    by_month: dict[str, list[str]] = {}
     for file in files:
-        rows = store.read_parquet(file)
-        if rows.num_rows == 0:
-            continue
-        time_column = _time_column(config, rows)
-
-        def upsert(item: tuple, time_column: str = time_column) -> None:
-            series, year, month, window = item
-            key = layout.projection(config.dataset_id, series, year, month)
-            window = window.drop_columns([OP])
-            if key in existing_keys:
-                window = latest_rows([store.read_parquet(key), window])
-            merged = window.sort_by([(time_column, "ascending"), (KEY_HASH, "ascending")])
-            store.write_parquet(key, merged, durable=False)
-            existing_keys.add(key)  # a later file of the same month merges into it
-
-        in_parallel(upsert, list(_series_slices(config, rows)))
+        by_month.setdefault(file.rsplit("/", 1)[0], []).append(file)
+    in_parallel(fold, list(by_month.values()), workers=CPU_THREADS)
 
 
 def _projection_version(store: ObjectStore, dataset_id: str) -> str | None:
@@ -476,21 +481,31 @@ class EventWriter:
             self.sizes[month] = self.sizes.get(month, 0) + size
             self.buffered += size
         if self.buffered > self.BUFFER_BYTES:  # write the fullest months, as row groups
+            fullest, left = [], self.buffered
             for month in sorted(self.sizes, key=self.sizes.__getitem__, reverse=True):
-                self._flush(month)
-                if self.buffered <= self.BUFFER_BYTES // 2:
+                fullest.append(month)
+                left -= self.sizes[month]
+                if left <= self.BUFFER_BYTES // 2:
                     break
+            self._flush(fullest)
 
-    def _flush(self, month: tuple) -> None:
-        tables = self.buffers.pop(month)
-        self.buffered -= self.sizes.pop(month)
-        self._writer(month).write_table(pa.concat_tables(tables))
+    def _flush(self, months: list[tuple]) -> None:
+        """Write these months' buffered rows, each month on its own writer, the encoding and
+        compression of different months side by side (Arrow releases the GIL while it works)."""
+        step = self.MAX_OPEN // 2  # a month being written is never the one closed to open another
+        for start in range(0, len(months), step):
+            busy, jobs = set(months[start : start + step]), []
+            for month in months[start : start + step]:
+                tables = self.buffers.pop(month)
+                self.buffered -= self.sizes.pop(month)
+                jobs.append((self._writer(month, busy), pa.concat_tables(tables)))
+            in_parallel(lambda job: job[0].write_table(job[1]), jobs, workers=CPU_THREADS)
 
-    def _writer(self, month: tuple) -> pq.ParquetWriter:
+    def _writer(self, month: tuple, busy: set[tuple]) -> pq.ParquetWriter:
         if month in self.open:
             return self.open[month][0]
         if len(self.open) >= self.MAX_OPEN:
-            self._finish(next(iter(self.open)))
+            self._finish(next(m for m in self.open if m not in busy))
         part = self.parts.get(month, -1) + 1
         self.parts[month] = part
         key = layout.event_data(self.config.dataset_id, self.version, *month, part=part)
@@ -510,8 +525,7 @@ class EventWriter:
 
     def close(self) -> list[str]:
         """Store every file (immutable event data); returns their keys, sorted."""
-        for month in list(self.buffers):
-            self._flush(month)
+        self._flush(list(self.buffers))
         for month in list(self.open):
             self._finish(month)
         in_parallel(self._store_file, self.done)

@@ -1,6 +1,7 @@
 """Shared fixtures: an isolated store and Dagster home per test, and small dataset builders."""
 
 import datetime as dt
+import gc
 import textwrap
 from pathlib import Path
 
@@ -12,6 +13,13 @@ from ingest_resources.http import reset_breakers
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """In-process `ingest run`s froze the garbage collector's view (`gc.freeze`), which a real
+    process leaves so until it exits; give the objects back so the exit frees them (DuckDB's
+    bindings report objects still alive at exit as leaks)."""
+    gc.unfreeze()
 
 
 @pytest.fixture(autouse=True)

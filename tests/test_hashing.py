@@ -1,8 +1,13 @@
-"""Row identity hashes: stable, aligned with the rows, null-aware."""
+"""Row identity hashes: stable, aligned with the rows, null-aware. They are sha1 of a documented
+text form and must not change with the engine that computes them: published indexes compare
+against hashes stored by older versions."""
+
+import datetime as dt
+import hashlib
 
 import pyarrow as pa
 
-from ingest_assets.hashing import key_hashes, row_hashes
+from ingest_assets.hashing import FIELD_SEP, NAME_SEP, NULL, key_hashes, row_hashes
 
 
 def test_one_non_key_column_with_nulls_keeps_every_row():
@@ -33,3 +38,47 @@ def test_a_row_whose_values_are_all_null_keeps_its_place():
         == row_hashes(pa.table({"z": pa.array([None], pa.string())}), ["z"]).to_pylist()[0]
     )
     assert len(set(hashes)) == 3
+
+
+def sha1(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def test_key_hash_is_sha1_of_the_joined_keys_in_row_order():
+    count = 70_001  # many of DuckDB's vectors, over two chunks
+    codes = [f"S{i % 97}" if i % 13 else None for i in range(count)]
+    days = [dt.date(2000, 1, 1) + dt.timedelta(days=i) for i in range(count)]
+    table = pa.Table.from_batches(
+        [
+            pa.record_batch({"code": codes[:30_000], "day": days[:30_000]}),
+            pa.record_batch({"code": codes[30_000:], "day": days[30_000:]}),
+        ]
+    )
+    expected = [
+        sha1(f"{code if code is not None else NULL}{FIELD_SEP}{day.isoformat()}")
+        for code, day in zip(codes, days, strict=True)
+    ]
+    assert key_hashes(table, ["code", "day"]).to_pylist() == expected
+
+
+def test_row_hash_joins_sorted_name_value_pairs_and_leaves_nulls_out():
+    table = pa.table(
+        {
+            "value": [1.5, None, None, 0.1],
+            "unit": ["kg", "€\x00", None, "m"],
+        }
+    )
+    expected = [
+        sha1(f"unit{NAME_SEP}kg{FIELD_SEP}value{NAME_SEP}1.5"),
+        sha1(f"unit{NAME_SEP}€\x00"),
+        sha1(""),
+        sha1(f"unit{NAME_SEP}m{FIELD_SEP}value{NAME_SEP}0.1"),
+    ]
+    assert row_hashes(table, ["value", "unit"]).to_pylist() == expected
+    assert row_hashes(table, []).to_pylist() == [sha1("")] * 4
+
+
+def test_an_empty_table_has_no_hashes():
+    empty = pa.table({"code": pa.array([], pa.string())})
+    assert key_hashes(empty, ["code"]).to_pylist() == []
+    assert row_hashes(empty, ["code"]).to_pylist() == []

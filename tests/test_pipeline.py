@@ -5,7 +5,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from ingest_assets import layout, stages
+from ingest_assets import layout, publish, stages
 from ingest_assets.export import published_table
 from ingest_assets.publish import read_current, version_chain
 from ingest_resources import object_store
@@ -272,3 +272,32 @@ def test_a_local_midnight_skipped_by_dst_moves_forward(runtime, tmp_path, write_
         "2007-12-30T03:00:00+00:00",
         "2007-12-31T02:00:00+00:00",
     ]
+
+
+def test_event_files_stay_whole_when_months_outnumber_the_open_writers(runtime, rates, monkeypatch):
+    """Batches of 4 rows (2 months each), 4 writers open at most and no buffer: months are
+    written side by side and closed to open others, never one that is being written (the
+    oldest open month comes back beside a new one), and every row is published once, in its
+    month's event file and its projection."""
+    monkeypatch.setattr(object_store, "BATCH_ROWS", (4, 4))
+    monkeypatch.setattr(publish.EventWriter, "MAX_OPEN", 4)
+    monkeypatch.setattr(publish.EventWriter, "BUFFER_BYTES", 1)
+    pairs = [(1, 2), (3, 4), (1, 5), (6, 2), (7, 1), (8, 3), (9, 10), (11, 12), (12, 1)]
+    days = [f"2024-{m:02d}-{n + 1:02d}" for n, pair in enumerate(pairs) for m in pair]
+    config = rates("".join(f"{s},{d},{i}\n" for i, d in enumerate(days) for s in "AB"))
+    result = run_all(runtime, config)
+    assert (result.rows_added, result.committed) == (36, True)
+    files = result.manifest["files"]
+    assert any(f.endswith("part-00001.parquet") for f in files)  # a month reopened
+    events = [runtime.store.read_parquet(f) for f in files]
+    assert sum(e.num_rows for e in events) == 36
+    for file, event in zip(files, events, strict=True):
+        month = int(file.split("month=")[1][:2])
+        assert {t.month for t in event.column("obs_time").to_pylist()} == {month}
+    published = published_table(runtime.store, config)
+    assert sorted((r["series"], r["value"]) for r in published.to_pylist()) == sorted(
+        (s, float(i)) for i in range(len(days)) for s in "AB"
+    )
+    for month in range(1, 13):
+        window = runtime.store.read_parquet(layout.projection("RATES", "RATES", 2024, month))
+        assert window.num_rows == 2 * sum(pair.count(month) for pair in pairs)
