@@ -13,13 +13,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest_assets.hashing import DIGEST_BYTES
+from ingest_resources.object_store import HASH_FIELD
 
 HEX_WIDTH = 2 * DIGEST_BYTES
 Parts = tuple[np.ndarray, np.ndarray, np.ndarray]
 KEY_PARTS, ROW_PARTS = ("k0", "k1", "k2"), ("r0", "r1", "r2")
 VERSION = "version"
 SCHEMA = pa.schema(
-    [(name, pa.uint64() if name[1] != "2" else pa.uint32()) for name in KEY_PARTS + ROW_PARTS]
+    [
+        pa.field(name, pa.uint64() if name[1] != "2" else pa.uint32(), metadata=HASH_FIELD)
+        for name in KEY_PARTS + ROW_PARTS
+    ]
     + [(VERSION, pa.dictionary(pa.int32(), pa.string()))]
 )
 

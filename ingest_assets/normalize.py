@@ -25,6 +25,7 @@ from ingest_assets.parsers.base import (
     HIDDEN_COLUMNS,
     ROW_COLUMN,
     load_plugin,
+    repeated,
     to_arrow,
     with_row_numbers,
 )
@@ -252,7 +253,7 @@ def _add_metadata(table: pa.Table, config: DatasetConfig) -> pa.Table:
     if config.frequency is not None:
         defaults.setdefault("frequency", config.frequency)
     for name, value in defaults.items():
-        constant = pa.array([value] * table.num_rows)
+        constant = repeated(value, table.num_rows)
         if name in table.column_names:
             column = table[name]
             if column.type != constant.type:

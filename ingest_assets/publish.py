@@ -32,6 +32,7 @@ from ingest_assets.keyindex import SCHEMA as INDEX_SCHEMA
 from ingest_assets.keyindex import KeyIndex, Parts, digest_parts
 from ingest_assets.normalize import KEY_HASH, ROW_HASH
 from ingest_assets.parsers.base import HIDDEN_COLUMNS
+from ingest_assets.parsers.base import repeated as repeated_value
 from ingest_resources.locks import LeaseLost
 from ingest_resources.object_store import CasConflict, ObjectStore, parquet_options
 
@@ -225,7 +226,7 @@ def latest_rows(tables: list[pa.Table]) -> pa.Table | None:
     if not tables:
         return None
     combined = pa.concat_tables(tables, promote_options="permissive")
-    order = pa.array(range(combined.num_rows), pa.int64())
+    order = pa.array(np.arange(combined.num_rows, dtype=np.int64))
     combined = combined.append_column("__seq", order)
     last = combined.group_by(KEY_HASH, use_threads=False).aggregate([("__seq", "max")])
     keep = pc.is_in(order, value_set=last["__seq_max"])
@@ -312,7 +313,7 @@ def _year_month(table: pa.Table, column: str) -> tuple[pa.Array, pa.Array]:
 def _series_of(config: DatasetConfig, table: pa.Table) -> pa.ChunkedArray | pa.Array:
     if SERIES_CODE in table.column_names:
         return pc.fill_null(table[SERIES_CODE], "_unknown")
-    return pa.array([config.dataset_id] * table.num_rows, pa.string())
+    return repeated_value(config.dataset_id, table.num_rows, pa.string())
 
 
 def _series_slices(config: DatasetConfig, rows: pa.Table):
@@ -546,10 +547,6 @@ class EventWriter:
         self.store.delete_prefix(layout.event(self.config.dataset_id, self.version))
 
 
-def _constant(text: str, count: int) -> pa.Array:
-    return pa.array([text], pa.string()).take(pa.array(np.zeros(count, dtype=np.int64)))
-
-
 def prepare(
     store: ObjectStore,
     config: DatasetConfig,
@@ -595,7 +592,7 @@ def prepare(
             event = batch.filter(mask)
             ops = pc.if_else(pa.array(is_new[chosen]), "insert", "update")
             event = event.append_column(OP, ops).append_column(
-                VERSION, _constant(version, event.num_rows)
+                VERSION, repeated_value(version, event.num_rows, pa.string())
             )
             writer.write(event.cast(writer.schema))
             key_parts.append(tuple(k[chosen] for k in keys))

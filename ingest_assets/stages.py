@@ -41,6 +41,7 @@ from ingest_assets.parsers.base import (
     HIDDEN_COLUMNS,
     ROW_COLUMN,
     parse_batches,
+    repeated,
     require_columns,
 )
 from ingest_assets.publish import high_water_marks
@@ -347,7 +348,7 @@ def read_quarantine(
             table = rt.store.read_parquet(key)
             name = key.split("/quarantine/", 1)[1].split("/", 1)[0]
             tables.append(
-                table.add_column(0, "partition", pa.array([name] * table.num_rows, pa.string()))
+                table.add_column(0, "partition", repeated(name, table.num_rows, pa.string()))
             )
     return pa.concat_tables(tables, promote_options="permissive") if tables else None
 

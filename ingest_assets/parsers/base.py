@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -188,10 +189,21 @@ def parse_raw(data: bytes, ctx: ParseContext) -> pa.Table:
     return _rename_columns(result if isinstance(result, pa.Table) else to_arrow(result), ctx)
 
 
+def row_numbers(first: int, count: int) -> pa.Array:
+    """first, first + 1, ... (numpy: an Arrow array built from a Python range costs 0.5 s a
+    million rows)."""
+    return pa.array(np.arange(first, first + count, dtype=np.int64))
+
+
+def repeated(value: Any, count: int, type: pa.DataType | None = None) -> pa.Array:
+    """`value` `count` times, typed as `pa.array([value] * count)` would be, without the list."""
+    return pa.array([value], type).take(pa.array(np.zeros(count, dtype=np.int64)))
+
+
 def with_row_numbers(table: pa.Table) -> pa.Table:
     if ROW_COLUMN in table.column_names:
         return table
-    return table.add_column(0, ROW_COLUMN, pa.array(range(1, table.num_rows + 1), pa.int64()))
+    return table.add_column(0, ROW_COLUMN, row_numbers(1, table.num_rows))
 
 
 def streams(ctx: ParseContext) -> bool:

@@ -3,7 +3,7 @@
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ingest_assets.parsers.base import ROW_COLUMN, ParseContext
+from ingest_assets.parsers.base import ROW_COLUMN, ParseContext, row_numbers
 
 
 def parse_parquet(data: bytes, ctx: ParseContext) -> pa.Table:
@@ -11,4 +11,4 @@ def parse_parquet(data: bytes, ctx: ParseContext) -> pa.Table:
         table = pq.read_table(pa.BufferReader(data))
     except (pa.ArrowInvalid, OSError) as exc:
         raise ctx.error(f"not a readable Parquet file: {exc}") from None
-    return table.add_column(0, ROW_COLUMN, pa.array(range(1, table.num_rows + 1), pa.int64()))
+    return table.add_column(0, ROW_COLUMN, row_numbers(1, table.num_rows))

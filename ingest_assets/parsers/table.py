@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from pandas._libs.parsers import STR_NA_VALUES
 
-from ingest_assets.parsers.base import CELLS_META, ROW_COLUMN, ParseContext, to_arrow
+from ingest_assets.parsers.base import CELLS_META, ROW_COLUMN, ParseContext, row_numbers, to_arrow
 from ingest_assets.parsers.series_map import column_letters
 
 MANGLED = re.compile(r"^(.*)\.(\d+)$")
@@ -204,9 +204,7 @@ def _stream_blocks(path: Path, ctx: ParseContext) -> Iterator[pa.Table]:
     with _csv_reader(path, ctx, names) as reader:
         for batch in reader:
             table = pa.Table.from_batches([batch])
-            table = table.add_column(
-                0, ROW_COLUMN, pa.array(range(first_row, first_row + table.num_rows), pa.int64())
-            )
+            table = table.add_column(0, ROW_COLUMN, row_numbers(first_row, table.num_rows))
             first_row += table.num_rows
             unnamed = [n for n, h in zip(names, header, strict=True) if not h.strip()]
             if dropped is None:
