@@ -334,8 +334,9 @@ def _series_slices(config: DatasetConfig, rows: pa.Table):
 
 
 def _apply_projections(store: ObjectStore, config: DatasetConfig, files: list[str]) -> None:
-    """Fold event files (one month each) into the per-series monthly windows, months side by
-    side and the files of a month in order. Projections are derived state (rebuilt from the events if lost), so they skip the fsync."""
+    """Fold event files (one month each) into the per-series monthly windows: months side by
+    side, the files of one month in order. Projections are derived state (rebuilt from the
+    events if lost), so they skip the fsync."""
     if not files:
         return
     existing_keys = set(store.list(layout.projections(config.dataset_id)))
@@ -359,7 +360,7 @@ def _apply_projections(store: ObjectStore, config: DatasetConfig, files: list[st
     by_month: dict[str, list[str]] = {}
     for file in files:
         by_month.setdefault(file.rsplit("/", 1)[0], []).append(file)
-    in_parallel(fold, list(by_month.values()), workers=CPU_THREADS)
+    in_parallel(fold, list(by_month.values()))  # as many as object-store requests in flight
 
 
 def _projection_version(store: ObjectStore, dataset_id: str) -> str | None:

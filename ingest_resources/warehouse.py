@@ -4,20 +4,23 @@ One version loads in one transaction:
 1. `ingest_loads` (the ledger) already has (dataset, version): nothing to do.
 2. The table exists with the contract's columns (created, or evolved: a new column is added;
    bigint -> double precision and varchar -> text widen; anything else is refused by name).
-3. COPY the version's rows into a temporary table, then one
+3. COPY the version's rows (binary format, encoded from Arrow by pgpq on a thread while the
+   server takes the previous chunk) into a temporary table, then one
    `INSERT ... ON CONFLICT (pk) DO UPDATE ... WHERE row_hash IS DISTINCT FROM excluded.row_hash`.
 4. The ledger row (rows inserted and updated) commits with the data.
 Only a version's new and revised rows travel. Every identifier is quoted by psycopg2.sql.
 """
 
-import io
-from collections.abc import Iterable
+import itertools
+import queue
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import psycopg2
 import pyarrow as pa
-import pyarrow.csv as pacsv
+from pgpq import ArrowToPostgresBinaryEncoder
 from psycopg2 import sql
 
 LEDGER = "ingest_loads"
@@ -58,6 +61,112 @@ def pg_type(data_type: pa.DataType) -> str:
     if pa.types.is_date(data_type):
         return "date"
     return "text"
+
+
+def copy_type(data_type: pa.DataType) -> pa.DataType:
+    """The Arrow type pgpq encodes, in COPY's binary format, as `pg_type(data_type)` expects:
+    every integer as bigint, every float as double precision, times in microseconds (binary
+    timestamp and timestamptz are the same UTC count), anything else as text."""
+    if pa.types.is_dictionary(data_type):
+        return copy_type(data_type.value_type)
+    if pa.types.is_timestamp(data_type):
+        return pa.timestamp("us", data_type.tz)
+    if pa.types.is_decimal(data_type) or pa.types.is_boolean(data_type):
+        return data_type
+    if pa.types.is_integer(data_type):
+        return pa.int64()
+    if pa.types.is_floating(data_type):
+        return pa.float64()
+    if pa.types.is_date(data_type):
+        return pa.date32()
+    return pa.string()
+
+
+def _copy_schema(schema: pa.Schema) -> pa.Schema:
+    return pa.schema([pa.field(f.name, copy_type(f.type)) for f in schema])
+
+
+class _Stopped(Exception):
+    """The reader of a `_BinaryCopy` is gone."""
+
+
+class _BinaryCopy:
+    """The data of `COPY ... FROM STDIN (FORMAT binary)` as a file psycopg2 reads: Arrow
+    batches encoded by pgpq on a thread, a few chunks ahead, while the client sends the
+    previous ones and the server parses them (psycopg2 sends without the GIL)."""
+
+    AHEAD = 4  # encoded batches waiting at most
+
+    def __init__(self, batches: Iterable[pa.Table], schema: pa.Schema, target: str):
+        self.rows = 0
+        self._schema, self._target = schema, target
+        self._chunks: queue.Queue = queue.Queue(maxsize=self.AHEAD)
+        self._stop = threading.Event()
+        self._pending = memoryview(b"")
+        self._ended = False
+        self.error: BaseException | None = None  # what stopped the encoding, if anything
+        self._thread = threading.Thread(target=self._encode, args=(iter(batches),), daemon=True)
+        self._thread.start()
+
+    def _encode(self, batches: Iterator[pa.Table]) -> None:
+        try:
+            encoder = ArrowToPostgresBinaryEncoder(self._schema)
+            self._hand(encoder.write_header())
+            for table in batches:
+                table = self._conform(table)
+                for batch in table.to_batches():
+                    self._hand(encoder.write_batch(batch))
+                self.rows += table.num_rows
+            self._hand(encoder.finish())
+            self._hand(None)
+        except _Stopped:  # the COPY ended early (it failed): nothing more to read
+            return
+        except BaseException as exc:  # raised again in the reading thread
+            try:
+                self._hand(exc)
+            except _Stopped:
+                return
+
+    def _conform(self, table: pa.Table) -> pa.Table:
+        try:
+            return table.select(self._schema.names).cast(self._schema)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, KeyError) as exc:
+            raise WarehouseSchemaError(
+                f"{self._target}: rows cannot be loaded as "
+                f"{', '.join(f'{f.name} {f.type}' for f in self._schema)}: {exc}"
+            ) from None
+
+    def _hand(self, item) -> None:
+        while not self._stop.is_set():
+            try:
+                self._chunks.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+        raise _Stopped
+
+    def read(self, size: int = -1) -> bytes:
+        while not len(self._pending):
+            if self._ended:
+                return b""
+            item = self._chunks.get()
+            if item is None:
+                self._ended = True
+                return b""
+            if isinstance(item, BaseException):
+                self._ended, self.error = True, item
+                raise item
+            self._pending = memoryview(item)
+        size = len(self._pending) if size is None or size < 0 else size
+        chunk, self._pending = self._pending[:size], self._pending[size:]
+        return bytes(chunk)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+COPY_CHUNK = 1 << 20  # bytes psycopg2 asks for (and sends) at a time
 
 
 def _type_name(declared: str) -> str:
@@ -174,7 +283,9 @@ class Warehouse:
             inserted = updated = 0
             if rows.num_rows:  # an empty version (publish_empty) only records its ledger row
                 self._ensure_table(cursor, schema, table, columns, keys)
-                inserted, updated = self._upsert(cursor, target, [rows, *more], columns, keys)
+                batches = itertools.chain([rows], more)  # read one at a time, as COPY goes
+                label = f"dataset {dataset_id}: table {target.as_string(cursor)}"
+                inserted, updated = self._upsert(cursor, target, batches, rows.schema, keys, label)
             cursor.execute(
                 sql.SQL(
                     "INSERT INTO {} (dataset, version, partition, target, rows_inserted, rows_updated) "
@@ -185,23 +296,33 @@ class Warehouse:
         return LoadResult(version, inserted, updated, already_loaded=False)
 
     def _upsert(
-        self, cursor, target, batches: Iterable[pa.Table], columns: dict[str, str], keys: list[str]
+        self,
+        cursor,
+        target,
+        batches: Iterable[pa.Table],
+        schema: pa.Schema,
+        keys: list[str],
+        label: str,
     ) -> tuple[int, int]:
+        columns = {field.name: pg_type(field.type) for field in schema}
         names = list(columns)
+        copy_schema = _copy_schema(schema)
         column_list = sql.SQL(", ").join(map(sql.Identifier, names))
 
         def copy_into(table) -> int:
-            copy = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(table, column_list)
-            count = 0
-            for batch in batches:  # one batch in memory at a time
-                buffer = io.BytesIO()
-                options = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
-                # all_valid: "" is an empty string, nothing is NULL
-                pacsv.write_csv(batch.select(names), buffer, options)
-                buffer.seek(0)
-                cursor.copy_expert(copy.as_string(cursor), buffer)
-                count += batch.num_rows
-            return count
+            copy = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT binary)").format(
+                table, column_list
+            )
+            stream = _BinaryCopy(batches, copy_schema, label)
+            try:
+                cursor.copy_expert(copy.as_string(cursor), stream, size=COPY_CHUNK)
+            except psycopg2.Error:
+                if stream.error is not None:  # psycopg2 reports it as a cancelled COPY
+                    raise stream.error from None
+                raise
+            finally:
+                stream.close()
+            return stream.rows
 
         if self._is_empty(cursor, target):  # first load: no conflicts possible, COPY in place
             return self._bulk_load(cursor, target, copy_into), 0

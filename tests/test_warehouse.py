@@ -283,3 +283,97 @@ def test_an_empty_version_is_recorded_without_touching_tables(warehouse_env):
     assert query(
         warehouse_env, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'nothing'"
     ) == [(0,)]
+
+
+def test_every_column_type_arrives_as_published(warehouse_env):
+    """Binary COPY: each Arrow type is sent as the column's PostgreSQL type expects (integers of
+    any width as bigint, float32 as double, nanoseconds as microseconds, dictionary text as
+    text); "" stays an empty string, distinct from NULL; several batches, one transaction."""
+    from decimal import Decimal
+
+    from ingest_resources.warehouse import Warehouse
+
+    instant = dt.datetime(2024, 3, 1, 12, 30, 15, 123456, tzinfo=dt.UTC)
+    first = pa.table(
+        {
+            "code": pa.array(["a", "b"]).dictionary_encode(),
+            "day": pa.array([dt.date(2024, 1, 1), dt.date(2024, 1, 2)]),
+            "small": pa.array([1, None], pa.int16()),
+            "ratio": pa.array([0.5, None], pa.float32()),
+            "flag": pa.array([True, None]),
+            "price": pa.array([Decimal("12.34"), None], pa.decimal128(10, 2)),
+            "at": pa.array([instant, None], pa.timestamp("ns", "UTC")),
+            "local": pa.array([dt.datetime(2024, 1, 1, 8), None], pa.timestamp("s")),
+            "note": pa.array(['say "hi",\nthen; DROP TABLE x; --', ""]),
+            "op": ["insert", "insert"],
+        }
+    )
+    second = first.slice(0, 1).set_column(0, "code", pa.array(["c"]).dictionary_encode())
+    second = second.set_column(8, "note", pa.array([None], pa.string()))
+    result = Warehouse(warehouse_env).load(
+        "TYPES", "v1", "all", iter([first, second]), ["code", "day"], "public", "types"
+    )
+    assert (result.inserted, result.updated) == (3, 0)
+    rows = query(
+        warehouse_env,
+        "SELECT code, day, small, ratio, flag, price, at, local, note, source FROM types "
+        "ORDER BY code",
+    )
+    assert rows[0] == (
+        "a",
+        dt.date(2024, 1, 1),
+        1,
+        0.5,
+        True,
+        Decimal("12.34"),
+        instant,
+        dt.datetime(2024, 1, 1, 8),
+        'say "hi",\nthen; DROP TABLE x; --',
+        "TYPES",
+    )
+    assert rows[1][2:9] == (None, None, None, None, None, None, "")
+    assert rows[2][0] == "c" and rows[2][8] is None
+    kinds = dict(
+        query(
+            warehouse_env,
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = 'types'",
+        )
+    )
+    assert kinds["small"] == "bigint" and kinds["ratio"] == "double precision"
+    assert kinds["at"] == "timestamp with time zone" and kinds["price"] == "numeric"
+
+
+def test_rows_that_do_not_fit_the_table_fail_the_load_and_change_nothing(warehouse_env):
+    from ingest_resources.warehouse import Warehouse
+
+    warehouse = Warehouse(warehouse_env)
+    good = pa.table({"code": ["a"], "n": pa.array([1], pa.uint64()), "op": ["insert"]})
+    warehouse.load("BIG", "v1", "all", good, ["code"], "public", "big")
+    too_big = pa.table({"code": ["b"], "n": pa.array([2**64 - 1], pa.uint64()), "op": ["insert"]})
+    with pytest.raises(
+        WarehouseSchemaError, match=r"dataset BIG: table \"public\".\"big\".*n int64.*not in range"
+    ):
+        warehouse.load("BIG", "v2", "all", iter([good, too_big]), ["code"], "public", "big")
+    assert query(warehouse_env, "SELECT code, n FROM big") == [("a", 1)]
+    assert query(warehouse_env, "SELECT version FROM ingest_loads WHERE dataset = 'BIG'") == [
+        ("v1",)
+    ]
+
+
+def test_a_value_the_server_refuses_fails_the_load_and_changes_nothing(warehouse_env):
+    """PostgreSQL stops the COPY (text cannot hold a NUL byte): the error is the server's, the
+    encoding thread stops, and the table and the ledger are as they were."""
+    from ingest_resources.warehouse import Warehouse
+
+    warehouse = Warehouse(warehouse_env)
+    good = pa.table({"code": ["a"], "note": ["fine"], "op": ["insert"]})
+    warehouse.load("NUL", "v1", "all", good, ["code"], "public", "nul")
+    batches = [pa.table({"code": [f"k{i}"], "note": ["x"], "op": ["insert"]}) for i in range(50)]
+    batches[1] = pa.table({"code": ["bad"], "note": ["a\x00b"], "op": ["insert"]})
+    with pytest.raises(psycopg2.Error, match="0x00"):
+        warehouse.load("NUL", "v2", "all", iter(batches), ["code"], "public", "nul")
+    assert query(warehouse_env, "SELECT code, note FROM nul") == [("a", "fine")]
+    assert query(warehouse_env, "SELECT count(*) FROM ingest_loads WHERE dataset = 'NUL'") == [
+        (1,)
+    ]
