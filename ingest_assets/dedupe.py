@@ -9,7 +9,7 @@ their full hashes, so a prefix collision never merges two different keys.
 import numpy as np
 import pyarrow as pa
 
-from ingest_assets.keyindex import digest_parts
+from ingest_assets.keyindex import key_prefixes
 from ingest_assets.normalize import KEY_HASH, ROW_HASH
 
 
@@ -20,7 +20,7 @@ class KeyTracker:
         self._parts: list[np.ndarray] = []
 
     def add(self, key_hash: pa.Array | pa.ChunkedArray) -> None:
-        self._parts.append(digest_parts(key_hash)[0])
+        self._parts.append(key_prefixes(key_hash))
 
     def candidates(self, conflicting: frozenset[str] = frozenset()) -> np.ndarray:
         """Sorted positions (over all batches, in order) whose prefix occurs more than once, or
@@ -35,7 +35,7 @@ class KeyTracker:
         repeated[1:] |= same
         repeated[:-1] |= same
         if conflicting:
-            rejected = digest_parts(pa.array(sorted(conflicting), pa.string()))[0]
+            rejected = key_prefixes(pa.array(sorted(conflicting), pa.string()))
             repeated |= np.isin(ordered, rejected)
         return np.sort(order[repeated])
 

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from ingest_assets.contract import TYPE_PATTERN, DatasetConfig
 from ingest_assets.hashing import key_hashes, row_hashes
-from ingest_assets.keyindex import digest_parts
+from ingest_assets.keyindex import key_prefixes
 from ingest_assets.parsers.base import (
     CELL_COLUMN,
     CELLS_META,
@@ -382,8 +382,13 @@ def normalize(parsed: pa.Table, config: DatasetConfig, collection_date: dt.date)
     accepted = accepted.append_column(
         ROW_HASH, row_hashes(accepted, [c for c in columns if c not in keys])
     )
-    conflicting_keys = _conflicting_keys(accepted)
-    accepted, conflicts, dropped = _dedupe(accepted, accepted_rows, table, cells)
+    distinct = accepted.num_rows == 0 or _distinct(accepted[KEY_HASH])
+    conflicting_keys = frozenset() if distinct else _conflicting_keys(accepted)
+    accepted, conflicts, dropped = (
+        (accepted, _no_rows(table, cells), 0)
+        if distinct
+        else _dedupe(accepted, accepted_rows, table, cells)
+    )
     rejected = (
         pa.concat_tables([rejected, conflicts], promote_options="permissive")
         if conflicts.num_rows
@@ -483,14 +488,12 @@ def conflict_reason(rows: str) -> str:
 
 def _distinct(key_hash: pa.ChunkedArray) -> bool:
     """True when no key repeats (judged on the first 8 bytes: equal prefixes are checked whole)."""
-    prefixes = np.sort(digest_parts(key_hash)[0])
+    prefixes = np.sort(key_prefixes(key_hash))
     return not (prefixes[1:] == prefixes[:-1]).any()
 
 
 def _conflicting_keys(table: pa.Table) -> frozenset[str]:
-    """Keys that appear with different values (rare: computed only when a key repeats)."""
-    if table.num_rows == 0 or _distinct(table[KEY_HASH]):
-        return frozenset()
+    """Keys that appear with different values (asked only when a key repeats: rare)."""
     pairs = pa.table({"k": table[KEY_HASH], "h": table[ROW_HASH]})
     counts = pairs.group_by("k").aggregate([("h", "count_distinct")])
     return frozenset(counts.filter(pc.greater(counts["h_count_distinct"], 1))["k"].to_pylist())
@@ -499,9 +502,8 @@ def _conflicting_keys(table: pa.Table) -> frozenset[str]:
 def _dedupe(
     table: pa.Table, rows: pa.ChunkedArray, source: pa.Table, cells: dict
 ) -> tuple[pa.Table, pa.Table, int]:
-    """Exact repeats of a key keep their first row; a key with conflicting values rejects all its rows."""
-    if table.num_rows == 0 or _distinct(table[KEY_HASH]):
-        return table, _no_rows(source, cells), 0
+    """Exact repeats of a key keep their first row; a key with conflicting values rejects all
+    its rows (asked only when a key repeats)."""
     keys = table[KEY_HASH].to_pandas()
     repeated = keys.duplicated(keep=False)
     hashes = table[ROW_HASH].to_pandas()

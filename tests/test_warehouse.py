@@ -374,6 +374,4 @@ def test_a_value_the_server_refuses_fails_the_load_and_changes_nothing(warehouse
     with pytest.raises(psycopg2.Error, match="0x00"):
         warehouse.load("NUL", "v2", "all", iter(batches), ["code"], "public", "nul")
     assert query(warehouse_env, "SELECT code, note FROM nul") == [("a", "fine")]
-    assert query(warehouse_env, "SELECT count(*) FROM ingest_loads WHERE dataset = 'NUL'") == [
-        (1,)
-    ]
+    assert query(warehouse_env, "SELECT count(*) FROM ingest_loads WHERE dataset = 'NUL'") == [(1,)]
