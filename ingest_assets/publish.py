@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -317,8 +318,18 @@ def _series_of(config: DatasetConfig, table: pa.Table) -> pa.ChunkedArray | pa.A
 
 
 def _series_slices(config: DatasetConfig, rows: pa.Table):
-    """(series, year, month, rows) per window: the rows sorted once, then sliced."""
+    """(series, year, month, rows) per window: the rows sorted once, then sliced. Rows of one
+    series and one month (an event file of a dataset without series) are one window as they
+    are."""
     years, months = _year_month(rows, _time_column(config, rows))
+    if SERIES_CODE not in rows.column_names and rows.num_rows:
+        year, month = (pc.min_max(values).as_py() for values in (years, months))
+        if years.null_count == rows.num_rows:  # no time: the "unknown" window
+            yield config.dataset_id, None, None, rows
+            return
+        if years.null_count == 0 and year["min"] == year["max"] and month["min"] == month["max"]:
+            yield config.dataset_id, year["min"], month["min"], rows
+            return
     keyed = pa.table({"s": _series_of(config, rows), "y": years, "m": months})
     indices = pc.sort_indices(
         keyed, sort_keys=[("s", "ascending"), ("y", "ascending"), ("m", "ascending")]
@@ -449,21 +460,29 @@ def _later(a: str, b: str) -> bool:
 
 
 class EventWriter:
-    """The event rows of one version, appended batch by batch into one Parquet file per
-    (year, month) of the time column; files are stored when the writer closes."""
+    """The event rows of one version, one Parquet file per (year, month) of the time column.
 
-    MAX_OPEN = 256  # files open at once; an older month's file is finished to open another
-    BUFFER_BYTES = 24 << 20  # rows held before writing: fewer, larger row groups
+    Rows arrive in batches that cover many months, a few rows each. They are appended, as they
+    come, to a scratch Arrow IPC file per month (a copy, no encoding); `close` then encodes each
+    month in large row groups, months side by side. Small row groups written as batches came
+    cost twice to write and to read again (projections, the warehouse, exports)."""
+
+    MAX_OPEN = 256  # spill files open at once; a month closed to open another gets a new one
+    GROUP_BYTES = 64 << 20  # rows encoded at a time (one row group) when a month is written
 
     def __init__(self, store: ObjectStore, config: DatasetConfig, version: str):
         self.store, self.config, self.version = store, config, version
-        self.open: dict[tuple, tuple[pq.ParquetWriter, str, str]] = {}
-        self.parts: dict[tuple, int] = {}
-        self.done: list[tuple[str, str]] = []  # (key, local file)
         self.schema: pa.Schema | None = None
-        self.buffers: dict[tuple, list[pa.Table]] = {}
-        self.sizes: dict[tuple, int] = {}  # estimated bytes buffered per month
-        self.buffered = 0
+        self.open: dict[tuple, pa.ipc.RecordBatchFileWriter] = {}
+        self.spills: dict[tuple, list[Path]] = {}  # per month, in the order rows came
+        self.scratch = Path(tempfile.mkdtemp(prefix=".events-", dir=self._scratch_root()))
+        self.done: list[tuple[str, str]] = []  # (key, local Parquet file)
+
+    def _scratch_root(self) -> Path | None:
+        folder = self.store.scratch_folder(layout.event(self.config.dataset_id, self.version))
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+        return folder
 
     def write(self, rows: pa.Table) -> None:
         years, months = _year_month(rows, _time_column(self.config, rows))
@@ -478,60 +497,52 @@ class EventWriter:
         ):
             code = int(codes[start])
             month = (None, None) if code < 0 else (code // 100, code % 100)
-            self.buffers.setdefault(month, []).append(ordered.slice(start, stop - start))
-            size = rows.nbytes * (stop - start) // max(rows.num_rows, 1)
-            self.sizes[month] = self.sizes.get(month, 0) + size
-            self.buffered += size
-        if self.buffered > self.BUFFER_BYTES:  # write the fullest months, as row groups
-            fullest, left = [], self.buffered
-            for month in sorted(self.sizes, key=self.sizes.__getitem__, reverse=True):
-                fullest.append(month)
-                left -= self.sizes[month]
-                if left <= self.BUFFER_BYTES // 2:
-                    break
-            self._flush(fullest)
+            self._spill(month).write_table(ordered.slice(start, stop - start))
 
-    def _flush(self, months: list[tuple]) -> None:
-        """Write these months' buffered rows, each month on its own writer, the encoding and
-        compression of different months side by side (Arrow releases the GIL while it works)."""
-        step = self.MAX_OPEN // 2  # a month being written is never the one closed to open another
-        for start in range(0, len(months), step):
-            busy, jobs = set(months[start : start + step]), []
-            for month in months[start : start + step]:
-                tables = self.buffers.pop(month)
-                self.buffered -= self.sizes.pop(month)
-                jobs.append((self._writer(month, busy), pa.concat_tables(tables)))
-            in_parallel(lambda job: job[0].write_table(job[1]), jobs, workers=CPU_THREADS)
-
-    def _writer(self, month: tuple, busy: set[tuple]) -> pq.ParquetWriter:
+    def _spill(self, month: tuple) -> pa.ipc.RecordBatchFileWriter:
         if month in self.open:
-            return self.open[month][0]
+            return self.open[month]
         if len(self.open) >= self.MAX_OPEN:
-            self._finish(next(m for m in self.open if m not in busy))
-        part = self.parts.get(month, -1) + 1
-        self.parts[month] = part
-        key = layout.event_data(self.config.dataset_id, self.version, *month, part=part)
-        folder = self.store.scratch_folder(key)
-        if folder is not None:
-            folder.mkdir(parents=True, exist_ok=True)
-        fd, path = tempfile.mkstemp(dir=folder, prefix=".event-", suffix=".parquet")
-        os.close(fd)
-        writer = pq.ParquetWriter(path, self.schema, **parquet_options(self.schema))
-        self.open[month] = (writer, key, path)
+            self.open.pop(next(iter(self.open))).close()
+        paths = self.spills.setdefault(month, [])
+        paths.append(self.scratch / f".{len(self.spills)}-{len(paths)}.arrow")  # (hidden)
+        writer = pa.ipc.new_file(str(paths[-1]), self.schema)
+        self.open[month] = writer
         return writer
 
-    def _finish(self, month: tuple) -> None:
-        writer, key, path = self.open.pop(month)
-        writer.close()
-        self.done.append((key, path))
-
     def close(self) -> list[str]:
-        """Store every file (immutable event data); returns their keys, sorted."""
-        self._flush(list(self.buffers))
-        for month in list(self.open):
-            self._finish(month)
+        """Store every month's file (immutable event data); returns their keys, sorted."""
+        for writer in self.open.values():
+            writer.close()
+        self.open.clear()
+        in_parallel(self._encode, list(self.spills.items()), workers=CPU_THREADS)
         in_parallel(self._store_file, self.done)
+        shutil.rmtree(self.scratch, ignore_errors=True)
         return sorted(key for key, _ in self.done)
+
+    def _encode(self, item: tuple[tuple, list[Path]]) -> None:
+        """One month's spills, in order, into one Parquet file of GROUP_BYTES row groups."""
+        month, paths = item
+        key = layout.event_data(self.config.dataset_id, self.version, *month)
+        target = self.scratch / f"{paths[0].stem}.parquet"
+        with pq.ParquetWriter(target, self.schema, **parquet_options(self.schema)) as writer:
+            group: list[pa.RecordBatch] = []
+            size = 0
+            for path in paths:
+                with pa.memory_map(str(path)) as source:
+                    spill = pa.ipc.open_file(source)
+                    for index in range(spill.num_record_batches):
+                        batch = spill.get_batch(index)
+                        group.append(batch)
+                        size += batch.nbytes
+                        if size >= self.GROUP_BYTES:
+                            writer.write_table(pa.Table.from_batches(group, self.schema))
+                            group, size = [], 0
+                    if group:  # the mapped file closes: its rows are written first
+                        writer.write_table(pa.Table.from_batches(group, self.schema))
+                        group, size = [], 0
+                path.unlink()
+        self.done.append((key, str(target)))
 
     def _store_file(self, item: tuple[str, str]) -> None:
         key, path = item
@@ -539,12 +550,10 @@ class EventWriter:
 
     def abort(self) -> None:
         """Close and remove every scratch file (and what was already stored of this event)."""
-        for writer, _, path in self.open.values():
+        for writer in self.open.values():
             writer.close()
-            self.done.append((None, path))
         self.open.clear()
-        for _, path in self.done:
-            Path(path).unlink(missing_ok=True)
+        shutil.rmtree(self.scratch, ignore_errors=True)
         self.store.delete_prefix(layout.event(self.config.dataset_id, self.version))
 
 

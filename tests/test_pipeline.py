@@ -274,26 +274,29 @@ def test_a_local_midnight_skipped_by_dst_moves_forward(runtime, tmp_path, write_
     ]
 
 
-def test_event_files_stay_whole_when_months_outnumber_the_open_writers(runtime, rates, monkeypatch):
-    """Batches of 4 rows (2 months each), 4 writers open at most and no buffer: months are
-    written side by side and closed to open others, never one that is being written (the
-    oldest open month comes back beside a new one), and every row is published once, in its
-    month's event file and its projection."""
+def test_one_event_file_a_month_when_months_outnumber_the_open_spills(runtime, rates, monkeypatch):
+    """Batches of 4 rows (2 months each), 4 spill files open at most, one row group per
+    batch: a month closed to open others gets a second spill, and still one event file (its
+    rows in the order they came); every row is published once, in its file and projection."""
     monkeypatch.setattr(object_store, "BATCH_ROWS", (4, 4))
     monkeypatch.setattr(publish.EventWriter, "MAX_OPEN", 4)
-    monkeypatch.setattr(publish.EventWriter, "BUFFER_BYTES", 1)
+    monkeypatch.setattr(publish.EventWriter, "GROUP_BYTES", 1)
     pairs = [(1, 2), (3, 4), (1, 5), (6, 2), (7, 1), (8, 3), (9, 10), (11, 12), (12, 1)]
     days = [f"2024-{m:02d}-{n + 1:02d}" for n, pair in enumerate(pairs) for m in pair]
     config = rates("".join(f"{s},{d},{i}\n" for i, d in enumerate(days) for s in "AB"))
     result = run_all(runtime, config)
     assert (result.rows_added, result.committed) == (36, True)
     files = result.manifest["files"]
-    assert any(f.endswith("part-00001.parquet") for f in files)  # a month reopened
-    events = [runtime.store.read_parquet(f) for f in files]
-    assert sum(e.num_rows for e in events) == 36
-    for file, event in zip(files, events, strict=True):
-        month = int(file.split("month=")[1][:2])
+    assert [int(f.split("month=")[1][:2]) for f in files] == list(range(1, 13))
+    assert all(f.endswith("part-00000.parquet") for f in files)
+    for month, file in enumerate(files, start=1):
+        event = runtime.store.read_parquet(file)
         assert {t.month for t in event.column("obs_time").to_pylist()} == {month}
+        expected = [(s, float(i)) for i, d in enumerate(days) if int(d[5:7]) == month for s in "AB"]
+        pairs_seen = zip(event["series"].to_pylist(), event["value"].to_pylist(), strict=True)
+        assert list(pairs_seen) == expected
+    january = pq.ParquetFile(runtime.store.root / files[0]).metadata
+    assert january.num_row_groups == 4  # the 4 batches that had January rows
     published = published_table(runtime.store, config)
     assert sorted((r["series"], r["value"]) for r in published.to_pylist()) == sorted(
         (s, float(i)) for i in range(len(days)) for s in "AB"
@@ -301,3 +304,4 @@ def test_event_files_stay_whole_when_months_outnumber_the_open_writers(runtime, 
     for month in range(1, 13):
         window = runtime.store.read_parquet(layout.projection("RATES", "RATES", 2024, month))
         assert window.num_rows == 2 * sum(pair.count(month) for pair in pairs)
+    assert not [k for k in runtime.store.list("datasets/RATES") if "/." in k]  # no scratch left
