@@ -85,12 +85,11 @@ class StaleWriter(PublishConflict):
 FAULT_ENV = "INGEST_FAULT_INJECT"
 
 
-IO_THREADS = 8  # object-store requests in flight at once (S3 latency dominates many small writes)
 CPU_THREADS = max(2, os.cpu_count() or 2)  # Parquet encodings at once (each holds its rows)
 
 
-def in_parallel(function: Callable[[Any], None], items: list, workers: int = IO_THREADS) -> None:
-    """Run `function` over `items` on a small thread pool; the first error is raised."""
+def in_parallel(function: Callable[[Any], None], items: list, workers: int) -> None:
+    """Run `function` over `items` on `workers` threads; the first error is raised."""
     if len(items) <= 1:
         for item in items:
             function(item)
@@ -371,7 +370,7 @@ def _apply_projections(store: ObjectStore, config: DatasetConfig, files: list[st
     by_month: dict[str, list[str]] = {}
     for file in files:
         by_month.setdefault(file.rsplit("/", 1)[0], []).append(file)
-    in_parallel(fold, list(by_month.values()))  # as many as object-store requests in flight
+    in_parallel(fold, list(by_month.values()), workers=store.concurrency)
 
 
 def _projection_version(store: ObjectStore, dataset_id: str) -> str | None:
@@ -516,7 +515,7 @@ class EventWriter:
             writer.close()
         self.open.clear()
         in_parallel(self._encode, list(self.spills.items()), workers=CPU_THREADS)
-        in_parallel(self._store_file, self.done)
+        in_parallel(self._store_file, self.done, workers=self.store.concurrency)
         shutil.rmtree(self.scratch, ignore_errors=True)
         return sorted(key for key, _ in self.done)
 
@@ -706,7 +705,9 @@ def commit(store: ObjectStore, prepared: Prepared, lease=None) -> None:
         ) from None
     failpoint("after_swap")
     index = prepared.index.merged(prepared.keys, prepared.row_hashes, manifest["version"])
+    prepared.index = KeyIndex.empty()  # spent: a committed version is not prepared again
     _write_index(store, dataset_id, index, manifest["version"])
+    del index  # the projections need no index: its memory goes before theirs is taken
     _apply_projections(store, config, prepared.files)
     _set_projection_version(store, dataset_id, manifest["version"])
 

@@ -26,6 +26,11 @@ class CasConflict(Exception):
 class ObjectStore(ABC):
     """What the pipeline needs from a store; keys are `/`-separated and relative to the root."""
 
+    # objects worth reading or writing at once, each by its own thread: a network store hides
+    # its latency behind many; a local disk gains nothing past the cores (each thread holds
+    # its object, and Arrow's allocator keeps memory per thread)
+    concurrency = 8
+
     @abstractmethod
     def get(self, key: str) -> bytes: ...
 
@@ -228,6 +233,8 @@ def content_etag(data: bytes) -> str:
 
 class LocalObjectStore(ObjectStore):
     """A directory on local disk. Writes go to a temporary file renamed into place."""
+
+    concurrency = max(2, os.cpu_count() or 2)
 
     def __init__(self, root: Path | str):
         self.root = Path(root).resolve()
