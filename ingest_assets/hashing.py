@@ -5,6 +5,7 @@ UTC), so a hash depends only on the typed values. `row_hash` joins `name=value` 
 name and leaves nulls out, so adding a nullable column does not turn every row into a revision.
 """
 
+import hashlib
 import threading
 
 import pyarrow as pa
@@ -35,10 +36,14 @@ def _duckdb():
     return connection
 
 
+DUCKDB_FROM = 20_000  # values; fewer are hashed by hashlib (no DuckDB import or connection)
+
+
 def _sha1(joined: pa.ChunkedArray | pa.Array) -> pa.Array:
     """sha1 of every value as 40-character lowercase hex text, in the input's order."""
-    if len(joined) == 0:
-        return pa.array([], pa.string())
+    if len(joined) < DUCKDB_FROM:
+        values = joined.cast(pa.binary()).to_pylist()
+        return pa.array([hashlib.sha1(value).hexdigest() for value in values], pa.string())
     source = pa.table({"v": joined})
     hashed = _duckdb().from_arrow(source).select("sha1(v) AS h").to_arrow_table()
     return hashed["h"].combine_chunks().cast(pa.string())
