@@ -523,7 +523,13 @@ class EventWriter:
         """One month's spills, in order, into one Parquet file of GROUP_BYTES row groups."""
         month, paths = item
         key = layout.event_data(self.config.dataset_id, self.version, *month)
-        target = self.scratch / f"{paths[0].stem}.parquet"
+        folder = self.store.scratch_folder(key)  # beside the object: stored by a rename
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=folder, prefix=".event-", suffix=".parquet")
+        os.close(fd)
+        target = Path(name)
+        self.done.append((key, name))  # (before writing: an abort removes it)
         with pq.ParquetWriter(target, self.schema, **parquet_options(self.schema)) as writer:
             group: list[pa.RecordBatch] = []
             size = 0
@@ -541,7 +547,6 @@ class EventWriter:
                         writer.write_table(pa.Table.from_batches(group, self.schema))
                         group, size = [], 0
                 path.unlink()
-        self.done.append((key, str(target)))
 
     def _store_file(self, item: tuple[str, str]) -> None:
         key, path = item
@@ -553,6 +558,8 @@ class EventWriter:
             writer.close()
         self.open.clear()
         shutil.rmtree(self.scratch, ignore_errors=True)
+        for _, path in self.done:
+            Path(path).unlink(missing_ok=True)
         self.store.delete_prefix(layout.event(self.config.dataset_id, self.version))
 
 

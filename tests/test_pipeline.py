@@ -304,4 +304,24 @@ def test_one_event_file_a_month_when_months_outnumber_the_open_spills(runtime, r
     for month in range(1, 13):
         window = runtime.store.read_parquet(layout.projection("RATES", "RATES", 2024, month))
         assert window.num_rows == 2 * sum(pair.count(month) for pair in pairs)
-    assert not [k for k in runtime.store.list("datasets/RATES") if "/." in k]  # no scratch left
+    scratch = [p.name for p in runtime.store.root.rglob(".event*")]
+    assert scratch == []  # spills and unstored event files are gone
+
+
+def test_a_failed_event_write_leaves_no_version_and_no_scratch(runtime, rates, monkeypatch):
+    config = rates("A,2024-01-02,1\nA,2024-02-02,2\nA,2024-03-02,3\n")
+    stored = []
+
+    def store_then_fail(self, item):
+        if stored:
+            raise OSError("disk full")
+        stored.append(item)
+        original(self, item)
+
+    original = publish.EventWriter._store_file
+    monkeypatch.setattr(publish.EventWriter, "_store_file", store_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        run_all(runtime, config)
+    assert read_current(runtime.store, "RATES")[0] is None
+    assert not [k for k in runtime.store.list("datasets/RATES") if "/events/" in k]
+    assert [p.name for p in runtime.store.root.rglob(".event*")] == []
