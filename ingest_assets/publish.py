@@ -10,12 +10,16 @@
 Pure of Dagster: takes an ObjectStore and a lock provider.
 """
 
+import contextlib
 import datetime as dt
 import hashlib
+import itertools
 import json
 import os
 import shutil
 import tempfile
+import threading
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -344,12 +348,17 @@ def _series_slices(config: DatasetConfig, rows: pa.Table):
 
 
 def _apply_projections(store: ObjectStore, config: DatasetConfig, files: list[str]) -> None:
-    """Fold event files (one month each) into the per-series monthly windows: months side by
-    side, the files of one month in order. Projections are derived state (rebuilt from the
+    """Fold event files (one month each) into the per-series monthly windows, months side by
+    side. Projections are derived state (rebuilt from the
     events if lost), so they skip the fsync."""
     if not files:
         return
     existing_keys = set(store.list(layout.projections(config.dataset_id)))
+    # A version holds a key once, so the order its files fold in does not matter; a window
+    # must only not be read and rewritten by two threads at once (files of one folder go to
+    # one thread, but a window can take rows from other folders: a changed time column)
+    window_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
+    locks_lock = threading.Lock()
 
     def fold(month_files: list[str]) -> None:
         for file in month_files:
@@ -360,13 +369,15 @@ def _apply_projections(store: ObjectStore, config: DatasetConfig, files: list[st
             for series, year, month, window in _series_slices(config, rows):
                 key = layout.projection(config.dataset_id, series, year, month)
                 window = window.drop_columns([OP])
-                if key in existing_keys:
-                    window = latest_rows([store.read_parquet(key), window])
-                merged = window.sort_by([(time_column, "ascending"), (KEY_HASH, "ascending")])
-                store.write_parquet(key, merged, durable=False)
-                existing_keys.add(key)  # a later file of the same month merges into it
+                with locks_lock:
+                    lock = window_locks[key]
+                with lock:
+                    if key in existing_keys:
+                        window = latest_rows([store.read_parquet(key), window])
+                    order = [(time_column, "ascending"), (KEY_HASH, "ascending")]
+                    store.write_parquet(key, window.sort_by(order), durable=False)
+                    existing_keys.add(key)  # a later file of the same month merges into it
 
-    # the files of one month touch the same windows: one worker takes them in order
     by_month: dict[str, list[str]] = {}
     for file in files:
         by_month.setdefault(file.rsplit("/", 1)[0], []).append(file)
@@ -475,6 +486,7 @@ class EventWriter:
         self.open: dict[tuple, pa.ipc.RecordBatchFileWriter] = {}
         self.spills: dict[tuple, list[Path]] = {}  # per month, in the order rows came
         self.scratch = Path(tempfile.mkdtemp(prefix=".events-", dir=self._scratch_root()))
+        self.spill_names = itertools.count()  # a new name for every spill file
         self.done: list[tuple[str, str]] = []  # (key, local Parquet file)
 
     def _scratch_root(self) -> Path | None:
@@ -504,7 +516,7 @@ class EventWriter:
         if len(self.open) >= self.MAX_OPEN:
             self.open.pop(next(iter(self.open))).close()
         paths = self.spills.setdefault(month, [])
-        paths.append(self.scratch / f".{len(self.spills)}-{len(paths)}.arrow")  # (hidden)
+        paths.append(self.scratch / f".{next(self.spill_names)}.arrow")  # (hidden)
         writer = pa.ipc.new_file(str(paths[-1]), self.schema)
         self.open[month] = writer
         return writer
@@ -553,9 +565,12 @@ class EventWriter:
         self.store.put_file(key, Path(path), move=True)
 
     def abort(self) -> None:
-        """Close and remove every scratch file (and what was already stored of this event)."""
+        """Close and remove every scratch file (and what was already stored of this event).
+        Runs after a failure, a full disk say: closing a spill may fail again, and must not
+        stop the cleanup or hide the first error."""
         for writer in self.open.values():
-            writer.close()
+            with contextlib.suppress(Exception):
+                writer.close()
         self.open.clear()
         shutil.rmtree(self.scratch, ignore_errors=True)
         for _, path in self.done:

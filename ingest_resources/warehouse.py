@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import psycopg2
 import pyarrow as pa
+import pyarrow.compute as pc
 from pgpq import ArrowToPostgresBinaryEncoder
 from psycopg2 import sql
 
@@ -71,6 +72,8 @@ def copy_type(data_type: pa.DataType) -> pa.DataType:
         return copy_type(data_type.value_type)
     if pa.types.is_timestamp(data_type):
         return pa.timestamp("us", data_type.tz)
+    if pa.types.is_decimal256(data_type) and data_type.precision <= MAX_DECIMAL_DIGITS:
+        return pa.decimal128(data_type.precision, data_type.scale)
     if pa.types.is_decimal(data_type) or pa.types.is_boolean(data_type):
         return data_type
     if pa.types.is_integer(data_type):
@@ -82,7 +85,17 @@ def copy_type(data_type: pa.DataType) -> pa.DataType:
     return pa.string()
 
 
-def _copy_schema(schema: pa.Schema) -> pa.Schema:
+MAX_DECIMAL_DIGITS = 38  # what pgpq encodes (decimal128)
+
+
+def _copy_schema(schema: pa.Schema, label: str) -> pa.Schema:
+    for f in schema:
+        if pa.types.is_decimal(f.type) and f.type.precision > MAX_DECIMAL_DIGITS:
+            raise WarehouseSchemaError(
+                f"{label}: column {f.name!r} is {f.type}: numbers of more than "
+                f"{MAX_DECIMAL_DIGITS} digits cannot be loaded (binary COPY through pgpq); "
+                "declare the column float64 or string in normalize.schema"
+            )
     return pa.schema([pa.field(f.name, copy_type(f.type)) for f in schema])
 
 
@@ -129,12 +142,21 @@ class _BinaryCopy:
 
     def _conform(self, table: pa.Table) -> pa.Table:
         try:
-            return table.select(self._schema.names).cast(self._schema)
+            return pa.table(
+                [self._column(table[f.name], f.type) for f in self._schema], self._schema
+            )
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, KeyError) as exc:
             raise WarehouseSchemaError(
                 f"{self._target}: rows cannot be loaded as "
                 f"{', '.join(f'{f.name} {f.type}' for f in self._schema)}: {exc}"
             ) from None
+
+    @staticmethod
+    def _column(column: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedArray:
+        if pa.types.is_timestamp(column.type) and column.type.unit == "ns":
+            # PostgreSQL keeps microseconds: round to them, as its text input would
+            column = pc.round_temporal(column, unit="microsecond").cast(target, safe=False)
+        return column.cast(target)
 
     def _hand(self, item) -> None:
         while not self._stop.is_set():
@@ -306,7 +328,7 @@ class Warehouse:
     ) -> tuple[int, int]:
         columns = {field.name: pg_type(field.type) for field in schema}
         names = list(columns)
-        copy_schema = _copy_schema(schema)
+        copy_schema = _copy_schema(schema, label)
         column_list = sql.SQL(", ").join(map(sql.Identifier, names))
 
         def copy_into(table) -> int:

@@ -325,3 +325,20 @@ def test_a_failed_event_write_leaves_no_version_and_no_scratch(runtime, rates, m
     assert read_current(runtime.store, "RATES")[0] is None
     assert not [k for k in runtime.store.list("datasets/RATES") if "/events/" in k]
     assert [p.name for p in runtime.store.root.rglob(".event*")] == []
+
+
+def test_months_reopened_together_keep_their_own_spills(runtime, rates, monkeypatch):
+    """Two months closed and reopened with no new month between (1 and 2, then 3 and 4, then 1
+    and 2 again, with 2 spills open at most) each get a new spill of their own."""
+    monkeypatch.setattr(object_store, "BATCH_ROWS", (4, 4))
+    monkeypatch.setattr(publish.EventWriter, "MAX_OPEN", 2)
+    pairs = [(1, 2), (3, 4), (1, 2), (3, 4), (1, 2)]
+    days = [f"2024-{m:02d}-{n + 1:02d}" for n, pair in enumerate(pairs) for m in pair]
+    config = rates("".join(f"{s},{d},{i}\n" for i, d in enumerate(days) for s in "AB"))
+    result = run_all(runtime, config)
+    assert (result.rows_added, result.committed) == (20, True)
+    for month, file in enumerate(result.manifest["files"], start=1):
+        values = runtime.store.read_parquet(file)["value"].to_pylist()
+        assert values == [
+            float(i) for i, d in enumerate(days) if int(d[5:7]) == month for _ in "AB"
+        ]

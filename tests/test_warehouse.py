@@ -294,6 +294,8 @@ def test_every_column_type_arrives_as_published(warehouse_env):
     from ingest_resources.warehouse import Warehouse
 
     instant = dt.datetime(2024, 3, 1, 12, 30, 15, 123456, tzinfo=dt.UTC)
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    nanos = (instant - epoch) // dt.timedelta(microseconds=1) * 1000 + 789  # .123456789 s
     first = pa.table(
         {
             "code": pa.array(["a", "b"]).dictionary_encode(),
@@ -302,21 +304,22 @@ def test_every_column_type_arrives_as_published(warehouse_env):
             "ratio": pa.array([0.5, None], pa.float32()),
             "flag": pa.array([True, None]),
             "price": pa.array([Decimal("12.34"), None], pa.decimal128(10, 2)),
-            "at": pa.array([instant, None], pa.timestamp("ns", "UTC")),
+            "at": pa.array([nanos, None], pa.int64()).cast(pa.timestamp("ns", "UTC")),
+            "big": pa.array([Decimal("1.5"), None], pa.decimal256(20, 1)),
             "local": pa.array([dt.datetime(2024, 1, 1, 8), None], pa.timestamp("s")),
             "note": pa.array(['say "hi",\nthen; DROP TABLE x; --', ""]),
             "op": ["insert", "insert"],
         }
     )
     second = first.slice(0, 1).set_column(0, "code", pa.array(["c"]).dictionary_encode())
-    second = second.set_column(8, "note", pa.array([None], pa.string()))
+    second = second.set_column(9, "note", pa.array([None], pa.string()))
     result = Warehouse(warehouse_env).load(
         "TYPES", "v1", "all", iter([first, second]), ["code", "day"], "public", "types"
     )
     assert (result.inserted, result.updated) == (3, 0)
     rows = query(
         warehouse_env,
-        "SELECT code, day, small, ratio, flag, price, at, local, note, source FROM types "
+        "SELECT code, day, small, ratio, flag, price, at, local, note, source, big FROM types "
         "ORDER BY code",
     )
     assert rows[0] == (
@@ -326,10 +329,11 @@ def test_every_column_type_arrives_as_published(warehouse_env):
         0.5,
         True,
         Decimal("12.34"),
-        instant,
+        instant + dt.timedelta(microseconds=1),  # 789 ns round up, as PostgreSQL's input would
         dt.datetime(2024, 1, 1, 8),
         'say "hi",\nthen; DROP TABLE x; --',
         "TYPES",
+        Decimal("1.5"),
     )
     assert rows[1][2:9] == (None, None, None, None, None, None, "")
     assert rows[2][0] == "c" and rows[2][8] is None
@@ -375,3 +379,16 @@ def test_a_value_the_server_refuses_fails_the_load_and_changes_nothing(warehouse
         warehouse.load("NUL", "v2", "all", iter(batches), ["code"], "public", "nul")
     assert query(warehouse_env, "SELECT code, note FROM nul") == [("a", "fine")]
     assert query(warehouse_env, "SELECT count(*) FROM ingest_loads WHERE dataset = 'NUL'") == [(1,)]
+
+
+def test_a_decimal_wider_than_38_digits_is_refused_by_name(warehouse_env):
+    from decimal import Decimal
+
+    from ingest_resources.warehouse import Warehouse
+
+    rows = pa.table(
+        {"code": ["a"], "n": pa.array([Decimal(1)], pa.decimal256(40, 0)), "op": ["insert"]}
+    )
+    with pytest.raises(WarehouseSchemaError, match=r"dataset WIDE: .*column 'n' is decimal256"):
+        Warehouse(warehouse_env).load("WIDE", "v1", "all", rows, ["code"], "public", "wide")
+    assert query(warehouse_env, "SELECT to_regclass('public.wide')") == [(None,)]  # rolled back
