@@ -5,6 +5,7 @@ stages, never pickles) and returns the metadata a user wants to see. The Dagster
 `ingest run` are thin callers of these functions.
 """
 
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
@@ -51,6 +52,20 @@ from ingest_resources.object_store import ObjectStore
 from ingest_resources.runtime import Runtime, local_runtime  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
+
+
+def _arrow_allocator() -> None:
+    """Arrow's buffers from jemalloc rather than its default mimalloc, unless
+    ARROW_DEFAULT_MEMORY_POOL says otherwise. Every run is a fresh process, and mimalloc's first
+    allocations there cost up to 0.6 s of a million-row parse (1.36 s cold vs 0.70 s with
+    jemalloc); over whole runs of 1M rows, alternated, about 5% less work (bench/README.md)."""
+    if "ARROW_DEFAULT_MEMORY_POOL" in os.environ:
+        return
+    with contextlib.suppress(NotImplementedError):  # a pyarrow built without jemalloc
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
+
+
+_arrow_allocator()
 
 META = "meta.json"  # beside a staged normalized partition: raw info, counts, checks
 RAW_META = b"ingest.raw"
