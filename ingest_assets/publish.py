@@ -349,8 +349,8 @@ def _series_slices(config: DatasetConfig, rows: pa.Table):
 
 def _apply_projections(store: ObjectStore, config: DatasetConfig, files: list[str]) -> None:
     """Fold event files (one month each) into the per-series monthly windows, months side by
-    side. Projections are derived state (rebuilt from the
-    events if lost), so they skip the fsync."""
+    side. Projections are derived state (rebuilt from the events if lost), so they skip the
+    fsync."""
     if not files:
         return
     existing_keys = set(store.list(layout.projections(config.dataset_id)))

@@ -176,16 +176,16 @@ class ObjectStore(ABC):
 HASH_FIELD = {b"ingest.values": b"hash"}  # field metadata: the values are (parts of) hashes
 
 
+def _is_hash(field: pa.Field) -> bool:
+    return field.name.endswith("_hash") or HASH_FIELD.items() <= (field.metadata or {}).items()
+
+
 def parquet_options(schema: pa.Schema) -> dict:
     """zstd level 1 (as small as the default level here, faster), and neither a dictionary nor
     min/max statistics for hash columns (named `*_hash`, or marked with HASH_FIELD): every
     value differs and no reader filters on a range of hashes, so both cost time (half a write,
     and a quarter; most of the key index's) for nothing."""
-    plain = [
-        f.name
-        for f in schema
-        if not f.name.endswith("_hash") and (f.metadata or {}).get(b"ingest.values") != b"hash"
-    ]
+    plain = [f.name for f in schema if not _is_hash(f)]
     return {
         "compression": "zstd",
         "compression_level": 1,
