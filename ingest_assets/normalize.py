@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ingest_assets.arrays import repeated
 from ingest_assets.contract import TYPE_PATTERN, DatasetConfig
 from ingest_assets.hashing import key_hashes, row_hashes
 from ingest_assets.keyindex import key_prefixes
@@ -25,7 +26,6 @@ from ingest_assets.parsers.base import (
     HIDDEN_COLUMNS,
     ROW_COLUMN,
     load_plugin,
-    repeated,
     to_arrow,
     with_row_numbers,
 )

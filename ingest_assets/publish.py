@@ -32,12 +32,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ingest_assets import layout
+from ingest_assets.arrays import repeated as repeated_value
 from ingest_assets.contract import SERIES_CODE, DatasetConfig
 from ingest_assets.keyindex import SCHEMA as INDEX_SCHEMA
 from ingest_assets.keyindex import KeyIndex, Parts, digest_parts
 from ingest_assets.normalize import KEY_HASH, ROW_HASH
 from ingest_assets.parsers.base import HIDDEN_COLUMNS
-from ingest_assets.parsers.base import repeated as repeated_value
 from ingest_resources.locks import LeaseLost
 from ingest_resources.object_store import CasConflict, ObjectStore, parquet_options
 

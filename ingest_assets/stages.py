@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest_assets import layout, publish
+from ingest_assets.arrays import repeated
 from ingest_assets.checks import CheckInputs, CheckResult, evaluate, needed_columns
 from ingest_assets.configs import Secrets
 from ingest_assets.contract import DatasetConfig
@@ -42,7 +43,6 @@ from ingest_assets.parsers.base import (
     HIDDEN_COLUMNS,
     ROW_COLUMN,
     parse_batches,
-    repeated,
     require_columns,
 )
 from ingest_assets.publish import high_water_marks

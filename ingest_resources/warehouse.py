@@ -17,12 +17,13 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-import numpy as np
 import psycopg2
 import pyarrow as pa
 import pyarrow.compute as pc
 from pgpq import ArrowToPostgresBinaryEncoder
 from psycopg2 import sql
+
+from ingest_assets.arrays import repeated
 
 LEDGER = "ingest_loads"
 SOURCE_COLUMN = "source"
@@ -44,8 +45,7 @@ class LoadResult:
 def _for_table(rows: pa.Table, dataset_id: str) -> pa.Table:
     """The columns as the table holds them: no `op`, and the dataset in `source`."""
     rows = rows.drop_columns([c for c in ("op",) if c in rows.column_names])
-    source = pa.array([dataset_id], pa.string()).take(pa.array(np.zeros(rows.num_rows, np.int64)))
-    return rows.append_column(SOURCE_COLUMN, source)
+    return rows.append_column(SOURCE_COLUMN, repeated(dataset_id, rows.num_rows, pa.string()))
 
 
 def pg_type(data_type: pa.DataType) -> str:

@@ -3,7 +3,8 @@
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ingest_assets.parsers.base import ROW_COLUMN, ParseContext, row_numbers
+from ingest_assets.arrays import row_numbers
+from ingest_assets.parsers.base import ROW_COLUMN, ParseContext
 
 
 def parse_parquet(data: bytes, ctx: ParseContext) -> pa.Table:
