@@ -50,6 +50,18 @@ def event_data(
     return f"{event(dataset_id, version)}/data/year={y}/month={m}/part-{part:05d}.parquet"
 
 
+EVENT_MONTH = re.compile(r"/data/year=(\d{4}|unknown)/month=(\d{2}|unknown)/[^/]+$")
+
+
+def event_month(key: str) -> tuple[int | None, int | None]:
+    """(year, month) of an event data key, as `event_data` wrote it (None, None: unknown)."""
+    found = EVENT_MONTH.search(key)
+    if found is None:
+        raise ValueError(f"{key!r} is not an event data key")
+    year, month = found.groups()
+    return (None, None) if year == "unknown" else (int(year), int(month))
+
+
 def manifest(dataset_id: str, version: str) -> str:
     return f"{event(dataset_id, version)}/manifest.json"
 

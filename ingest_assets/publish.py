@@ -304,9 +304,10 @@ def _write_index(store: ObjectStore, dataset_id: str, index: KeyIndex, version: 
 # --- projections ---------------------------------------------------------------------------------
 
 
-def _time_column(config: DatasetConfig, table: pa.Table) -> str:
+def _time_column(config: DatasetConfig, table: "pa.Table | pa.Schema") -> str:
     name = config.normalize.time_column
-    return name if name in table.column_names else "collection_date"
+    names = table.names if isinstance(table, pa.Schema) else table.column_names
+    return name if name in names else "collection_date"
 
 
 def _year_month(table: pa.Table, column: str) -> tuple[pa.Array, pa.Array]:
@@ -347,10 +348,31 @@ def _series_slices(config: DatasetConfig, rows: pa.Table):
         start += count
 
 
+def window_order(config: DatasetConfig, table: "pa.Table | pa.Schema") -> list[tuple[str, str]]:
+    """The order of a projection window's rows (and of an event file small enough to be sorted
+    as one): by time, then key_hash; rows without a time last."""
+    return [(_time_column(config, table), "ascending"), (KEY_HASH, "ascending")]
+
+
+def _whole_window(store: ObjectStore, config: DatasetConfig, file: str) -> tuple | None:
+    """(year, month) when the event file is, as it is, the projection window of its month: a
+    dataset without series, and rows in the window's order (the sorting columns its footer
+    declares, in one row group). A new window is then that file, copied, not read and written."""
+    metadata = store.parquet_metadata(file)
+    schema = metadata.schema.to_arrow_schema()
+    if SERIES_CODE in schema.names or metadata.num_row_groups != 1:
+        return None
+    expected = pq.SortingColumn.from_ordering(schema, window_order(config, schema))
+    if tuple(metadata.row_group(0).sorting_columns) != tuple(expected):
+        return None
+    return layout.event_month(file)
+
+
 def _apply_projections(store: ObjectStore, config: DatasetConfig, files: list[str]) -> None:
     """Fold event files (one month each) into the per-series monthly windows, months side by
-    side. Projections are derived state (rebuilt from the events if lost), so they skip the
-    fsync."""
+    side. A window holds the latest row of each of its keys, with the `op` and `version` of the
+    event that wrote it. Projections are derived state (rebuilt from the events if lost), so
+    they skip the fsync."""
     if not files:
         return
     existing_keys = set(store.list(layout.projections(config.dataset_id)))
@@ -360,23 +382,38 @@ def _apply_projections(store: ObjectStore, config: DatasetConfig, files: list[st
     window_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
     locks_lock = threading.Lock()
 
+    def window_lock(key: str) -> threading.Lock:
+        with locks_lock:
+            return window_locks[key]
+
+    def new_window_copied(file: str) -> bool:
+        month = _whole_window(store, config, file)
+        if month is None:
+            return False
+        key = layout.projection(config.dataset_id, config.dataset_id, *month)
+        with window_lock(key):
+            if key in existing_keys:
+                return False
+            store.copy(file, key, durable=False)
+            existing_keys.add(key)  # a later file of the same month merges into it
+        return True
+
     def fold(month_files: list[str]) -> None:
         for file in month_files:
+            if new_window_copied(file):
+                continue
             rows = store.read_parquet(file)
             if rows.num_rows == 0:
                 continue
-            time_column = _time_column(config, rows)
             for series, year, month, window in _series_slices(config, rows):
                 key = layout.projection(config.dataset_id, series, year, month)
-                window = window.drop_columns([OP])
-                with locks_lock:
-                    lock = window_locks[key]
-                with lock:
+                with window_lock(key):
                     if key in existing_keys:
                         window = latest_rows([store.read_parquet(key), window])
-                    order = [(time_column, "ascending"), (KEY_HASH, "ascending")]
-                    store.write_parquet(key, window.sort_by(order), durable=False)
-                    existing_keys.add(key)  # a later file of the same month merges into it
+                    store.write_parquet(
+                        key, window.sort_by(window_order(config, window)), durable=False
+                    )
+                    existing_keys.add(key)
 
     by_month: dict[str, list[str]] = {}
     for file in files:
@@ -542,6 +579,9 @@ class EventWriter:
         os.close(fd)
         target = Path(name)
         self.done.append((key, name))  # (before writing: an abort removes it)
+        if sum(path.stat().st_size for path in paths) <= self.GROUP_BYTES:
+            self._encode_sorted(target, paths)
+            return
         with pq.ParquetWriter(target, self.schema, **parquet_options(self.schema)) as writer:
             group: list[pa.RecordBatch] = []
             size = 0
@@ -559,6 +599,27 @@ class EventWriter:
                         writer.write_table(pa.Table.from_batches(group, self.schema))
                         group, size = [], 0
                 path.unlink()
+
+    def _encode_sorted(self, target: Path, paths: list[Path]) -> None:
+        """A month that fits in one row group, in the order of its projection window (declared
+        in the footer): when the window is new, the projection is this file as it is."""
+        with contextlib.ExitStack() as mapped:  # the rows stay mapped until they are written
+            spills = [
+                mapped.enter_context(pa.memory_map(str(path))).read_buffer() for path in paths
+            ]
+            rows = (
+                pa.concat_tables([pa.ipc.open_file(spill).read_all() for spill in spills])
+                if spills
+                else self.schema.empty_table()
+            )
+            order = window_order(self.config, rows)
+            rows = rows.take(pc.sort_indices(rows, sort_keys=order))  # nulls last
+            sorting = pq.SortingColumn.from_ordering(self.schema, order)
+            options = parquet_options(self.schema)
+            with pq.ParquetWriter(target, self.schema, sorting_columns=sorting, **options) as out:
+                out.write_table(rows, row_group_size=max(rows.num_rows, 1))
+        for path in paths:
+            path.unlink()
 
     def _store_file(self, item: tuple[str, str]) -> None:
         key, path = item

@@ -164,13 +164,21 @@ class ObjectStore(ABC):
             for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
                 yield pa.Table.from_batches([batch], schema=schema)
 
-    def parquet_rows(self, key: str) -> int:
+    def parquet_metadata(self, key: str) -> pq.FileMetaData:
+        """A Parquet object's footer: schema, row groups, sorting columns."""
         with self.local_file(key) as path:
-            return pq.ParquetFile(path).metadata.num_rows
+            return pq.read_metadata(path)
+
+    def parquet_rows(self, key: str) -> int:
+        return self.parquet_metadata(key).num_rows
 
     def parquet_schema(self, key: str) -> pa.Schema:
-        with self.local_file(key) as path:
-            return pq.read_schema(path)
+        return self.parquet_metadata(key).schema.to_arrow_schema()
+
+    def copy(self, source: str, key: str, durable: bool = True) -> None:
+        """Write the object at `source` under `key` too (an immutable object that a derived
+        one equals, byte for byte)."""
+        self._put(key, self.get(source), durable)
 
 
 HASH_FIELD = {b"ingest.values": b"hash"}  # field metadata: the values are (parts of) hashes
@@ -305,6 +313,29 @@ class LocalObjectStore(ObjectStore):
 
     def exists(self, key: str) -> bool:
         return self._path(key).exists()
+
+    def copy(self, source: str, key: str, durable: bool = True) -> None:
+        """A hard link when the disk allows it (no bytes written; `key` is later replaced by a
+        rename, never written in place, so `source` stays as it is), else a copy."""
+        origin, target = self._path(source), self._path(key)
+        if not origin.is_file():
+            raise KeyError(f"{self.describe()}: no object {source!r}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            os.unlink(tmp)
+            try:
+                os.link(origin, tmp)
+            except OSError:  # another file system, or one without links
+                shutil.copyfile(origin, tmp)
+                if durable:
+                    with open(tmp, "rb+") as handle:
+                        os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def put_file(self, key: str, path: Path, move: bool = False) -> None:
         target = self._path(key)

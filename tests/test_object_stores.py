@@ -1,6 +1,7 @@
 """The local and the S3 store honour one contract: atomic puts, create-once, compare-and-swap."""
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from ingest_resources.object_store import CasConflict, LocalObjectStore, SchemaMismatch
@@ -73,3 +74,31 @@ def test_a_batch_with_other_columns_is_refused_by_name(store):
     with pytest.raises(SchemaMismatch, match=r"big/part\.parquet: .*a: int64 before, string now"):
         store.write_parquet_batches("big/part.parquet", batches)
     assert not store.exists("big/part.parquet")
+
+
+def test_copy_is_an_equal_object_independent_of_its_source(store):
+    """A derived object that equals an immutable one (a new projection window and its event
+    file): same bytes; replacing the copy later leaves the source as it was."""
+    store.put("events/v1/data.parquet", b"event rows")
+    store.copy("events/v1/data.parquet", "projections/w/data.parquet", durable=False)
+    assert store.get("projections/w/data.parquet") == b"event rows"
+    store.put("projections/w/data.parquet", b"merged rows")
+    assert store.get("events/v1/data.parquet") == b"event rows"
+    store.copy("events/v1/data.parquet", "projections/w/data.parquet")  # over an existing one
+    assert store.get("projections/w/data.parquet") == b"event rows"
+    assert store.list("projections") == ["projections/w/data.parquet"]  # no temporary left
+    with pytest.raises(KeyError, match="no object 'events/v2/data.parquet'"):
+        store.copy("events/v2/data.parquet", "projections/x/data.parquet")
+    assert not store.exists("projections/x/data.parquet")
+
+
+def test_parquet_metadata_from_the_footer(store):
+    table = pa.table({"t": [1, 2, 3], "k": ["a", "b", "c"]})
+    sorting = pq.SortingColumn.from_ordering(table.schema, [("t", "ascending")])
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, sorting_columns=sorting)
+    store.put("sorted.parquet", sink.getvalue().to_pybytes())
+    metadata = store.parquet_metadata("sorted.parquet")
+    assert (metadata.num_rows, metadata.num_row_groups) == (3, 1)
+    assert metadata.row_group(0).sorting_columns == sorting
+    assert store.parquet_schema("sorted.parquet") == table.schema.remove_metadata()

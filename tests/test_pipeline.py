@@ -274,6 +274,73 @@ def test_a_local_midnight_skipped_by_dst_moves_forward(runtime, tmp_path, write_
     ]
 
 
+def _window_rows(store, month: int) -> list[tuple]:
+    window = store.read_parquet(layout.projection("RATES", "RATES", 2024, month))
+    columns = ["series", "obs_time", "value", "op", "key_hash"]
+    return list(zip(*(window[c].to_pylist() for c in columns), strict=True))
+
+
+def test_a_new_window_is_its_event_file_and_a_later_version_merges_into_it(runtime, rates):
+    """A month's event file is sorted as its projection window is (time, then key_hash; the
+    footer says so): a new window is that file, as it is. A later version's rows merge into
+    the window (latest row per key, with its op) and a month it opens is its file again."""
+    first = run_all(
+        runtime, rates("B,2024-01-03,2\nA,2024-01-03,1\nA,2024-01-02,0\nA,2024-02-01,5\n")
+    )
+    store = runtime.store
+    for file in first.manifest["files"]:
+        window = layout.projection("RATES", "RATES", *layout.event_month(file))
+        assert store.get(window) == store.get(file)
+        footer = store.parquet_metadata(file)
+        names = footer.schema.to_arrow_schema().names
+        sorted_by = [names[c.column_index] for c in footer.row_group(0).sorting_columns]
+        assert sorted_by == ["obs_time", "key_hash"]
+    january = _window_rows(store, 1)
+    assert [(s, v, op) for s, _, v, op, _ in january][0] == ("A", 0.0, "insert")  # Jan 2nd
+    assert {(s, v, op) for s, _, v, op, _ in january[1:]} == {
+        ("A", 1.0, "insert"),
+        ("B", 2.0, "insert"),
+    }
+    assert [(r[1], r[4]) for r in january] == sorted((r[1], r[4]) for r in january)
+
+    second = run_all(
+        runtime,
+        rates("B,2024-01-03,2\nA,2024-01-03,1.5\nA,2024-01-02,0\nA,2024-02-01,5\nA,2024-03-01,7\n"),
+    )
+    assert (second.rows_added, second.rows_revised) == (1, 1)
+    january = _window_rows(store, 1)
+    assert {(s, v, op) for s, _, v, op, _ in january} == {
+        ("A", 0.0, "insert"),
+        ("A", 1.5, "update"),
+        ("B", 2.0, "insert"),
+    }
+    assert [(r[1], r[4]) for r in january] == sorted((r[1], r[4]) for r in january)
+    (march_file,) = [f for f in second.manifest["files"] if "month=03" in f]
+    assert store.get(layout.projection("RATES", "RATES", 2024, 3)) == store.get(march_file)
+
+
+def test_months_too_large_to_sort_take_the_general_projection_path(tmp_path, rates, monkeypatch):
+    """An event month past one row group is written as its rows came (not sorted, no sorting
+    columns): its window is then read, sorted and written, and holds the same rows."""
+    from ingest_resources.runtime import local_runtime
+
+    config = rates("".join(f"{s},2024-01-{d:02d},{d}\n" for d in range(28, 0, -1) for s in "BA"))
+    windows = []
+    for group_bytes in (publish.EventWriter.GROUP_BYTES, 1):
+        monkeypatch.setattr(publish.EventWriter, "GROUP_BYTES", group_bytes)
+        runtime = local_runtime(tmp_path / f"store-{group_bytes}")
+        (file,) = run_all(runtime, config).manifest["files"]
+        sorted_file = group_bytes > 1
+        assert (
+            bool(runtime.store.parquet_metadata(file).row_group(0).sorting_columns) is sorted_file
+        )
+        window = layout.projection("RATES", "RATES", 2024, 1)
+        assert (runtime.store.get(window) == runtime.store.get(file)) is sorted_file
+        windows.append(runtime.store.read_parquet(window).drop_columns(["version"]))
+    assert windows[0].equals(windows[1])
+    assert windows[0]["obs_time"].to_pylist() == sorted(windows[0]["obs_time"].to_pylist())
+
+
 def test_one_event_file_a_month_when_months_outnumber_the_open_spills(runtime, rates, monkeypatch):
     """Batches of 4 rows (2 months each), 4 spill files open at most, one row group per
     batch: a month closed to open others gets a second spill, and still one event file (its
