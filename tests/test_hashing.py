@@ -88,7 +88,26 @@ def test_small_and_large_inputs_hash_alike(monkeypatch):
     """Under DUCKDB_FROM values hashlib hashes, from it DuckDB does: the same digests."""
     from ingest_assets import hashing
 
-    table = pa.table({"k": [f"key {i}" for i in range(3_000)], "v": [i / 7 for i in range(3_000)]})
-    small = (key_hashes(table, ["k"]), row_hashes(table, ["v"]))
+    rows = 3_000
+    table = pa.table(
+        {
+            "k": [f"key {i}" if i % 11 else None for i in range(rows)],
+            "day": [dt.date(2020, 1, 1) + dt.timedelta(days=i) for i in range(rows)],
+            "v": [i / 7 if i % 3 else None for i in range(rows)],
+            'it\'s; "odd"': [["€\x00x", None, "", " a "][i % 4] for i in range(rows)],
+        }
+    )
+    values = ["v", 'it\'s; "odd"']  # both null in rows 9, 21, 33...: their row hash is sha1("")
+
+    def hashes():
+        return (
+            key_hashes(table, ["k"]),
+            key_hashes(table, ["k", "day"]),
+            row_hashes(table, values),
+            row_hashes(table, ["v"]),
+        )
+
+    small = hashes()
+    assert small[2][9].as_py() == hashlib.sha1(b"").hexdigest()
     monkeypatch.setattr(hashing, "DUCKDB_FROM", 1)
-    assert (key_hashes(table, ["k"]), row_hashes(table, ["v"])) == small
+    assert hashes() == small
