@@ -219,8 +219,10 @@ def _stream_blocks(path: Path, ctx: ParseContext) -> Iterator[pa.Table]:
             data = [c for c in table.column_names if c != ROW_COLUMN]
             blank = _blank(table[data[0]]) if data else None
             for name in data[1:]:
+                if not pc.any(blank).as_py():  # a value in every row already: none is blank
+                    break
                 blank = pc.and_kleene(blank, _blank(table[name]))
-            if blank is not None:
+            if blank is not None and pc.any(blank).as_py():
                 table = table.filter(pc.invert(blank))
             if pending is not None:
                 table = pa.concat_tables([pending, table])
