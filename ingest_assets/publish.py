@@ -358,6 +358,8 @@ def _whole_window(store: ObjectStore, config: DatasetConfig, file: str) -> tuple
     """(year, month) when the event file is, as it is, the projection window of its month: a
     dataset without series, and rows in the window's order (the sorting columns its footer
     declares, in one row group). A new window is then that file, copied, not read and written."""
+    if config.is_series:  # a month holds many series: it is sliced (no footer to read)
+        return None
     metadata = store.parquet_metadata(file)
     schema = metadata.schema.to_arrow_schema()
     if SERIES_CODE in schema.names or metadata.num_row_groups != 1:
@@ -536,9 +538,9 @@ class EventWriter:
         years, months = _year_month(rows, _time_column(self.config, rows))
         month_code = pc.fill_null(
             pc.add(pc.multiply(years.cast(pa.int64()), 100), months.cast(pa.int64())), -1
-        ).to_numpy(zero_copy_only=False)
-        order = np.argsort(month_code, kind="stable")
-        ordered, codes = rows.take(pa.array(order)), month_code[order]
+        )
+        order = pc.sort_indices(month_code)  # stable; a counting sort for so few codes
+        ordered, codes = rows.take(order), month_code.take(order).to_numpy(zero_copy_only=False)
         bounds = np.flatnonzero(np.diff(codes)) + 1
         for start, stop in zip(
             np.concatenate([[0], bounds]), np.concatenate([bounds, [len(codes)]]), strict=True
