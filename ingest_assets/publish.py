@@ -518,6 +518,7 @@ class EventWriter:
 
     MAX_OPEN = 256  # spill files open at once; a month closed to open another gets a new one
     GROUP_BYTES = 64 << 20  # rows encoded at a time (one row group) when a month is written
+    HOLD_BYTES = 64 << 20  # rows held in memory before they are spilled
 
     def __init__(self, store: ObjectStore, config: DatasetConfig, version: str):
         self.store, self.config, self.version = store, config, version
@@ -527,6 +528,8 @@ class EventWriter:
         self.scratch = Path(tempfile.mkdtemp(prefix=".events-", dir=self._scratch_root()))
         self.spill_names = itertools.count()  # a new name for every spill file
         self.done: list[tuple[str, str]] = []  # (key, local Parquet file)
+        self.held: dict[tuple, list[pa.Table]] = {}  # rows not spilled yet, per month
+        self.held_bytes = 0
 
     def _scratch_root(self) -> Path | None:
         folder = self.store.scratch_folder(layout.event(self.config.dataset_id, self.version))
@@ -547,7 +550,18 @@ class EventWriter:
         ):
             code = int(codes[start])
             month = (None, None) if code < 0 else (code // 100, code % 100)
-            self._spill(month).write_table(ordered.slice(start, stop - start))
+            self.held.setdefault(month, []).append(ordered.slice(start, stop - start))
+        self.held_bytes += ordered.nbytes
+        if self.held_bytes >= self.HOLD_BYTES:
+            self._spill_held()
+
+    def _spill_held(self) -> None:
+        """Each month's held rows, as one record batch, to its spill file: a few large writes
+        instead of one for every month of every batch."""
+        for month, tables in self.held.items():
+            self._spill(month).write_table(pa.concat_tables(tables).combine_chunks())
+        self.held.clear()
+        self.held_bytes = 0
 
     def _spill(self, month: tuple) -> pa.ipc.RecordBatchFileWriter:
         if month in self.open:
@@ -562,6 +576,7 @@ class EventWriter:
 
     def close(self) -> list[str]:
         """Store every month's file (immutable event data); returns their keys, sorted."""
+        self._spill_held()
         for writer in self.open.values():
             writer.close()
         self.open.clear()
@@ -631,6 +646,7 @@ class EventWriter:
         """Close and remove every scratch file (and what was already stored of this event).
         Runs after a failure, a full disk say: closing a spill may fail again, and must not
         stop the cleanup or hide the first error."""
+        self.held.clear()
         for writer in self.open.values():
             with contextlib.suppress(Exception):
                 writer.close()

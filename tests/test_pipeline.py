@@ -341,13 +341,19 @@ def test_months_too_large_to_sort_take_the_general_projection_path(tmp_path, rat
     assert windows[0]["obs_time"].to_pylist() == sorted(windows[0]["obs_time"].to_pylist())
 
 
-def test_one_event_file_a_month_when_months_outnumber_the_open_spills(runtime, rates, monkeypatch):
+@pytest.mark.parametrize("held", ["each batch", "all"])
+def test_one_event_file_a_month_when_months_outnumber_the_open_spills(
+    runtime, rates, monkeypatch, held
+):
     """Batches of 4 rows (2 months each), 4 spill files open at most, one row group per
-    batch: a month closed to open others gets a second spill, and still one event file (its
-    rows in the order they came); every row is published once, in its file and projection."""
+    spilled batch: a month closed to open others gets a second spill, and still one event file
+    (its rows in the order they came); every row is published once, in its file and
+    projection. Rows held until close are spilled as one batch a month, in the same order."""
     monkeypatch.setattr(object_store, "BATCH_ROWS", (4, 4))
     monkeypatch.setattr(publish.EventWriter, "MAX_OPEN", 4)
     monkeypatch.setattr(publish.EventWriter, "GROUP_BYTES", 1)
+    if held == "each batch":
+        monkeypatch.setattr(publish.EventWriter, "HOLD_BYTES", 1)
     pairs = [(1, 2), (3, 4), (1, 5), (6, 2), (7, 1), (8, 3), (9, 10), (11, 12), (12, 1)]
     days = [f"2024-{m:02d}-{n + 1:02d}" for n, pair in enumerate(pairs) for m in pair]
     config = rates("".join(f"{s},{d},{i}\n" for i, d in enumerate(days) for s in "AB"))
@@ -363,7 +369,8 @@ def test_one_event_file_a_month_when_months_outnumber_the_open_spills(runtime, r
         pairs_seen = zip(event["series"].to_pylist(), event["value"].to_pylist(), strict=True)
         assert list(pairs_seen) == expected
     january = pq.ParquetFile(runtime.store.root / files[0]).metadata
-    assert january.num_row_groups == 4  # the 4 batches that had January rows
+    # the 4 batches that had January rows, spilled as they came, or held and spilled as one
+    assert january.num_row_groups == (4 if held == "each batch" else 1)
     published = published_table(runtime.store, config)
     assert sorted((r["series"], r["value"]) for r in published.to_pylist()) == sorted(
         (s, float(i)) for i in range(len(days)) for s in "AB"
