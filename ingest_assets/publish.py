@@ -624,11 +624,7 @@ class EventWriter:
             spills = [
                 mapped.enter_context(pa.memory_map(str(path))).read_buffer() for path in paths
             ]
-            rows = (
-                pa.concat_tables([pa.ipc.open_file(spill).read_all() for spill in spills])
-                if spills
-                else self.schema.empty_table()
-            )
+            rows = pa.concat_tables([pa.ipc.open_file(spill).read_all() for spill in spills])
             order = window_order(self.config, rows)
             rows = rows.take(pc.sort_indices(rows, sort_keys=order))  # nulls last
             sorting = pq.SortingColumn.from_ordering(self.schema, order)
