@@ -173,15 +173,18 @@ class TableRows:
 
 @dataclass(frozen=True)
 class StagedRows:
+    """Staged Parquet parts, read one after another (they share the first one's schema)."""
+
     store: ObjectStore
-    key: str
+    keys: tuple[str, ...]
 
     @property
     def schema(self) -> pa.Schema:
-        return self.store.parquet_schema(self.key)
+        return self.store.parquet_schema(self.keys[0])
 
     def batches(self, columns: list[str]) -> Iterator[pa.Table]:
-        yield from self.store.iter_parquet(self.key, columns=columns)
+        for key in self.keys:
+            yield from self.store.iter_parquet(key, columns=columns)
 
 
 # --- reading the published state ---------------------------------------------------------------

@@ -28,7 +28,7 @@ from ingest_assets import layout, publish
 from ingest_assets.arrays import repeated
 from ingest_assets.checks import CheckInputs, CheckResult, evaluate, needed_columns
 from ingest_assets.configs import Secrets
-from ingest_assets.contract import DatasetConfig
+from ingest_assets.contract import SERIES_CODE, DatasetConfig
 from ingest_assets.dedupe import KeyTracker, judge
 from ingest_assets.normalize import (
     KEY_HASH,
@@ -47,6 +47,15 @@ from ingest_assets.parsers.base import (
 )
 from ingest_assets.publish import high_water_marks
 from ingest_assets.sources import Fetched, fetch
+from ingest_assets.staged_parts import (
+    PartWriter,
+    batch_digest,
+    iter_parts,
+    part_key,
+    part_keys,
+    read_parts,
+)
+from ingest_assets.staged_parts import head as parts_head
 from ingest_assets.windows import window_for
 from ingest_resources.object_store import ObjectStore
 from ingest_resources.runtime import Runtime, local_runtime  # noqa: F401 - re-exported
@@ -128,12 +137,12 @@ class NormalizeOutcome:
     quarantine_key: str
     high_water_marks: dict[str, str]
     store: ObjectStore
-    key: str  # of the staged normalized rows
+    keys: list[str]  # the parts of the staged normalized rows, in order
 
     @property
     def table(self) -> pa.Table:
         """The accepted rows, read whole from the store (for small data and tests)."""
-        return _visible(self.store.read_parquet(self.key))
+        return _visible(read_parts(self.store, self.keys))
 
     @property
     def rejected(self) -> pa.Table:
@@ -152,10 +161,11 @@ def read_normalized(
 ) -> pa.Table:
     """The staged normalized rows (only `columns` of them, for a large partition)."""
     key = _stage_key(rt.store, config, "normalized", partition, "normalized")
+    keys = part_keys(rt.store, key.rsplit("/", 1)[0])
     if columns is not None:
         present = set(rt.store.parquet_schema(key).names)
-        return rt.store.read_parquet(key, columns=[c for c in columns if c in present])
-    return _visible(rt.store.read_parquet(key))
+        return read_parts(rt.store, keys, columns=[c for c in columns if c in present])
+    return _visible(read_parts(rt.store, keys))
 
 
 def _stage_key(
@@ -273,14 +283,30 @@ def input_fingerprint(config: DatasetConfig, raw_sha256: str) -> str:
     """What the parsed, normalized and published data of a partition depend on: the raw bytes,
     the whole contract, the code that turns them into rows (and a plugin's source). Equal
     fingerprints, equal outputs."""
+    return _fingerprint(config, raw_sha256, config.model_dump(mode="json"))
+
+
+# Where and how the bytes are fetched: the rows made of them do not depend on it
+FETCH_FIELDS = frozenset(
+    {"kind", "url", "path", "bucket", "key", "headers", "params", "pagination"}
+    | {"retry", "breaker", "timeout_s", "max_bytes"}
+)
+
+
+def normalized_fingerprint(config: DatasetConfig, day: dt.date) -> str:
+    """What a normalized part depends on besides its parsed batch: the contract (but where the
+    source is fetched from), the code and the day (collection_date). Parts made under another
+    are made again."""
+    contract = config.model_dump(mode="json")
+    contract["source"] = {k: v for k, v in contract["source"].items() if k not in FETCH_FIELDS}
+    return _fingerprint(config, f"normalized parts, collected {day.isoformat()}", contract)
+
+
+def _fingerprint(config: DatasetConfig, first: str, contract: dict) -> str:
     plugins = [
         _source_hash(name) for name in (config.parser, config.normalize.plugin) if ":" in name
     ]
-    text = json.dumps(
-        [raw_sha256, config.model_dump(mode="json"), _code_hash(), plugins],
-        sort_keys=True,
-        default=str,
-    )
+    text = json.dumps([first, contract, _code_hash(), plugins], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -368,35 +394,20 @@ def read_quarantine(
     return pa.concat_tables(tables, promote_options="permissive") if tables else None
 
 
-def _normalized_batches(
-    store: ObjectStore, parsed_key: str, config: DatasetConfig, day: dt.date, state: dict
-):
-    """Normalize the parsed rows batch by batch: accepted rows (with `_row`) are yielded,
-    rejected ones collected into state["rejected"], keys into state["keys"]."""
+def _parsed_batches(store: ObjectStore, parsed_key: str, config: DatasetConfig):
+    """The parsed rows in batches, each with its digest (None: not to be kept for a later run).
+    Batches never span two row groups of the parsed data, so an input that grew at its end
+    gives the same batches for its old rows."""
     if config.normalize.plugin not in ("default", "bcra_infomondia"):
         # a plugin may look across rows (fill, diff, pivot): it gets the whole partition
-        yield from _normalize_one(store.read_parquet(parsed_key), config, day, state)
+        yield store.read_parquet(parsed_key), None
         return
     empty = True
-    for batch in store.iter_parquet(parsed_key):
+    for batch in store.iter_parquet(parsed_key, by_row_group=True):
         empty = False
-        yield from _normalize_one(batch, config, day, state)
+        yield batch, batch_digest(batch, (batch.schema.metadata or {}).get(CELLS_META, b""))
     if empty:
-        yield from _normalize_one(
-            store.parquet_schema(parsed_key).empty_table(), config, day, state
-        )
-
-
-def _normalize_one(batch: pa.Table, config: DatasetConfig, day: dt.date, state: dict):
-    result = normalize(batch, config, day)
-    state["parsed"] += batch.num_rows
-    state["duplicates"] += result.duplicates_dropped
-    if result.rejected.num_rows:
-        state["rejected"].append(result.rejected)
-    state["keys"].add(result.table[KEY_HASH])
-    state["conflicting"] |= result.conflicting_keys
-    state["hwm"] = high_water_marks(config, result.table, state["hwm"])
-    yield result.table
+        yield store.parquet_schema(parsed_key).empty_table(), None
 
 
 @dataclass
@@ -405,6 +416,7 @@ class _NormalizedData:
     counts: dict[str, int]
     high_water_marks: dict[str, str]
     rejected_head: pa.Table
+    parts: list[dict]  # {"key", "rows", "parsed", "digest", "clean"} per part, in order
 
 
 def run_normalize(
@@ -412,24 +424,30 @@ def run_normalize(
 ) -> NormalizeOutcome:
     """Type, key and check the parsed rows, batch by batch; rejected rows go to quarantine.
     Parsed data with the fingerprint of the staged normalized data is not normalized again
-    (its checks are: they depend on the published version and the clock)."""
+    (its checks are: they depend on the published version and the clock), and a batch of it
+    that a part already holds, under the same contract and day, is not either."""
     store = rt.store
     parsed_key = _stage_key(store, config, "parsed", partition, "parsed")
     raw = _raw_of(store, config, partition, parsed_key)
     staging = layout.staging(config.dataset_id, "normalized", partition)
-    key, meta_key = f"{staging}/{PART}", f"{staging}/{META}"
+    meta_key = f"{staging}/{META}"
     quarantine_key = f"{layout.quarantine(config.dataset_id, partition)}/{PART}"
     day = today or dt.datetime.now(dt.UTC).date()
-    data = _reuse_normalized(store, key, meta_key, quarantine_key, raw, day)
+    earlier = _read_meta(store, meta_key)
+    data = _reuse_normalized(store, staging, earlier, quarantine_key, raw, day)
     if data is None:
-        data = _normalize_partition(store, config, parsed_key, key, quarantine_key, day)
+        store.delete_prefix(meta_key)  # no meta until every part is written: publish waits
+        data = _normalize_partition(
+            store, config, parsed_key, staging, quarantine_key, day, earlier
+        )
+    keys = [part["key"] for part in data.parts]
     schema = data.staged.schema
     current, _ = publish.read_current(store, config.dataset_id)
     visible_schema = pa.schema([f for f in schema if f.name not in HIDDEN_COLUMNS])
     needed = [c for c in needed_columns(config) if c in visible_schema.names]
     rows = data.counts["normalized"]
     inputs = CheckInputs(
-        table=store.read_parquet(key, columns=needed)
+        table=read_parts(store, keys, columns=needed)
         if needed
         else pa.table({"_": pa.nulls(rows)}).drop_columns(["_"]),
         rejected=data.rejected_head,
@@ -447,12 +465,28 @@ def run_normalize(
         "counts": data.counts,
         "checks": {r.name: r.as_dict() for r in results},
         "high_water_marks": data.high_water_marks,
+        "made_with": normalized_fingerprint(config, day),
+        "parts": data.parts,
     }
     store.put(meta_key, json.dumps(meta, default=str).encode())
     pa.default_memory_pool().release_unused()
     return NormalizeOutcome(
-        data.staged, data.counts, results, quarantine_key, data.high_water_marks, store, key
+        data.staged, data.counts, results, quarantine_key, data.high_water_marks, store, keys
     )
+
+
+def _read_meta(store: ObjectStore, meta_key: str) -> dict | None:
+    if not store.exists(meta_key):
+        return None
+    try:
+        return json.loads(store.get(meta_key))
+    except (json.JSONDecodeError, UnicodeDecodeError):  # a damaged file: made again
+        return None
+
+
+def staged_parts(meta: dict, staging: str) -> list[dict]:
+    """The parts a normalized meta.json lists (one `part-00000.parquet` before parts had a list)."""
+    return meta.get("parts") or [{"key": f"{staging}/{PART}", "digest": None, "clean": False}]
 
 
 def _raw_of(store: ObjectStore, config: DatasetConfig, partition: str, parsed_key: str) -> dict:
@@ -468,35 +502,60 @@ def _raw_of(store: ObjectStore, config: DatasetConfig, partition: str, parsed_ke
 
 
 def _reuse_normalized(
-    store: ObjectStore, key: str, meta_key: str, quarantine_key: str, raw: dict, day: dt.date
+    store: ObjectStore,
+    staging: str,
+    meta: dict | None,
+    quarantine_key: str,
+    raw: dict,
+    day: dt.date,
 ) -> "_NormalizedData | None":
     fingerprint = raw.get("fingerprint")
-    if not fingerprint or not store.exists(meta_key) or not store.exists(key):
+    if not fingerprint or meta is None:
         return None
-    meta = json.loads(store.get(meta_key))
     if meta.get("raw", {}).get("fingerprint") != fingerprint or meta.get("day") != day.isoformat():
         return None
-    schema = store.parquet_schema(key)
-    head = next(store.iter_parquet(key, batch_rows=PREVIEW_HEAD), schema.empty_table())
+    parts = staged_parts(meta, staging)
+    keys = [part["key"] for part in parts]
+    if not all(store.exists(key) for key in keys):
+        return None
+    schema = store.parquet_schema(keys[0])
     rejected = (
         store.read_parquet(quarantine_key).slice(0, 20)
         if store.exists(quarantine_key)
         else pa.table({})
     )
     counts = meta["counts"]
-    staged = Staged(counts["normalized"], schema, head)
-    return _NormalizedData(staged, counts, meta.get("high_water_marks", {}), rejected)
+    staged = Staged(counts["normalized"], schema, parts_head(store, keys, PREVIEW_HEAD))
+    return _NormalizedData(staged, counts, meta.get("high_water_marks", {}), rejected, parts)
+
+
+def _kept(store: ObjectStore, key: str, earlier: dict | None, schema: pa.Schema | None) -> bool:
+    """Whether the part at `key`, as `earlier` (its entry in the last meta.json) describes it,
+    can stand for the batch: it had nothing rejected or repeated, and has the run's schema."""
+    if earlier is None or not earlier.get("clean") or earlier.get("key") != key:
+        return False
+    if not store.exists(key):
+        return False
+    return schema is None or store.parquet_schema(key).equals(schema, check_metadata=False)
 
 
 def _normalize_partition(
     store: ObjectStore,
     config: DatasetConfig,
     parsed_key: str,
-    key: str,
+    staging: str,
     quarantine_key: str,
     day: dt.date,
+    earlier: dict | None,
 ) -> _NormalizedData:
-    store.delete_prefix(key.rsplit("/", 1)[0])
+    """One part per parsed batch: kept from the last run when it holds the same batch (digest),
+    made under the same contract, code and day, else normalized now."""
+    same_making = earlier is not None and earlier.get("made_with") == normalized_fingerprint(
+        config, day
+    )
+    kept = (
+        {part["digest"]: part for part in (earlier or {}).get("parts", [])} if same_making else {}
+    )
     state = {
         "parsed": 0,
         "duplicates": 0,
@@ -505,16 +564,49 @@ def _normalize_partition(
         "conflicting": frozenset(),
         "hwm": {},
     }
-    head = _Head(_normalized_batches(store, parsed_key, config, day, state))
-    rows, schema = store.write_parquet_batches(key, head)
+    parts: list[dict] = []
+    schema: pa.Schema | None = None
+    writer = PartWriter(store)
+    try:
+        for index, (batch, digest) in enumerate(_parsed_batches(store, parsed_key, config)):
+            key = part_key(staging, index)
+            if digest is not None and _kept(store, key, kept.get(digest), schema):
+                parts.append(kept[digest])
+                schema = schema or store.parquet_schema(key)
+                _track_kept(store, config, key, kept[digest], state)
+                continue
+            result = normalize(batch, config, day)
+            table = result.table if schema is None else _conform_part(key, result.table, schema)
+            schema = schema or table.schema
+            clean = not (
+                result.rejected.num_rows or result.duplicates_dropped or result.conflicting_keys
+            )
+            _track(config, batch.num_rows, result, state)
+            parts.append(
+                {
+                    "key": key,
+                    "rows": table.num_rows,
+                    "parsed": batch.num_rows,
+                    "digest": digest,
+                    "clean": clean,
+                }
+            )
+            writer.write(key, table)
+    finally:
+        writer.close()
+    for stale in set(part_keys(store, staging)) - {part["key"] for part in parts}:
+        store.delete_prefix(stale)  # parts of a longer input before
+    assert schema is not None
+    rows = sum(part["rows"] for part in parts)
     conflicts, repeats = _dedupe_across_batches(
-        store, key, state["keys"], state["conflicting"], parsed_key
+        store, parts, state["keys"], state["conflicting"], parsed_key
     )
     rows -= repeats.size + conflicts.num_rows
+    keys = [part["key"] for part in parts]
     if conflicts.num_rows:  # rows left out after the batches were counted: marks again
         state["hwm"] = {}
-        for batch in store.iter_parquet(key):
-            state["hwm"] = high_water_marks(config, batch, state["hwm"])
+        for table in _part_columns(store, keys, config):
+            state["hwm"] = high_water_marks(config, table, state["hwm"])
     rejected = state["rejected"] + ([conflicts] if conflicts.num_rows else [])
     store.delete_prefix(quarantine_key.rsplit("/", 1)[0])
     rows_rejected = sum(t.num_rows for t in rejected)
@@ -528,24 +620,58 @@ def _normalize_partition(
         "normalized": rows,
     }
     rejected_head = all_rejected.slice(0, 20) if all_rejected is not None else pa.table({})
-    return _NormalizedData(
-        Staged(rows, schema, head.table(schema)), counts, state["hwm"], rejected_head
-    )
+    staged = Staged(rows, schema, parts_head(store, keys, PREVIEW_HEAD))
+    return _NormalizedData(staged, counts, state["hwm"], rejected_head, parts)
+
+
+def _conform_part(key: str, table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A later part in the first part's schema (a column all null in one batch, say)."""
+    if table.schema.equals(schema, check_metadata=False):
+        return table
+    try:
+        return table.select(schema.names).cast(schema)
+    except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise StageError(f"{key}: a batch's columns differ from the first batch's: {exc}") from None
+
+
+def _track(config: DatasetConfig, parsed_rows: int, result, state: dict) -> None:
+    state["parsed"] += parsed_rows
+    state["duplicates"] += result.duplicates_dropped
+    if result.rejected.num_rows:
+        state["rejected"].append(result.rejected)
+    state["keys"].add(result.table[KEY_HASH])
+    state["conflicting"] |= result.conflicting_keys
+    state["hwm"] = high_water_marks(config, result.table, state["hwm"])
+
+
+def _track_kept(store: ObjectStore, config: DatasetConfig, key: str, part: dict, state: dict):
+    """A kept part's keys and newest times, read back (its batch was not normalized again)."""
+    state["parsed"] += part["parsed"]
+    for table in _part_columns(store, [key], config, with_keys=True):
+        state["keys"].add(table[KEY_HASH])
+        state["hwm"] = high_water_marks(config, table, state["hwm"])
+
+
+def _part_columns(store: ObjectStore, keys: list[str], config: DatasetConfig, with_keys=False):
+    """The parts' columns that high-water marks (and, `with_keys`, repeats) are found from."""
+    names = set(store.parquet_schema(keys[0]).names)
+    wanted = [SERIES_CODE, config.normalize.time_column] + ([KEY_HASH] if with_keys else [])
+    yield from iter_parts(store, keys, columns=[c for c in wanted if c in names])
 
 
 def _dedupe_across_batches(
     store: ObjectStore,
-    key: str,
+    parts: list[dict],
     tracker: KeyTracker,
     conflicting: frozenset[str],
     parsed_key: str,
 ) -> tuple[pa.Table, np.ndarray]:
     """Keys repeated across batches (rare): drop exact repeats, quarantine conflicts, rewrite
-    the staged rows without them. Returns (the quarantined rows, the dropped positions)."""
+    the parts that held them. Returns (the quarantined rows, the dropped positions)."""
     candidates = tracker.candidates(conflicting)
     if candidates.size == 0:
         return pa.table({}), np.zeros(0, dtype=np.int64)
-    rows = _take_positions(store, key, candidates)
+    rows = _take_positions(store, parts, candidates)
     repeats, rejected, groups = judge(rows, candidates, conflicting)
     drop = np.union1d(repeats, rejected)
     if drop.size == 0:
@@ -565,7 +691,7 @@ def _dedupe_across_batches(
     conflicts = rejected_rows(
         source, reasons, ["conflicting_duplicate"] * count, [None] * count, cells
     )
-    store.write_parquet_batches(key, _without_positions(store, key, drop))
+    _drop_positions(store, parts, drop)
     return conflicts, repeats
 
 
@@ -578,24 +704,35 @@ def _parsed_rows(store: ObjectStore, parsed_key: str, rows: list[int]) -> pa.Tab
     return pa.concat_tables(parts).combine_chunks()
 
 
-def _take_positions(store: ObjectStore, key: str, positions: np.ndarray) -> pa.Table:
-    parts, start = [], 0
-    for batch in store.iter_parquet(key):
-        end = start + batch.num_rows
+def _part_spans(parts: list[dict], positions: np.ndarray):
+    """(part, positions within it) for every part that holds some of the global `positions`."""
+    start = 0
+    for part in parts:
+        end = start + part["rows"]
         local = positions[(positions >= start) & (positions < end)] - start
         if local.size:
-            parts.append(batch.take(pa.array(local)))
+            yield part, local
         start = end
-    return pa.concat_tables(parts)
 
 
-def _without_positions(store: ObjectStore, key: str, positions: np.ndarray):
-    start = 0
-    for batch in store.iter_parquet(key):
-        end = start + batch.num_rows
-        keep = ~np.isin(np.arange(start, end), positions)
-        start = end
-        yield batch.filter(pa.array(keep))
+def _take_positions(store: ObjectStore, parts: list[dict], positions: np.ndarray) -> pa.Table:
+    return pa.concat_tables(
+        [
+            store.read_parquet(part["key"]).take(pa.array(local))
+            for part, local in _part_spans(parts, positions)
+        ]
+    )
+
+
+def _drop_positions(store: ObjectStore, parts: list[dict], positions: np.ndarray) -> None:
+    """Rewrite the parts that hold `positions` without those rows (no longer their batch's
+    normalized rows as such: not kept for a later run)."""
+    for part, local in list(_part_spans(parts, positions)):
+        table = store.read_parquet(part["key"])
+        keep = np.ones(table.num_rows, dtype=bool)
+        keep[local] = False
+        store.write_parquet(part["key"], table.filter(pa.array(keep)))
+        part.update(rows=int(keep.sum()), clean=False)
 
 
 def blocking_failures(checks: dict[str, dict]) -> dict[str, dict]:
@@ -603,8 +740,9 @@ def blocking_failures(checks: dict[str, dict]) -> dict[str, dict]:
 
 
 def run_publish(rt: Runtime, config: DatasetConfig, partition: str) -> publish.PublishResult:
-    key = _stage_key(rt.store, config, "normalized", partition, "normalized")
-    meta_key = f"{layout.staging(config.dataset_id, 'normalized', partition)}/{META}"
+    _stage_key(rt.store, config, "normalized", partition, "normalized")  # (says what to run)
+    staging = layout.staging(config.dataset_id, "normalized", partition)
+    meta_key = f"{staging}/{META}"
     if not rt.store.exists(meta_key):
         raise StageError(
             f"dataset {config.dataset_id}: the normalized data of partition {partition!r} is "
@@ -644,12 +782,13 @@ def run_publish(rt: Runtime, config: DatasetConfig, partition: str) -> publish.P
             rows_repeated=counts["normalized"],
             manifest=current,
         )
+    keys = tuple(part["key"] for part in staged_parts(meta, staging))
     result = publish.publish(
         rt.store,
         rt.locks,
         config,
         partition,
-        publish.StagedRows(rt.store, key),
+        publish.StagedRows(rt.store, keys),
         inputs,
         counts,
         checks,

@@ -150,19 +150,30 @@ class ObjectStore(ABC):
         return rows, schema
 
     def iter_parquet(
-        self, key: str, columns: "list[str] | None" = None, batch_rows: int | None = None
+        self,
+        key: str,
+        columns: "list[str] | None" = None,
+        batch_rows: int | None = None,
+        by_row_group: bool = False,
     ) -> Iterator[pa.Table]:
         """The object's rows in tables of `batch_rows` rows (by default as many as make about
-        BATCH_BYTES of data, so wide rows come in smaller batches), with the file's schema."""
+        BATCH_BYTES of data, so wide rows come in smaller batches), with the file's schema.
+        `by_row_group`: no table spans two row groups, and each row group is cut by its own
+        size, so a row group yields the same tables whatever the rest of the file holds."""
         with self.local_file(key) as path:
             # pre_buffer would keep every row group read so far cached: memory grows with the file
             parquet = pq.ParquetFile(path, pre_buffer=False)
-            batch_rows = batch_rows or _rows_per_batch(parquet.metadata)
             schema = parquet.schema_arrow
             if columns is not None:
                 schema = pa.schema([schema.field(c) for c in columns], metadata=schema.metadata)
-            for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
-                yield pa.Table.from_batches([batch], schema=schema)
+            metadata = parquet.metadata
+            every = list(range(metadata.num_row_groups))
+            spans = [[group] for group in every] if by_row_group else [None]
+            for groups in spans:
+                rows = batch_rows or _rows_per_batch(metadata, groups or every)
+                batches = parquet.iter_batches(batch_size=rows, columns=columns, row_groups=groups)
+                for batch in batches:
+                    yield pa.Table.from_batches([batch], schema=schema)
 
     def parquet_metadata(self, key: str) -> pq.FileMetaData:
         """A Parquet object's footer: schema, row groups, sorting columns."""
@@ -206,10 +217,11 @@ BATCH_BYTES = 16 << 20  # uncompressed bytes of rows handled at a time
 BATCH_ROWS = (10_000, 250_000)  # whatever the row width
 
 
-def _rows_per_batch(metadata: pq.FileMetaData) -> int:
-    row_bytes = sum(
-        metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups)
-    ) / max(metadata.num_rows, 1)
+def _rows_per_batch(metadata: pq.FileMetaData, groups: list[int]) -> int:
+    row_groups = [metadata.row_group(i) for i in groups]
+    row_bytes = sum(g.total_byte_size for g in row_groups) / max(
+        sum(g.num_rows for g in row_groups), 1
+    )
     low, high = BATCH_ROWS
     return int(min(high, max(low, BATCH_BYTES / max(row_bytes, 1.0))))
 

@@ -1,0 +1,90 @@
+"""A staged output as numbered Parquet parts (`part-00000.parquet`, ...), one per input batch.
+
+A part can outlive the run that wrote it: when the next run meets the same input batch (its
+digest) under the same contract, the part is kept instead of made again, so an input that grew
+at its end costs only its new batches. No Dagster here; the store does the I/O.
+"""
+
+import hashlib
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import pyarrow as pa
+
+from ingest_resources.object_store import ObjectStore
+
+PART_FORMAT = "part-{:05d}.parquet"
+
+
+def part_key(folder: str, index: int) -> str:
+    return f"{folder}/{PART_FORMAT.format(index)}"
+
+
+def part_keys(store: ObjectStore, folder: str) -> list[str]:
+    """The parts stored under `folder`, in order."""
+    names = [key for key in store.list(folder) if key.rsplit("/", 1)[-1].startswith("part-")]
+    return sorted(key for key in names if key.endswith(".parquet"))
+
+
+def iter_parts(
+    store: ObjectStore, keys: list[str], columns: list[str] | None = None
+) -> Iterator[pa.Table]:
+    for key in keys:
+        yield from store.iter_parquet(key, columns=columns)
+
+
+def read_parts(store: ObjectStore, keys: list[str], columns: list[str] | None = None) -> pa.Table:
+    tables = [store.read_parquet(key, columns=columns) for key in keys]
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+def head(store: ObjectStore, keys: list[str], rows: int) -> pa.Table:
+    """The first `rows` rows of the parts (for a preview), reading no more than that."""
+    tables: list[pa.Table] = []
+    for key in keys:
+        for table in store.iter_parquet(key, batch_rows=rows):
+            tables.append(table.slice(0, rows - sum(t.num_rows for t in tables)))
+            break
+        if sum(t.num_rows for t in tables) >= rows:
+            break
+    if not tables:
+        return store.parquet_schema(keys[0]).empty_table()
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+def batch_digest(table: pa.Table, *context: bytes) -> str:
+    """sha256 of a batch's rows (Arrow IPC, schema metadata left out: it holds where the rows came
+    from, not what they are) and of `context` (metadata the rows' meaning depends on)."""
+    sink = pa.BufferOutputStream()
+    bare = table.replace_schema_metadata(None)
+    with pa.ipc.new_stream(sink, bare.schema) as writer:
+        writer.write_table(bare)
+    digest = hashlib.sha256(sink.getvalue())
+    for value in context:
+        digest.update(len(value).to_bytes(8, "little") + value)
+    return digest.hexdigest()
+
+
+class PartWriter:
+    """Writes parts on a thread (Arrow encodes without the GIL) while the next one is made: two
+    tables are held at most."""
+
+    def __init__(self, store: ObjectStore):
+        self.store = store
+        self.pool = ThreadPoolExecutor(max_workers=1)
+        self.pending: Future | None = None
+
+    def write(self, key: str, table: pa.Table) -> None:
+        self.wait()
+        self.pending = self.pool.submit(self.store.write_parquet, key, table)
+
+    def wait(self) -> None:
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending.result()
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            self.pool.shutdown()
