@@ -1,7 +1,8 @@
 """End to end, CSV -> published Parquet: Ingest vs dlt's filesystem load vs a bare pyarrow floor.
 
 Workloads (generate.py): 1M rows (200 series x 5,000 days) and 5M rows (1,000 series x 5,000
-days). Three phases each: first load, identical rerun, rerun with 1% new rows.
+days). Four phases each: first load, identical rerun, rerun with 1% new rows (after each series'
+rows), then 1% more appended at the end of the file (a file that grows at its end).
 
 - floor: `pyarrow.csv.read_csv` + `pyarrow.parquet.write_table` (zstd) of the file.
 - dlt 1.31: its fastest filesystem load: a pyarrow table in, Parquet out,
@@ -28,6 +29,7 @@ import pyarrow.parquet as pq
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from generate import workload  # noqa: E402
 from warehouse_bench import ingest_phase  # noqa: E402
 
 SERIES = {1: 200, 5: 1000}  # million rows -> series of 5,000 days
@@ -62,20 +64,14 @@ def dlt_phase(csv: Path, workdir: Path) -> float:
 
 def run_size(millions: int, work: Path, skip_dlt: bool) -> dict:
     work.mkdir(parents=True, exist_ok=True)
-    base, plus = work / "obs.csv", work / "obs_plus1pct.csv"
-    for path, fraction in ((base, "0"), (plus, "0.01")):
-        subprocess.run(
-            [
-                sys.executable,
-                str(HERE / "generate.py"),
-                str(path),
-                "--series",
-                str(SERIES[millions]),
-            ]
-            + ["--new-fraction", fraction],
-            check=True,
-        )
-    phases = (("first load", base), ("identical rerun", base), ("1% new rows", plus))
+    files = workload(work, series=SERIES[millions])
+    base = files["base"]
+    phases = (
+        ("first load", base),
+        ("identical rerun", base),
+        ("1% new rows", files["plus"]),
+        ("1% appended", files["appended"]),
+    )
     results: dict = {"rows": millions * 1_000_000, "csv_bytes": base.stat().st_size}
     results["floor_s"] = floor(base, work / "floor.parquet")
     print(

@@ -1,7 +1,8 @@
 """Warehouse load benchmark: Ingest vs dlt vs a bare COPY, side by side on one PostgreSQL.
 
-Three phases each: first load, identical reload, reload with 1% new rows, on a generated CSV of
-200 series x 5,000 days (see generate.py). Primary key (series_code, obs_time) everywhere.
+Four phases each: first load, identical reload, reload with 1% new rows (after each series' rows),
+then 1% more appended at the end of the file, on a generated CSV of 200 series x 5,000 days (see
+generate.py). Primary key (series_code, obs_time) everywhere.
 
 - floor: COPY the CSV into a table with that primary key (first load only: the lower bound).
 - dlt 1.31: pyarrow table in, write_disposition="merge", same primary key; times `pipeline.run`.
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import psycopg2
 import pyarrow.csv as pacsv
+from generate import workload
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -148,17 +150,17 @@ def main() -> None:
     work = args.workdir
     subprocess.run(["rm", "-rf", str(work)], check=True)
     work.mkdir(parents=True)
-    base, plus = work / "obs.csv", work / "obs_plus1pct.csv"
-    for path, fraction in ((base, "0"), (plus, "0.01")):
-        subprocess.run(
-            [sys.executable, str(HERE / "generate.py"), str(path), "--new-fraction", fraction],
-            check=True,
-        )
-    phases = (("first load", base), ("identical reload", base), ("1% new rows", plus))
+    files = workload(work, series=200)
+    phases = (
+        ("first load", files["base"]),
+        ("identical reload", files["base"]),
+        ("1% new rows", files["plus"]),
+        ("1% appended", files["appended"]),
+    )
     results: dict = {"rows": 1_000_000}
 
     url = database(args.admin_url, "ingest_bench_floor")
-    results["floor_first_load_s"] = floor(url, base)
+    results["floor_first_load_s"] = floor(url, files["base"])
     print(f"floor (COPY into a PK table): {results['floor_first_load_s']:.1f}s", flush=True)
 
     if not args.skip_dlt:
@@ -178,7 +180,7 @@ def main() -> None:
             flush=True,
         )
     results["ingest_peak_rss_mb"] = max(p["peak_rss_mb"] for p in results["ingest"].values())
-    print(f"ingest peak RSS (largest of the three runs): {results['ingest_peak_rss_mb']:.0f} MB")
+    print(f"ingest peak RSS (largest of the runs): {results['ingest_peak_rss_mb']:.0f} MB")
     (work / "results.json").write_text(json.dumps(results, indent=2, default=str))
     print(f"results: {work / 'results.json'}")
 
