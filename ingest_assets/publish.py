@@ -89,7 +89,9 @@ class StaleWriter(PublishConflict):
 FAULT_ENV = "INGEST_FAULT_INJECT"
 
 
-CPU_THREADS = max(2, os.cpu_count() or 2)  # Parquet encodings at once (each holds its rows)
+# Parquet encodings at once: each holds a month of rows (up to EventWriter.GROUP_BYTES, twice
+# when it is sorted), so more cores do not mean more memory past four
+CPU_THREADS = min(4, max(2, os.cpu_count() or 2))
 
 
 def in_parallel(function: Callable[[Any], None], items: list, workers: int) -> None:

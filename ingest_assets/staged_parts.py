@@ -6,6 +6,8 @@ at its end costs only its new batches. No Dagster here; the store does the I/O.
 """
 
 import hashlib
+import re
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -13,17 +15,25 @@ import pyarrow as pa
 
 from ingest_resources.object_store import ObjectStore
 
-PART_FORMAT = "part-{:05d}.parquet"
+PART_NAME = re.compile(r"part-(\d+)(?:-[0-9a-f]+)?\.parquet$")
 
 
-def part_key(folder: str, index: int) -> str:
-    return f"{folder}/{PART_FORMAT.format(index)}"
+def part_key(folder: str, index: int, made_of: str | None) -> str:
+    """A part's key, named after what it is made of (a batch digest and how it was made), or
+    new (None): a part is never rewritten in place, so a reader that listed it reads it whole
+    or not at all (a run that replaced it deletes it only after its own list is written)."""
+    token = hashlib.sha256(made_of.encode()).hexdigest() if made_of else uuid.uuid4().hex
+    return f"{folder}/part-{index:05d}-{token[:16]}.parquet"
 
 
 def part_keys(store: ObjectStore, folder: str) -> list[str]:
-    """The parts stored under `folder`, in order."""
-    names = [key for key in store.list(folder) if key.rsplit("/", 1)[-1].startswith("part-")]
-    return sorted(key for key in names if key.endswith(".parquet"))
+    """The parts stored under `folder`, in order of their number."""
+    numbered = []
+    for key in store.list(folder):
+        found = PART_NAME.search(key.rsplit("/", 1)[-1])
+        if found:
+            numbered.append((int(found.group(1)), key))
+    return [key for _, key in sorted(numbered)]
 
 
 def iter_parts(

@@ -160,12 +160,29 @@ def read_normalized(
     rt: Runtime, config: DatasetConfig, partition: str, columns: list[str] | None = None
 ) -> pa.Table:
     """The staged normalized rows (only `columns` of them, for a large partition)."""
-    key = _stage_key(rt.store, config, "normalized", partition, "normalized")
-    keys = part_keys(rt.store, key.rsplit("/", 1)[0])
+    staging, meta = normalized_meta(rt.store, config, partition)
+    keys = [part["key"] for part in staged_parts(meta, staging)]
     if columns is not None:
-        present = set(rt.store.parquet_schema(key).names)
+        present = set(rt.store.parquet_schema(keys[0]).names)
         return read_parts(rt.store, keys, columns=[c for c in columns if c in present])
     return _visible(read_parts(rt.store, keys))
+
+
+def normalized_meta(store: ObjectStore, config: DatasetConfig, partition: str) -> tuple[str, dict]:
+    """The staged normalized partition's folder and meta.json (which lists its parts)."""
+    staging = layout.staging(config.dataset_id, "normalized", partition)
+    meta = _read_meta(store, f"{staging}/{META}")
+    if meta is not None:
+        return staging, meta
+    if part_keys(store, staging) or store.exists(f"{staging}/{PART}"):
+        raise StageError(
+            f"dataset {config.dataset_id}: the normalized data of partition {partition!r} is "
+            f"incomplete (no {META}); materialize {config.dataset_id}/normalized again"
+        )
+    raise StageError(
+        f"dataset {config.dataset_id}: no normalized data for partition {partition!r}; "
+        f"materialize {config.dataset_id}/normalized first"
+    )
 
 
 def _stage_key(
@@ -469,6 +486,8 @@ def run_normalize(
         "parts": data.parts,
     }
     store.put(meta_key, json.dumps(meta, default=str).encode())
+    for stale in set(part_keys(store, staging)) - set(keys):  # now no list names them
+        store.delete_prefix(stale)
     pa.default_memory_pool().release_unused()
     return NormalizeOutcome(
         data.staged, data.counts, results, quarantine_key, data.high_water_marks, store, keys
@@ -550,9 +569,8 @@ def _normalize_partition(
 ) -> _NormalizedData:
     """One part per parsed batch: kept from the last run when it holds the same batch (digest),
     made under the same contract, code and day, else normalized now."""
-    same_making = earlier is not None and earlier.get("made_with") == normalized_fingerprint(
-        config, day
-    )
+    made_with = normalized_fingerprint(config, day)
+    same_making = earlier is not None and earlier.get("made_with") == made_with
     kept = (
         {part["digest"]: part for part in (earlier or {}).get("parts", [])} if same_making else {}
     )
@@ -569,7 +587,7 @@ def _normalize_partition(
     writer = PartWriter(store)
     try:
         for index, (batch, digest) in enumerate(_parsed_batches(store, parsed_key, config)):
-            key = part_key(staging, index)
+            key = part_key(staging, index, f"{digest}:{made_with}" if digest else None)
             if digest is not None and _kept(store, key, kept.get(digest), schema):
                 parts.append(kept[digest])
                 schema = schema or store.parquet_schema(key)
@@ -594,8 +612,6 @@ def _normalize_partition(
             writer.write(key, table)
     finally:
         writer.close()
-    for stale in set(part_keys(store, staging)) - {part["key"] for part in parts}:
-        store.delete_prefix(stale)  # parts of a longer input before
     assert schema is not None
     rows = sum(part["rows"] for part in parts)
     conflicts, repeats = _dedupe_across_batches(
@@ -705,13 +721,14 @@ def _parsed_rows(store: ObjectStore, parsed_key: str, rows: list[int]) -> pa.Tab
 
 
 def _part_spans(parts: list[dict], positions: np.ndarray):
-    """(part, positions within it) for every part that holds some of the global `positions`."""
+    """(index, part, positions within it) for every part that holds some of the global
+    `positions`."""
     start = 0
-    for part in parts:
+    for index, part in enumerate(parts):
         end = start + part["rows"]
         local = positions[(positions >= start) & (positions < end)] - start
         if local.size:
-            yield part, local
+            yield index, part, local
         start = end
 
 
@@ -719,7 +736,7 @@ def _take_positions(store: ObjectStore, parts: list[dict], positions: np.ndarray
     return pa.concat_tables(
         [
             store.read_parquet(part["key"]).take(pa.array(local))
-            for part, local in _part_spans(parts, positions)
+            for _, part, local in _part_spans(parts, positions)
         ]
     )
 
@@ -727,12 +744,13 @@ def _take_positions(store: ObjectStore, parts: list[dict], positions: np.ndarray
 def _drop_positions(store: ObjectStore, parts: list[dict], positions: np.ndarray) -> None:
     """Rewrite the parts that hold `positions` without those rows (no longer their batch's
     normalized rows as such: not kept for a later run)."""
-    for part, local in list(_part_spans(parts, positions)):
+    for index, part, local in list(_part_spans(parts, positions)):
         table = store.read_parquet(part["key"])
         keep = np.ones(table.num_rows, dtype=bool)
         keep[local] = False
-        store.write_parquet(part["key"], table.filter(pa.array(keep)))
-        part.update(rows=int(keep.sum()), clean=False)
+        key = part_key(part["key"].rsplit("/", 1)[0], index, None)  # a new part
+        store.write_parquet(key, table.filter(pa.array(keep)))
+        part.update(key=key, rows=int(keep.sum()), clean=False)
 
 
 def blocking_failures(checks: dict[str, dict]) -> dict[str, dict]:
@@ -740,15 +758,7 @@ def blocking_failures(checks: dict[str, dict]) -> dict[str, dict]:
 
 
 def run_publish(rt: Runtime, config: DatasetConfig, partition: str) -> publish.PublishResult:
-    _stage_key(rt.store, config, "normalized", partition, "normalized")  # (says what to run)
-    staging = layout.staging(config.dataset_id, "normalized", partition)
-    meta_key = f"{staging}/{META}"
-    if not rt.store.exists(meta_key):
-        raise StageError(
-            f"dataset {config.dataset_id}: the normalized data of partition {partition!r} is "
-            f"incomplete (no {META}); materialize {config.dataset_id}/normalized again"
-        )
-    meta = json.loads(rt.store.get(meta_key))
+    staging, meta = normalized_meta(rt.store, config, partition)
     raw, counts, checks = meta["raw"], meta["counts"], meta["checks"]
     failed = blocking_failures(checks)
     if failed:

@@ -5,6 +5,7 @@ The local store gives the same guarantees with a file lock and atomic renames.
 """
 
 import hashlib
+import math
 import os
 import shutil
 import tempfile
@@ -170,7 +171,7 @@ class ObjectStore(ABC):
             every = list(range(metadata.num_row_groups))
             spans = [[group] for group in every] if by_row_group else [None]
             for groups in spans:
-                rows = batch_rows or _rows_per_batch(metadata, groups or every)
+                rows = batch_rows or _rows_per_batch(metadata, groups or every, by_row_group)
                 batches = parquet.iter_batches(batch_size=rows, columns=columns, row_groups=groups)
                 for batch in batches:
                     yield pa.Table.from_batches([batch], schema=schema)
@@ -217,13 +218,17 @@ BATCH_BYTES = 16 << 20  # uncompressed bytes of rows handled at a time
 BATCH_ROWS = (10_000, 250_000)  # whatever the row width
 
 
-def _rows_per_batch(metadata: pq.FileMetaData, groups: list[int]) -> int:
+def _rows_per_batch(metadata: pq.FileMetaData, groups: list[int], stable: bool = False) -> int:
+    """Rows that make about BATCH_BYTES. `stable`: rounded up to a power of two (at most twice
+    the bytes), so that a row group that grew (more rows of the same width) is still cut at the
+    same places."""
     row_groups = [metadata.row_group(i) for i in groups]
     row_bytes = sum(g.total_byte_size for g in row_groups) / max(
         sum(g.num_rows for g in row_groups), 1
     )
     low, high = BATCH_ROWS
-    return int(min(high, max(low, BATCH_BYTES / max(row_bytes, 1.0))))
+    rows = min(high, max(low, BATCH_BYTES / max(row_bytes, 1.0)))
+    return int(min(high, max(low, 2 ** math.ceil(math.log2(rows))))) if stable else int(rows)
 
 
 class SchemaMismatch(ValueError):

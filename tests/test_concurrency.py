@@ -47,9 +47,7 @@ def test_lost_cas_race_aborts_and_changes_nothing(runtime, dataset):
     """Two writers that read the same parent (e.g. a lock lease expired): the second swap fails."""
     config = load_config_file(dataset)
     _stage(runtime, config, "all")
-    normalized = runtime.store.read_parquet(
-        f"{layout.staging('RACE', 'normalized', 'all')}/part-00000.parquet"
-    )
+    normalized = stages.read_normalized(runtime, config, "all")
     now = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)
     first = publish.prepare(runtime.store, config, "all", normalized, {}, {}, now)
     second = publish.prepare(

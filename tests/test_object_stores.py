@@ -102,3 +102,25 @@ def test_parquet_metadata_from_the_footer(store):
     assert (metadata.num_rows, metadata.num_row_groups) == (3, 1)
     assert metadata.row_group(0).sorting_columns == sorting
     assert store.parquet_schema("sorted.parquet") == table.schema.remove_metadata()
+
+
+def test_a_row_group_that_grew_is_cut_at_the_same_places(store, monkeypatch):
+    """By row group, a group is cut in batches of a power-of-two row count: more rows of the
+    same width leave the earlier batches as they were (what lets a grown file keep its parts)."""
+    from ingest_resources import object_store
+
+    monkeypatch.setattr(object_store, "BATCH_BYTES", 4096)
+    monkeypatch.setattr(object_store, "BATCH_ROWS", (1, 250_000))
+    sizes = []
+    for rows in (1000, 1130):
+        table = pa.table({"n": list(range(rows)), "text": [f"value {i:06d}" for i in range(rows)]})
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, row_group_size=rows)  # one row group, as a whole-file parser
+        store.put(f"grown-{rows}.parquet", sink.getvalue().to_pybytes())
+        sizes.append(
+            [t.num_rows for t in store.iter_parquet(f"grown-{rows}.parquet", by_row_group=True)]
+        )
+    before, after = sizes
+    assert len(before) > 1 and after[: len(before) - 1] == before[:-1]
+    assert len({*before[:-1], *after[:-1]}) == 1  # one batch size, a power of two
+    assert before[0] & (before[0] - 1) == 0

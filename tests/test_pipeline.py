@@ -211,10 +211,9 @@ def test_a_key_conflicting_within_a_batch_is_rejected_in_the_others(runtime, rat
 def test_the_same_input_is_not_parsed_or_normalized_again(runtime, rates, tmp_path):
     config = rates("A,2024-01-02,1\nB,2024-01-02,2\n")
     first = run_all(runtime, config)
-    staged = [
-        runtime.store.root / f"{layout.staging('RATES', stage, 'all')}/part-00000.parquet"
-        for stage in ("parsed", "normalized")
-    ]
+    _, meta = stages.normalized_meta(runtime.store, config, "all")
+    keys = [f"{layout.staging('RATES', 'parsed', 'all')}/part-00000.parquet"]
+    staged = [runtime.store.root / key for key in keys + [p["key"] for p in meta["parts"]]]
     written = [path.stat().st_mtime_ns for path in staged]
     again = run_all(runtime, config)
     assert [path.stat().st_mtime_ns for path in staged] == written  # reused, not rewritten

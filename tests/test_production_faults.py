@@ -52,9 +52,7 @@ def stage(runtime, config, csv, rows: dict[int, float], partition: str) -> None:
 def staged_rows(runtime, config, csv, rows: dict[int, float]):
     """Stage `rows` for partition `all` and return the normalized table publish would read."""
     stage(runtime, config, csv, rows, "all")
-    return runtime.store.read_parquet(
-        f"{layout.staging('FAULTS', 'normalized', 'all')}/part-00000.parquet"
-    )
+    return stages.read_normalized(runtime, config, "all")
 
 
 def values(runtime, config) -> dict[int, float]:

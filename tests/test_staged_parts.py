@@ -159,3 +159,22 @@ def test_the_digest_of_a_batch_is_its_rows_not_its_metadata():
     assert batch_digest(rows) == batch_digest(tagged)
     assert batch_digest(rows) != batch_digest(rows.slice(0, 1))
     assert batch_digest(rows, b"cells A") != batch_digest(rows, b"cells B")
+
+
+def test_a_reader_of_one_runs_parts_never_gets_another_runs_rows(runtime, growing):
+    """Parts are named after what they are made of and never rewritten in place: a publish that
+    listed one run's parts reads them whole, or finds one gone (an error), never a mix."""
+    first, _ = run(runtime, growing(range(1, 9)))  # two parts of 4 rows
+    listed = list(first.keys)
+    head = runtime.store.read_parquet(listed[0])  # a reader part-way through the first run
+    top = "A,2023-12-31,0\n" + "".join(f"A,2024-01-{d:02d},{d}\n" for d in range(1, 9))
+    config = growing(range(0), extra=top)  # a row at the top: every batch differs
+    stages.run_raw(runtime, config, "all")
+    stages.run_parse(runtime, config, "all")
+    second = stages.run_normalize(runtime, config, "all", today=DAY)
+    assert not set(second.keys) & set(listed)  # other rows, other names
+    for key in listed:
+        with pytest.raises(KeyError):  # gone once the second run's list was written
+            runtime.store.read_parquet(key)
+    assert head.num_rows == 4
+    assert staged(runtime).keys() == set(second.keys)
