@@ -175,18 +175,32 @@ class TableRows:
 
 @dataclass(frozen=True)
 class StagedRows:
-    """Staged Parquet parts, read one after another (they share the first one's schema)."""
+    """Staged Parquet parts, read one after another (they share the first one's schema), with
+    their row counts. A part is named after what it is made of, so a part that the current
+    version was published from (its manifest's `inputs.parts`) holds only rows the index has
+    as they are: `unpublished` leaves it out and counts its rows as repeats."""
 
     store: ObjectStore
-    keys: tuple[str, ...]
+    parts: tuple[tuple[str, int], ...]  # (key, rows; -1: not known, never left out)
+
+    @property
+    def keys(self) -> list[str]:
+        return [key for key, _ in self.parts]
 
     @property
     def schema(self) -> pa.Schema:
-        return self.store.parquet_schema(self.keys[0])
+        return self.store.parquet_schema(self.parts[0][0])
 
     def batches(self, columns: list[str]) -> Iterator[pa.Table]:
-        for key in self.keys:
+        for key, _ in self.parts:
             yield from self.store.iter_parquet(key, columns=columns)
+
+    def unpublished(self, current: dict | None) -> tuple["StagedRows", int]:
+        """The parts `current` was not published from, and the rows of those it was."""
+        listed = set(((current or {}).get("inputs") or {}).get("parts") or [])
+        done = {key for key, rows in self.parts if key in listed and rows >= 0}
+        rest = tuple(part for part in self.parts if part[0] not in done)
+        return StagedRows(self.store, rest), sum(rows for key, rows in self.parts if key in done)
 
 
 # --- reading the published state ---------------------------------------------------------------
@@ -687,6 +701,8 @@ def prepare(
     writer = EventWriter(store, config, version)
     writer.schema = schema.append(pa.field(OP, pa.string())).append(pa.field(VERSION, pa.string()))
     added = revised = repeated = 0
+    if isinstance(rows_in, StagedRows):  # (under the lock: `current` cannot move meanwhile)
+        rows_in, repeated = rows_in.unpublished(current)
     key_parts: list[Parts] = []
     row_parts: list[Parts] = []
     marks = (current or {}).get("high_water_marks")

@@ -26,6 +26,13 @@ def part_key(folder: str, index: int, made_of: str | None) -> str:
     return f"{folder}/part-{index:05d}-{token[:16]}.parquet"
 
 
+def content_named(key: str) -> bool:
+    """Whether a part's name says what it holds (a part written before parts were named so,
+    `part-00000.parquet`, may have been rewritten in place)."""
+    found = PART_NAME.search(key.rsplit("/", 1)[-1])
+    return found is not None and "-" in found.group(0)[len("part-") :]
+
+
 def part_keys(store: ObjectStore, folder: str) -> list[str]:
     """The parts stored under `folder`, in order of their number."""
     numbered = []

@@ -50,6 +50,7 @@ from ingest_assets.sources import Fetched, fetch
 from ingest_assets.staged_parts import (
     PartWriter,
     batch_digest,
+    content_named,
     iter_parts,
     part_key,
     part_keys,
@@ -792,13 +793,17 @@ def run_publish(rt: Runtime, config: DatasetConfig, partition: str) -> publish.P
             rows_repeated=counts["normalized"],
             manifest=current,
         )
-    keys = tuple(part["key"] for part in staged_parts(meta, staging))
+    parts = tuple(
+        (part["key"], part["rows"] if content_named(part["key"]) and "rows" in part else -1)
+        for part in staged_parts(meta, staging)
+    )
+    inputs["parts"] = [key for key, _ in parts]  # what this version is published from
     result = publish.publish(
         rt.store,
         rt.locks,
         config,
         partition,
-        publish.StagedRows(rt.store, keys),
+        publish.StagedRows(rt.store, parts),
         inputs,
         counts,
         checks,

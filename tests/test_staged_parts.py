@@ -178,3 +178,48 @@ def test_a_reader_of_one_runs_parts_never_gets_another_runs_rows(runtime, growin
             runtime.store.read_parquet(key)
     assert head.num_rows == 4
     assert staged(runtime).keys() == set(second.keys)
+
+
+@pytest.fixture
+def diffed(monkeypatch):
+    """How many staged rows publish compares with the index."""
+    from ingest_assets import publish
+
+    seen = []
+    original = publish.diff
+
+    def diff(index, batch, revisions):
+        seen.append(batch.num_rows)
+        return original(index, batch, revisions)
+
+    monkeypatch.setattr(publish, "diff", diff)
+    return seen
+
+
+def test_publish_leaves_out_the_parts_the_current_version_was_published_from(
+    runtime, growing, diffed
+):
+    first, published = run(runtime, growing(range(1, 11)))
+    assert published.manifest["inputs"]["parts"] == first.keys
+    diffed.clear()
+    outcome, published = run(runtime, growing(range(1, 14)))
+    assert outcome.keys[:2] == first.keys[:2]  # kept, and `current` came from them
+    assert sum(diffed) == 5  # the two new parts only
+    assert (published.rows_added, published.rows_revised, published.rows_repeated) == (3, 0, 10)
+    assert published.manifest["inputs"]["parts"] == outcome.keys
+
+
+def test_a_part_of_an_older_version_is_compared_again(runtime, growing, diffed):
+    """Another version published in between may have revised its keys: only the parts the
+    current version lists are left out, so the grown input revises day 2 back, as it would
+    without any part kept."""
+    run(runtime, growing(range(1, 11)))
+    revised = "".join(f"A,2024-01-{d:02d},{d if d != 2 else 20}\n" for d in range(1, 11))
+    _, between = run(runtime, growing(range(0), extra=revised))  # day 2 revised: a new first part
+    assert between.rows_revised == 1
+    diffed.clear()
+    _, published = run(runtime, growing(range(1, 14)))
+    assert (published.rows_added, published.rows_revised) == (3, 1)
+    assert sum(diffed) == 4 + 5  # the first part (not in `current`) and the two new ones
+    values = published_table(runtime.store, growing(range(1, 14)))["value"].to_pylist()
+    assert values == [float(d) for d in range(1, 14)]
