@@ -31,18 +31,24 @@ def four_row_batches(monkeypatch):
     monkeypatch.setattr(object_store, "BATCH_ROWS", (4, 4))
 
 
+def batch_sizes(monkeypatch, module, name: str, position: int) -> list[int]:
+    """The row counts of the batches `module.name` is called with (the batch is its argument at
+    `position`), from now on."""
+    sizes: list[int] = []
+    original = getattr(module, name)
+
+    def recorded(*args):
+        sizes.append(args[position].num_rows)
+        return original(*args)
+
+    monkeypatch.setattr(module, name, recorded)
+    return sizes
+
+
 @pytest.fixture
 def counted(monkeypatch):
-    """How many batches `normalize` is called for."""
-    calls = []
-    original = stages.normalize
-
-    def normalize(batch, config, day):
-        calls.append(batch.num_rows)
-        return original(batch, config, day)
-
-    monkeypatch.setattr(stages, "normalize", normalize)
-    return calls
+    """The batches `normalize` is called for."""
+    return batch_sizes(monkeypatch, stages, "normalize", 0)
 
 
 @pytest.fixture
@@ -182,18 +188,10 @@ def test_a_reader_of_one_runs_parts_never_gets_another_runs_rows(runtime, growin
 
 @pytest.fixture
 def diffed(monkeypatch):
-    """How many staged rows publish compares with the index."""
+    """The batches of staged rows publish compares with the index."""
     from ingest_assets import publish
 
-    seen = []
-    original = publish.diff
-
-    def diff(index, batch, revisions):
-        seen.append(batch.num_rows)
-        return original(index, batch, revisions)
-
-    monkeypatch.setattr(publish, "diff", diff)
-    return seen
+    return batch_sizes(monkeypatch, publish, "diff", 1)
 
 
 def test_publish_leaves_out_the_parts_the_current_version_was_published_from(
