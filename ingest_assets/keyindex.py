@@ -6,6 +6,7 @@ search (numpy) instead of a hash join. The index holds one row per key, whatever
 versions published. Pure: no Dagster, no I/O.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,6 +97,31 @@ class KeyIndex:
         )
         return index._sorted()
 
+    @classmethod
+    def from_batches(cls, batches: Iterable[pa.Table], count: int) -> "KeyIndex":
+        """The index from its table read in batches (`count` rows in all) into arrays made
+        once: reading it takes the index's own size, not the file's bytes, Arrow's columns and
+        their copies at once."""
+        keys = (np.empty(count, np.uint64), np.empty(count, np.uint64), np.empty(count, np.uint32))
+        rows = (np.empty(count, np.uint64), np.empty(count, np.uint64), np.empty(count, np.uint32))
+        codes = np.empty(count, np.int32)
+        known: dict[str, int] = {}  # version -> code, in the order met
+        start = 0
+        for batch in batches:
+            end = start + batch.num_rows
+            for name, target in zip(KEY_PARTS + ROW_PARTS, keys + rows, strict=True):
+                target[start:end] = batch[name].to_numpy()
+            version = batch[VERSION].combine_chunks()
+            if not pa.types.is_dictionary(version.type):
+                version = version.dictionary_encode()
+            code_of = [known.setdefault(v, len(known)) for v in version.dictionary.to_pylist()]
+            indices = version.indices.to_numpy(zero_copy_only=False)
+            codes[start:end] = np.asarray(code_of, dtype=np.int32)[indices]
+            start = end
+        if start != count:
+            raise ValueError(f"the key index holds {start} rows, its footer says {count}")
+        return cls(keys, rows, codes, list(known))._sorted()
+
     def to_table(self) -> pa.Table:
         versions = pa.DictionaryArray.from_arrays(
             pa.array(self.version_codes, pa.int32()), pa.array(self.versions, pa.string())
@@ -104,9 +130,10 @@ class KeyIndex:
         return pa.Table.from_arrays([pa.array(c) for c in columns] + [versions], schema=SCHEMA)
 
     def _sorted(self) -> "KeyIndex":
-        order = np.argsort(self.keys[0], kind="stable")  # lookups walk ties in k1, k2
-        if np.all(order[1:] > order[:-1]):
+        first = self.keys[0]
+        if bool(np.all(first[1:] >= first[:-1])):  # as written: no sort to find that out
             return self
+        order = np.argsort(first, kind="stable")  # lookups walk ties in k1, k2
         take = lambda parts: tuple(p[order] for p in parts)  # noqa: E731
         return KeyIndex(take(self.keys), take(self.rows), self.version_codes[order], self.versions)
 
@@ -146,8 +173,9 @@ class KeyIndex:
 
     def merged(self, keys: list[Parts], rows: list[Parts], version: str) -> "KeyIndex":
         """The index with these keys (inserted or updated, given in batches) now at `version`.
-        Built one component at a time, releasing the batches as it goes: the peak is the old
-        index plus the new one, not twice that."""
+        Built one component at a time, releasing the batches and this index's own components
+        as it goes (this index is spent: it is left empty), so the peak is about one index, not
+        two."""
         count = sum(len(k[0]) for k in keys)
         if count == 0:
             return self
@@ -163,10 +191,13 @@ class KeyIndex:
         )
         order = None
         built: list[np.ndarray] = []
-        for position, (old, source) in enumerate(
-            [(self.keys[i], keys) for i in range(3)] + [(self.rows[i], rows) for i in range(3)]
-        ):
+        olds = [*self.keys, *self.rows]
+        self.keys, self.rows = KeyIndex.empty().keys, KeyIndex.empty().rows
+        self.version_codes, self.versions = np.zeros(0, np.int32), []
+        for position, source in enumerate([keys] * 3 + [rows] * 3):
+            old, olds[position] = olds[position], None  # (the last reference to it)
             column = np.concatenate([old[keep]] + [part[position % 3] for part in source])
+            del old
             if order is None:  # k0 comes first: it decides the order of everything
                 order = np.argsort(column, kind="stable")
             built.append(column[order])

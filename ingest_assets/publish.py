@@ -266,10 +266,11 @@ def load_index(store: ObjectStore, dataset_id: str, current: dict | None) -> tup
     key = layout.index(dataset_id)
     index, indexed = KeyIndex.empty(), None
     if store.exists(key):
-        stored = store.read_parquet(key)
-        if stored.schema.names == INDEX_SCHEMA.names:  # else an older format: rebuilt below
-            index = KeyIndex.from_table(stored)
-            indexed = (stored.schema.metadata or {}).get(INDEX_VERSION_META, b"").decode() or None
+        footer = store.parquet_metadata(key)
+        schema = footer.schema.to_arrow_schema()
+        if schema.names == INDEX_SCHEMA.names:  # else an older format: rebuilt below
+            index = KeyIndex.from_batches(store.iter_parquet(key), footer.num_rows)
+            indexed = (schema.metadata or {}).get(INDEX_VERSION_META, b"").decode() or None
     if indexed == current["version"]:
         return index, False
     try:

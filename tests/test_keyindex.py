@@ -63,3 +63,22 @@ def test_merge_replaces_a_revised_key_and_keeps_the_rest():
     assert index.versions[index.version_codes[at[0]]] == "v2"
     again = KeyIndex.from_table(index.to_table())
     assert (again.lookup(keys) >= 0).all() and again.same_rows(again.lookup(revised), new_row).all()
+
+
+def test_an_index_read_in_batches_equals_the_one_written():
+    """Read back batch by batch into arrays made once (each batch with its own dictionary of
+    versions), the index is the one that was written; a short read is refused."""
+    rng = np.random.default_rng(11)
+    index = KeyIndex.empty().merged(
+        [_parts(rng, 300, prefixes=2**40)], [_parts(rng, 300, prefixes=2**40)], "v1"
+    )
+    index = index.merged([tuple(p[:50] for p in index.keys)], [_parts(rng, 50, prefixes=9)], "v2")
+    table = index.to_table()
+    batches = [table.slice(start, 70) for start in range(0, table.num_rows, 70)]
+    again = KeyIndex.from_batches(iter(batches), table.num_rows)
+    for mine, theirs in zip((*index.keys, *index.rows), (*again.keys, *again.rows), strict=True):
+        assert (mine == theirs).all()
+    named = lambda i: [i.versions[c] for c in i.version_codes]  # noqa: E731
+    assert named(again) == named(index) and sorted(again.versions) == ["v1", "v2"]
+    with pytest.raises(ValueError, match="holds 280 rows, its footer says 300"):
+        KeyIndex.from_batches(iter(batches[:4]), table.num_rows)
