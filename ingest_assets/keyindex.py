@@ -84,18 +84,7 @@ class KeyIndex:
 
     @classmethod
     def from_table(cls, table: pa.Table) -> "KeyIndex":
-        if table.num_rows == 0:
-            return cls.empty()
-        version = table[VERSION].combine_chunks()
-        if not pa.types.is_dictionary(version.type):
-            version = version.dictionary_encode()
-        index = cls(
-            tuple(table[n].to_numpy() for n in KEY_PARTS),
-            tuple(table[n].to_numpy() for n in ROW_PARTS),
-            version.indices.to_numpy(zero_copy_only=False).astype(np.int32),
-            version.dictionary.to_pylist(),
-        )
-        return index._sorted()
+        return cls.from_batches([table], table.num_rows)
 
     @classmethod
     def from_batches(cls, batches: Iterable[pa.Table], count: int) -> "KeyIndex":
