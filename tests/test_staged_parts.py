@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from ingest_assets import layout, stages
+from ingest_assets import layout, normalized_stage, stages
 from ingest_assets.export import published_table
 from ingest_assets.staged_parts import batch_digest, part_keys
 from ingest_resources import object_store
@@ -48,7 +48,7 @@ def batch_sizes(monkeypatch, module, name: str, position: int) -> list[int]:
 @pytest.fixture
 def counted(monkeypatch):
     """The batches `normalize` is called for."""
-    return batch_sizes(monkeypatch, stages, "normalize", 0)
+    return batch_sizes(monkeypatch, normalized_stage, "normalize", 0)
 
 
 @pytest.fixture
