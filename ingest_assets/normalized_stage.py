@@ -167,7 +167,6 @@ def run_normalize(
         "counts": data.counts,
         "checks": {r.name: r.as_dict() for r in results},
         "high_water_marks": data.high_water_marks,
-        "made_with": normalized_fingerprint(config, day),
         "parts": data.parts,
     }
     store.put(meta_key, json.dumps(meta, default=str).encode())
@@ -236,7 +235,7 @@ def _reuse_normalized(
 def _kept(store: ObjectStore, key: str, earlier: dict | None, schema: pa.Schema | None) -> bool:
     """Whether the part at `key`, as `earlier` (its entry in the last meta.json) describes it,
     can stand for the batch: it had nothing rejected or repeated, and has the run's schema."""
-    if earlier is None or not earlier.get("clean") or earlier.get("key") != key:
+    if earlier is None or not earlier.get("clean"):
         return False
     if not store.exists(key):
         return False
@@ -253,12 +252,9 @@ def _normalize_partition(
     earlier: dict | None,
 ) -> _NormalizedData:
     """One part per parsed batch: kept from the last run when it holds the same batch (digest),
-    made under the same contract, code and day, else normalized now."""
+    made under the same contract, code and day (all in the part's name), else normalized now."""
     made_with = normalized_fingerprint(config, day)
-    same_making = earlier is not None and earlier.get("made_with") == made_with
-    kept = (
-        {part["digest"]: part for part in (earlier or {}).get("parts", [])} if same_making else {}
-    )
+    kept = {part["key"]: part for part in (earlier or {}).get("parts", [])}
     state = {
         "parsed": 0,
         "duplicates": 0,
@@ -273,10 +269,10 @@ def _normalize_partition(
     try:
         for index, (batch, digest) in enumerate(_parsed_batches(store, parsed_key, config)):
             key = part_key(staging, index, f"{digest}:{made_with}" if digest else None)
-            if digest is not None and _kept(store, key, kept.get(digest), schema):
-                parts.append(kept[digest])
+            if digest is not None and _kept(store, key, kept.get(key), schema):
+                parts.append(kept[key])
                 schema = schema or store.parquet_schema(key)
-                _track_kept(store, config, key, kept[digest], state)
+                _track_kept(store, config, key, kept[key], state)
                 continue
             result = normalize(batch, config, day)
             table = result.table if schema is None else _conform_part(key, result.table, schema)

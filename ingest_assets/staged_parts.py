@@ -58,11 +58,13 @@ def read_parts(store: ObjectStore, keys: list[str], columns: list[str] | None = 
 def head(store: ObjectStore, keys: list[str], rows: int) -> pa.Table:
     """The first `rows` rows of the parts (for a preview), reading no more than that."""
     tables: list[pa.Table] = []
+    wanted = rows
     for key in keys:
-        for table in store.iter_parquet(key, batch_rows=rows):
-            tables.append(table.slice(0, rows - sum(t.num_rows for t in tables)))
-            break
-        if sum(t.num_rows for t in tables) >= rows:
+        first = next(store.iter_parquet(key, batch_rows=wanted), None)
+        if first is not None:
+            tables.append(first.slice(0, wanted))
+            wanted -= tables[-1].num_rows
+        if wanted <= 0:
             break
     if not tables:
         return store.parquet_schema(keys[0]).empty_table()
