@@ -21,7 +21,7 @@ import tempfile
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -531,25 +531,29 @@ def _later(a: str, b: str) -> bool:
 class EventWriter:
     """The event rows of one version, one Parquet file per (year, month) of the time column.
 
-    Rows arrive in batches that cover many months, a few rows each. They are appended, as they
-    come, to a scratch Arrow IPC file per month (a copy, no encoding); `close` then encodes each
-    month in large row groups, months side by side. Small row groups written as batches came
-    cost twice to write and to read again (projections, the warehouse, exports)."""
+    Rows arrive in batches that cover many months, a few rows each. They are held up to
+    HOLD_BYTES, then spilled, grouped by month, to one scratch Arrow IPC file (a copy, no
+    encoding; one record batch per month). `close` then encodes each month, from its record
+    batches in every spill, in large row groups, months side by side. Small row groups written
+    as batches came cost twice to write and to read again (projections, the warehouse,
+    exports); a spill file per month costs a file creation for every month of every spill."""
 
-    MAX_OPEN = 256  # spill files open at once; a month closed to open another gets a new one
     GROUP_BYTES = 64 << 20  # rows encoded at a time (one row group) when a month is written
     HOLD_BYTES = 64 << 20  # rows held in memory before they are spilled
 
     def __init__(self, store: ObjectStore, config: DatasetConfig, version: str):
         self.store, self.config, self.version = store, config, version
         self.schema: pa.Schema | None = None
-        self.open: dict[tuple, pa.ipc.RecordBatchFileWriter] = {}
-        self.spills: dict[tuple, list[Path]] = {}  # per month, in the order rows came
+        # per month, in the order rows came: (spill file, its record batch of that month)
+        self.spills: dict[tuple, list[tuple[Path, int]]] = {}
         self.scratch = Path(tempfile.mkdtemp(prefix=".events-", dir=self._scratch_root()))
         self.spill_names = itertools.count()  # a new name for every spill file
         self.done: list[tuple[str, str]] = []  # (key, local Parquet file)
         self.held: dict[tuple, list[pa.Table]] = {}  # rows not spilled yet, per month
         self.held_bytes = 0
+        self.readers = threading.local()  # spill readers, each thread its own
+        self.opened: list[pa.NativeFile] = []
+        self.lock = threading.Lock()
 
     def _scratch_root(self) -> Path | None:
         folder = self.store.scratch_folder(layout.event(self.config.dataset_id, self.version))
@@ -576,38 +580,54 @@ class EventWriter:
             self._spill_held()
 
     def _spill_held(self) -> None:
-        """Each month's held rows, as one record batch, to its spill file: a few large writes
-        instead of one for every month of every batch."""
-        for month, tables in self.held.items():
-            self._spill(month).write_table(pa.concat_tables(tables).combine_chunks())
+        """The held rows to one spill file, month after month (each month's rows in the order
+        they came, a record batch for each batch they came in): a few large writes, and a
+        month's rows side by side when it is encoded."""
+        if not self.held:
+            return
+        path = self.scratch / f".{next(self.spill_names)}.arrow"  # (hidden)
+        spill = pa.ipc.new_file(str(path), self.schema)
+        found: list[tuple[tuple, int]] = []
+        try:
+            for month, tables in self.held.items():
+                for table in tables:
+                    for batch in table.to_batches():
+                        spill.write_batch(batch)
+                        found.append((month, len(found)))
+        except BaseException:
+            with contextlib.suppress(Exception):  # (a full disk fails the close too)
+                spill.close()
+            raise
+        spill.close()
+        for month, index in found:
+            self.spills.setdefault(month, []).append((path, index))
         self.held.clear()
         self.held_bytes = 0
-
-    def _spill(self, month: tuple) -> pa.ipc.RecordBatchFileWriter:
-        if month in self.open:
-            return self.open[month]
-        if len(self.open) >= self.MAX_OPEN:
-            self.open.pop(next(iter(self.open))).close()
-        paths = self.spills.setdefault(month, [])
-        paths.append(self.scratch / f".{next(self.spill_names)}.arrow")  # (hidden)
-        writer = pa.ipc.new_file(str(paths[-1]), self.schema)
-        self.open[month] = writer
-        return writer
 
     def close(self) -> list[str]:
         """Store every month's file (immutable event data); returns their keys, sorted."""
         self._spill_held()
-        for writer in self.open.values():
-            writer.close()
-        self.open.clear()
-        in_parallel(self._encode, list(self.spills.items()), workers=CPU_THREADS)
-        in_parallel(self._store_file, self.done, workers=self.store.concurrency)
+        # A month is stored (fsync and rename, or an upload) as soon as it is encoded, on its
+        # own threads: the waits on the disk or the network overlap the next months' encoding.
+        with ThreadPoolExecutor(max_workers=self.store.concurrency) as storing:
+            stored: list[Future] = []
+
+            def encode_then_store(item: tuple[tuple, list[tuple[Path, int]]]) -> None:
+                stored.append(storing.submit(self._store_file, self._encode(item)))
+
+            try:
+                in_parallel(encode_then_store, list(self.spills.items()), workers=CPU_THREADS)
+            finally:
+                self._close_spills()
+            for future in stored:
+                future.result()
         shutil.rmtree(self.scratch, ignore_errors=True)
         return sorted(key for key, _ in self.done)
 
-    def _encode(self, item: tuple[tuple, list[Path]]) -> None:
-        """One month's spills, in order, into one Parquet file of GROUP_BYTES row groups."""
-        month, paths = item
+    def _encode(self, item: tuple[tuple, list[tuple[Path, int]]]) -> tuple[str, str]:
+        """One month's record batches, in order, into one Parquet file of GROUP_BYTES row
+        groups: (its key, the local file)."""
+        month, batches = item
         key = layout.event_data(self.config.dataset_id, self.version, *month)
         folder = self.store.scratch_folder(key)  # beside the object: stored by a rename
         if folder is not None:
@@ -616,57 +636,60 @@ class EventWriter:
         os.close(fd)
         target = Path(name)
         self.done.append((key, name))  # (before writing: an abort removes it)
-        if sum(path.stat().st_size for path in paths) <= self.GROUP_BYTES:
-            self._encode_sorted(target, paths)
-            return
-        with pq.ParquetWriter(target, self.schema, **parquet_options(self.schema)) as writer:
+        rows = [self._reader(path).get_batch(index) for path, index in batches]
+        if sum(batch.nbytes for batch in rows) <= self.GROUP_BYTES:
+            self._encode_sorted(target, rows)
+            return key, name
+        with pq.ParquetWriter(target, self.schema, **parquet_options(self.schema)) as out:
             group: list[pa.RecordBatch] = []
             size = 0
-            for path in paths:
-                with pa.memory_map(str(path)) as source:
-                    spill = pa.ipc.open_file(source)
-                    for index in range(spill.num_record_batches):
-                        batch = spill.get_batch(index)
-                        group.append(batch)
-                        size += batch.nbytes
-                        if size >= self.GROUP_BYTES:
-                            writer.write_table(pa.Table.from_batches(group, self.schema))
-                            group, size = [], 0
-                    if group:  # the mapped file closes: its rows are written first
-                        writer.write_table(pa.Table.from_batches(group, self.schema))
-                        group, size = [], 0
-                path.unlink()
+            for batch in rows:
+                group.append(batch)
+                size += batch.nbytes
+                if size >= self.GROUP_BYTES:
+                    out.write_table(pa.Table.from_batches(group, self.schema))
+                    group, size = [], 0
+            if group:
+                out.write_table(pa.Table.from_batches(group, self.schema))
+        return key, name
 
-    def _encode_sorted(self, target: Path, paths: list[Path]) -> None:
+    def _reader(self, path: Path) -> pa.ipc.RecordBatchFileReader:
+        """This thread's reader of a spill, opened once (its footer lists every record batch)
+        until `close` ends. Read, not mapped: a mapped spill's pages would count in the
+        process's memory until it is unmapped."""
+        readers = self.readers.__dict__.setdefault("by_path", {})
+        if path not in readers:
+            source = pa.OSFile(str(path))
+            with self.lock:
+                self.opened.append(source)
+            readers[path] = pa.ipc.open_file(source)
+        return readers[path]
+
+    def _encode_sorted(self, target: Path, batches: list[pa.RecordBatch]) -> None:
         """A month that fits in one row group, in the order of its projection window (declared
         in the footer): when the window is new, the projection is this file as it is."""
-        with contextlib.ExitStack() as mapped:  # the rows stay mapped until they are written
-            spills = [
-                mapped.enter_context(pa.memory_map(str(path))).read_buffer() for path in paths
-            ]
-            rows = pa.concat_tables([pa.ipc.open_file(spill).read_all() for spill in spills])
-            order = window_order(self.config, rows)
-            rows = rows.take(pc.sort_indices(rows, sort_keys=order))  # nulls last
-            sorting = pq.SortingColumn.from_ordering(self.schema, order)
-            options = parquet_options(self.schema)
-            with pq.ParquetWriter(target, self.schema, sorting_columns=sorting, **options) as out:
-                out.write_table(rows, row_group_size=max(rows.num_rows, 1))
-        for path in paths:
-            path.unlink()
+        rows = pa.Table.from_batches(batches, self.schema)
+        order = window_order(self.config, rows)
+        rows = rows.take(pc.sort_indices(rows, sort_keys=order))  # nulls last
+        sorting = pq.SortingColumn.from_ordering(self.schema, order)
+        options = parquet_options(self.schema)
+        with pq.ParquetWriter(target, self.schema, sorting_columns=sorting, **options) as out:
+            out.write_table(rows, row_group_size=max(rows.num_rows, 1))
+
+    def _close_spills(self) -> None:
+        for source in self.opened:
+            source.close()
+        self.opened.clear()
 
     def _store_file(self, item: tuple[str, str]) -> None:
         key, path = item
         self.store.put_file(key, Path(path), move=True)
 
     def abort(self) -> None:
-        """Close and remove every scratch file (and what was already stored of this event).
-        Runs after a failure, a full disk say: closing a spill may fail again, and must not
-        stop the cleanup or hide the first error."""
+        """Remove every scratch file (and what was already stored of this event). Runs after a
+        failure, a full disk say."""
         self.held.clear()
-        for writer in self.open.values():
-            with contextlib.suppress(Exception):
-                writer.close()
-        self.open.clear()
+        self._close_spills()
         shutil.rmtree(self.scratch, ignore_errors=True)
         for _, path in self.done:
             Path(path).unlink(missing_ok=True)
@@ -716,8 +739,7 @@ def prepare(
             repeated += int((~chosen).sum())
             if not chosen.any():
                 continue
-            mask = pa.array(chosen)
-            event = batch.filter(mask)
+            event = batch if chosen.all() else batch.filter(pa.array(chosen))  # (a first load)
             ops = pc.if_else(pa.array(is_new[chosen]), "insert", "update")
             event = event.append_column(OP, ops).append_column(
                 VERSION, repeated_value(version, event.num_rows, pa.string())

@@ -201,15 +201,16 @@ def _is_hash(field: pa.Field) -> bool:
 
 
 def parquet_options(schema: pa.Schema) -> dict:
-    """zstd level 1 (as small as the default level here, faster), and neither a dictionary nor
-    min/max statistics for hash columns (named `*_hash`, or marked with HASH_FIELD): every
-    value differs and no reader filters on a range of hashes, so both cost time (half a write,
-    and a quarter; most of the key index's) for nothing."""
+    """zstd level 1 (as small as the default level here, faster); no dictionary encoding: zstd
+    over plain values is as small or smaller (1M staged CSV rows: 4.8 MB plain, 5.8 MB with
+    dictionaries) and writes twice as fast; no min/max statistics for hash columns (named
+    `*_hash`, or marked with HASH_FIELD): every value differs and no reader filters on a range
+    of hashes, so they cost time (a quarter of a write; most of the key index's) for nothing."""
     plain = [f.name for f in schema if not _is_hash(f)]
     return {
         "compression": "zstd",
         "compression_level": 1,
-        "use_dictionary": plain,
+        "use_dictionary": False,
         "write_statistics": plain,
     }
 
@@ -264,12 +265,17 @@ class LocalObjectStore(ObjectStore):
     def __init__(self, root: Path | str):
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
+        self._root = str(self.root)
+        self._root_prefix = os.path.join(self._root, "")
 
     def _path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
-        if self.root not in path.parents and path != self.root:
+        """The key's file. Lexical (no `resolve()`, which costs a system call per folder of
+        every key): `..` may not climb out of the root; a symlink the user put inside the root
+        (a folder on another disk, say) is followed as the file system follows it."""
+        path = os.path.normpath(os.path.join(self._root, key))
+        if not (path == self._root or path.startswith(self._root_prefix)):
             raise ValueError(f"object key {key!r} escapes the store root")
-        return path
+        return Path(path)
 
     def get(self, key: str) -> bytes:
         try:

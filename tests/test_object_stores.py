@@ -124,3 +124,24 @@ def test_a_row_group_that_grew_is_cut_at_the_same_places(store, monkeypatch):
     assert len(before) > 1 and after[: len(before) - 1] == before[:-1]
     assert len({*before[:-1], *after[:-1]}) == 1  # one batch size, a power of two
     assert before[0] & (before[0] - 1) == 0
+
+
+def test_a_local_key_cannot_climb_out_of_the_root(tmp_path):
+    store = LocalObjectStore(tmp_path / "root")
+    (tmp_path / "secret").write_bytes(b"outside")
+    for key in ("../secret", "a/../../secret", "a/../..", "/etc/passwd"):
+        with pytest.raises(ValueError, match="escapes the store root"):
+            store.get(key)
+    store.put("a/../b", b"inside")  # a `..` that stays inside is the key it names
+    assert store.get("b") == b"inside"
+
+
+def test_a_symlinked_folder_inside_the_root_is_followed(tmp_path):
+    elsewhere = tmp_path / "other_disk"
+    elsewhere.mkdir()
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / "datasets").symlink_to(elsewhere, target_is_directory=True)
+    store = LocalObjectStore(tmp_path / "root")
+    store.put("datasets/x/data.bin", b"1")
+    assert (elsewhere / "x" / "data.bin").read_bytes() == b"1"
+    assert store.list("datasets") == ["datasets/x/data.bin"]

@@ -341,15 +341,12 @@ def test_months_too_large_to_sort_take_the_general_projection_path(tmp_path, rat
 
 
 @pytest.mark.parametrize("held", ["each batch", "all"])
-def test_one_event_file_a_month_when_months_outnumber_the_open_spills(
-    runtime, rates, monkeypatch, held
-):
-    """Batches of 4 rows (2 months each), 4 spill files open at most, one row group per
-    spilled batch: a month closed to open others gets a second spill, and still one event file
-    (its rows in the order they came); every row is published once, in its file and
-    projection. Rows held until close are spilled as one batch a month, in the same order."""
+def test_one_event_file_a_month_from_rows_spilled_in_any_order(runtime, rates, monkeypatch, held):
+    """Batches of 4 rows (2 months each, months coming back after others), one row group per
+    spilled record batch: each month is one event file with its rows in the order they came,
+    whether every batch was spilled as it came (a spill file each) or all were held and
+    spilled together; every row is published once, in its file and projection."""
     monkeypatch.setattr(object_store, "BATCH_ROWS", (4, 4))
-    monkeypatch.setattr(publish.EventWriter, "MAX_OPEN", 4)
     monkeypatch.setattr(publish.EventWriter, "GROUP_BYTES", 1)
     if held == "each batch":
         monkeypatch.setattr(publish.EventWriter, "HOLD_BYTES", 1)
@@ -368,8 +365,7 @@ def test_one_event_file_a_month_when_months_outnumber_the_open_spills(
         pairs_seen = zip(event["series"].to_pylist(), event["value"].to_pylist(), strict=True)
         assert list(pairs_seen) == expected
     january = pq.ParquetFile(runtime.store.root / files[0]).metadata
-    # the 4 batches that had January rows, spilled as they came, or held and spilled as one
-    assert january.num_row_groups == (4 if held == "each batch" else 1)
+    assert january.num_row_groups == 4  # the 4 batches that had January rows
     published = published_table(runtime.store, config)
     assert sorted((r["series"], r["value"]) for r in published.to_pylist()) == sorted(
         (s, float(i)) for i in range(len(days)) for s in "AB"
@@ -398,20 +394,3 @@ def test_a_failed_event_write_leaves_no_version_and_no_scratch(runtime, rates, m
     assert read_current(runtime.store, "RATES")[0] is None
     assert not [k for k in runtime.store.list("datasets/RATES") if "/events/" in k]
     assert [p.name for p in runtime.store.root.rglob(".event*")] == []
-
-
-def test_months_reopened_together_keep_their_own_spills(runtime, rates, monkeypatch):
-    """Two months closed and reopened with no new month between (1 and 2, then 3 and 4, then 1
-    and 2 again, with 2 spills open at most) each get a new spill of their own."""
-    monkeypatch.setattr(object_store, "BATCH_ROWS", (4, 4))
-    monkeypatch.setattr(publish.EventWriter, "MAX_OPEN", 2)
-    pairs = [(1, 2), (3, 4), (1, 2), (3, 4), (1, 2)]
-    days = [f"2024-{m:02d}-{n + 1:02d}" for n, pair in enumerate(pairs) for m in pair]
-    config = rates("".join(f"{s},{d},{i}\n" for i, d in enumerate(days) for s in "AB"))
-    result = run_all(runtime, config)
-    assert (result.rows_added, result.committed) == (20, True)
-    for month, file in enumerate(result.manifest["files"], start=1):
-        values = runtime.store.read_parquet(file)["value"].to_pylist()
-        assert values == [
-            float(i) for i, d in enumerate(days) if int(d[5:7]) == month for _ in "AB"
-        ]
