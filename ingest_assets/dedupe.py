@@ -9,6 +9,7 @@ their full hashes, so a prefix collision never merges two different keys.
 import numpy as np
 import pyarrow as pa
 
+from ingest_assets.hashing import DIGEST_TYPE
 from ingest_assets.keyindex import key_prefixes
 from ingest_assets.normalize import KEY_HASH, ROW_HASH
 
@@ -22,7 +23,7 @@ class KeyTracker:
     def add(self, key_hash: pa.Array | pa.ChunkedArray) -> None:
         self._parts.append(key_prefixes(key_hash))
 
-    def candidates(self, conflicting: frozenset[str] = frozenset()) -> np.ndarray:
+    def candidates(self, conflicting: frozenset[bytes] = frozenset()) -> np.ndarray:
         """Sorted positions (over all batches, in order) whose prefix occurs more than once, or
         is the prefix of a key already rejected as conflicting within a batch."""
         if not self._parts:
@@ -35,20 +36,20 @@ class KeyTracker:
         repeated[1:] |= same
         repeated[:-1] |= same
         if conflicting:
-            rejected = key_prefixes(pa.array(sorted(conflicting), pa.string()))
+            rejected = key_prefixes(pa.array(sorted(conflicting), DIGEST_TYPE))
             repeated |= np.isin(ordered, rejected)
         return np.sort(order[repeated])
 
 
 def judge(
-    rows: pa.Table, positions: np.ndarray, conflicting: frozenset[str] = frozenset()
+    rows: pa.Table, positions: np.ndarray, conflicting: frozenset[bytes] = frozenset()
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """For the candidate `rows` (at global `positions`): (positions of exact repeats to drop,
     positions of conflicting rows to reject, {key_hash: [positions of its rows]} for those).
     A key in `conflicting` (rejected within a batch) rejects its rows in the other batches."""
     keys = rows[KEY_HASH].to_pylist()
     hashes = rows[ROW_HASH].to_pylist()
-    groups: dict[str, list[int]] = {}
+    groups: dict[bytes, list[int]] = {}
     for index, key in enumerate(keys):
         groups.setdefault(key, []).append(index)
     repeats, conflicts, conflicted = [], [], {}

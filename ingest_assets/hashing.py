@@ -3,11 +3,16 @@
 Values are rendered by Arrow's casts to text (shortest round-trip floats, ISO-like timestamps in
 UTC), so a hash depends only on the typed values. `row_hash` joins `name=value` pairs sorted by
 name and leaves nulls out, so adding a nullable column does not turn every row into a revision.
+
+A hash is computed and staged as its 20 bytes (DIGEST_TYPE); published files (events,
+projections, exports, the warehouse) spell it as 40 lowercase hex digits (`hex_digests`), which
+sort as the bytes do. Bytes are half the size to write, read and compare.
 """
 
 import hashlib
 import threading
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -21,6 +26,48 @@ def _text(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
 
 
 DIGEST_BYTES = 20
+DIGEST_TYPE = pa.binary(DIGEST_BYTES)
+HEX_TYPE = pa.string()  # a digest as published: 40 lowercase hex digits
+_HEX_PAIRS = np.frombuffer(b"".join(b"%02x" % i for i in range(256)), dtype=np.uint16)
+
+
+def is_digest(type_: pa.DataType) -> bool:
+    return type_ == DIGEST_TYPE
+
+
+def hex_digests(digests: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """20-byte digests as 40-digit lowercase hex text (vectorised; a null stays null)."""
+    if isinstance(digests, pa.ChunkedArray):
+        digests = digests.combine_chunks()
+    count = len(digests)
+    data = np.frombuffer(digests.buffers()[1], np.uint8) if count else np.zeros(0, np.uint8)
+    data = data[digests.offset * DIGEST_BYTES :][: count * DIGEST_BYTES]
+    text = _HEX_PAIRS[data].tobytes()  # each byte's two digits, in order
+    offsets = np.arange(0, 2 * DIGEST_BYTES * count + 1, 2 * DIGEST_BYTES, dtype=np.int32)
+    validity = digests.buffers()[0] if digests.null_count else None
+    if validity is not None and digests.offset:  # re-base the bitmap of a slice
+        validity = pc.is_valid(digests).buffers()[1]
+    return pa.StringArray.from_buffers(
+        count, pa.py_buffer(offsets), pa.py_buffer(text), validity, digests.null_count
+    )
+
+
+def published_type(field: pa.Field) -> pa.Field:
+    """The field as published: a digest column as its hex text."""
+    return field.with_type(HEX_TYPE) if is_digest(field.type) else field
+
+
+def published_schema(schema: pa.Schema) -> pa.Schema:
+    return pa.schema([published_type(f) for f in schema], metadata=schema.metadata)
+
+
+def published_columns(table: pa.Table) -> pa.Table:
+    """The table as published: its digest columns as hex text."""
+    for index, field in enumerate(table.schema):
+        if is_digest(field.type):
+            table = table.set_column(index, published_type(field), hex_digests(table.column(index)))
+    return table
+
 
 _connections = threading.local()
 
@@ -45,24 +92,31 @@ DUCKDB_FROM = 20_000  # rows; fewer are hashed by hashlib (no DuckDB import or c
 
 
 def _hashlib_sha1(joined: pa.ChunkedArray | pa.Array) -> pa.Array:
-    """sha1 of every value as 40-character lowercase hex text, in the input's order."""
+    """sha1 of every value (DIGEST_TYPE), in the input's order."""
     values = joined.cast(pa.binary()).to_pylist()
-    return pa.array([hashlib.sha1(value).hexdigest() for value in values], pa.string())
+    return pa.array([hashlib.sha1(value).digest() for value in values], DIGEST_TYPE)
 
 
 def _duckdb_sha1(texts: list, joined) -> pa.Array:
-    """sha1 (hex) of the DuckDB expression `joined` over the columns c0, c1, ... (`texts`): the
-    joining and the hashing both vectorised, on every core."""
+    """sha1 (DIGEST_TYPE) of the DuckDB expression `joined` over the columns c0, c1, ...
+    (`texts`): the joining and the hashing both vectorised, on every core."""
+    db = _db()
     source = pa.table({f"c{i}": text for i, text in enumerate(texts)})
-    expression = _db().FunctionExpression("sha1", joined).alias("h")
-    hashed = _duckdb().from_arrow(source).select(expression).to_arrow_table()
-    return hashed["h"].combine_chunks().cast(pa.string())
+    digest = db.FunctionExpression("unhex", db.FunctionExpression("sha1", joined)).alias("h")
+    blobs = _duckdb().from_arrow(source).select(digest).to_arrow_table()["h"].combine_chunks()
+    if pa.types.is_large_binary(blobs.type):
+        blobs = blobs.cast(pa.binary())
+    offsets = np.frombuffer(blobs.buffers()[1], np.int32)[blobs.offset :][: len(blobs) + 1]
+    if blobs.null_count or not np.array_equal(np.diff(offsets), np.full(len(blobs), 20)):
+        raise AssertionError("sha1 gave a value that is not 20 bytes")  # (never: checked anyway)
+    data = blobs.buffers()[2].slice(int(offsets[0]), DIGEST_BYTES * len(blobs))
+    return pa.FixedSizeBinaryArray.from_buffers(DIGEST_TYPE, len(blobs), [None, data])
 
 
 def key_hashes(table: pa.Table, keys: list[str]) -> pa.Array:
     """sha1 of the key values as text, joined by FIELD_SEP (a null as NULL)."""
     if table.num_rows == 0:
-        return pa.array([], pa.string())
+        return pa.array([], DIGEST_TYPE)
     texts = [_text(table[k]) for k in keys]
     if table.num_rows >= DUCKDB_FROM:
         db = _db()
@@ -85,7 +139,7 @@ def row_hashes(table: pa.Table, columns: list[str]) -> pa.Array:
     """sha1 of `name NAME_SEP value` pairs, sorted by name, joined by FIELD_SEP, nulls left out
     ("" when every value is null)."""
     if table.num_rows == 0:
-        return pa.array([], pa.string())
+        return pa.array([], DIGEST_TYPE)
     names = sorted(columns)
     if not names:
         return _hashlib_sha1(pa.array([""] * table.num_rows, pa.string()))

@@ -1,9 +1,9 @@
 """The key index in memory: every published key_hash with its row_hash and version, compact.
 
-A 40-hex-digit sha1 becomes 20 bytes held as three integers (8 + 8 + 4 bytes), so the index of
-5,000,000 keys takes about 220 MB instead of 600 MB of Arrow text, and a lookup is a binary
-search (numpy) instead of a hash join. The index holds one row per key, whatever the number of
-versions published. Pure: no Dagster, no I/O.
+A sha1 (20 bytes, or 40 hex digits as published) is held as three integers (8 + 8 + 4
+bytes), so the index of 5,000,000 keys takes about 220 MB instead of 600 MB of Arrow text, and a
+lookup is a binary search (numpy) instead of a hash join. The index holds one row per key,
+whatever the number of versions published. Pure: no Dagster, no I/O.
 """
 
 from collections.abc import Iterable
@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest_assets.hashing import DIGEST_BYTES
+from ingest_assets.hashing import DIGEST_BYTES, is_digest
 from ingest_resources.object_store import HASH_FIELD
 
 HEX_WIDTH = 2 * DIGEST_BYTES
@@ -30,12 +30,19 @@ SCHEMA = pa.schema(
 
 
 def _digest_bytes(hexes: pa.Array | pa.ChunkedArray, size: int) -> np.ndarray:
-    """The first `size` bytes of each 40-digit hex hash, as a (count, size) uint8 array."""
+    """The first `size` bytes of each hash, as a (count, size) uint8 array. A hash is given as
+    its 20 bytes (DIGEST_TYPE: a view, no copy) or as 40 hex digits (as published)."""
     if isinstance(hexes, pa.ChunkedArray):
         hexes = hexes.combine_chunks()
     count = len(hexes)
     if count == 0:
         return np.zeros((0, size), np.uint8)
+    if is_digest(hexes.type):
+        if hexes.null_count:
+            raise ValueError("expected sha1 hashes, found nulls")
+        data = np.frombuffer(hexes.buffers()[1], dtype=np.uint8)
+        data = data[hexes.offset * DIGEST_BYTES :][: count * DIGEST_BYTES]
+        return data.reshape(count, DIGEST_BYTES)[:, :size]
     if hexes.null_count or not pc.all(pc.equal(pc.binary_length(hexes), HEX_WIDTH)).as_py():
         raise ValueError("expected 40-digit sha1 hex hashes")
     offsets = np.frombuffer(hexes.buffers()[1], dtype=np.int32)[hexes.offset :][: count + 1]
@@ -52,12 +59,13 @@ def _digest_bytes(hexes: pa.Array | pa.ChunkedArray, size: int) -> np.ndarray:
 
 def key_prefixes(hexes: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """The first 8 bytes of each hash as a big-endian uint64: digest_parts(hexes)[0], for a
-    quarter of the decoding (what repeated keys are first looked for by)."""
+    quarter of the decoding of hex (what repeated keys are first looked for by)."""
     return _digest_bytes(hexes, 8).copy().view(">u8").ravel().astype(np.uint64)
 
 
 def digest_parts(hexes: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """40-digit lowercase hex hashes -> (first 8 bytes, next 8, last 4) as big-endian ints."""
+    """sha1 hashes (20 bytes, or 40 hex digits) -> (first 8 bytes, next 8, last 4) as
+    big-endian ints."""
     digest = _digest_bytes(hexes, DIGEST_BYTES)
     first = digest[:, :8].copy().view(">u8").ravel().astype(np.uint64)
     second = digest[:, 8:16].copy().view(">u8").ravel().astype(np.uint64)

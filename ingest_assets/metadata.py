@@ -7,6 +7,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ingest_assets.hashing import published_type
 from ingest_assets.parsers.base import HIDDEN_COLUMNS
 
 PREVIEW_ROWS = 10
@@ -14,6 +15,8 @@ CELL_CHARS = 60
 
 
 def _cell(value: object) -> str:
+    if isinstance(value, bytes):  # a hash: as published
+        value = value.hex()
     text = "" if value is None else str(value)
     text = text.replace("|", "\\|").replace("\n", " ")
     return text if len(text) <= CELL_CHARS else text[: CELL_CHARS - 1] + "…"
@@ -28,9 +31,10 @@ def preview(table: pa.Table, rows: int = PREVIEW_ROWS) -> dg.MetadataValue:
 
 
 def column_schema(schema: pa.Schema) -> dg.TableSchema:
+    """The visible columns with their types as published (a hash as its hex text)."""
     return dg.TableSchema(
         columns=[
-            dg.TableColumn(name=f.name, type=str(f.type))
+            dg.TableColumn(name=f.name, type=str(published_type(f).type))
             for f in schema
             if f.name not in HIDDEN_COLUMNS
         ]

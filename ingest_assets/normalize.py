@@ -50,7 +50,7 @@ class Normalized:
     table: pa.Table  # accepted rows: `_row`, typed columns, collection_date, key_hash, row_hash
     rejected: pa.Table  # rejected rows as text, with _row and reason
     duplicates_dropped: int  # exact repeats of a row (same key, same values) in the input
-    conflicting_keys: frozenset[str] = frozenset()  # key_hash of keys rejected as conflicts
+    conflicting_keys: frozenset[bytes] = frozenset()  # key_hash of keys rejected as conflicts
 
 
 def arrow_type(name: str) -> pa.DataType:
@@ -492,7 +492,7 @@ def _distinct(key_hash: pa.ChunkedArray) -> bool:
     return not (prefixes[1:] == prefixes[:-1]).any()
 
 
-def _conflicting_keys(table: pa.Table) -> frozenset[str]:
+def _conflicting_keys(table: pa.Table) -> frozenset[bytes]:
     """Keys that appear with different values (asked only when a key repeats: rare)."""
     pairs = pa.table({"k": table[KEY_HASH], "h": table[ROW_HASH]})
     counts = pairs.group_by("k").aggregate([("h", "count_distinct")])

@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 from ingest_assets import layout
 from ingest_assets.arrays import repeated as repeated_value
 from ingest_assets.contract import SERIES_CODE, DatasetConfig
+from ingest_assets.hashing import published_columns, published_schema
 from ingest_assets.keyindex import SCHEMA as INDEX_SCHEMA
 from ingest_assets.keyindex import KeyIndex, Parts, digest_parts
 from ingest_assets.normalize import KEY_HASH, ROW_HASH
@@ -640,17 +641,18 @@ class EventWriter:
         if sum(batch.nbytes for batch in rows) <= self.GROUP_BYTES:
             self._encode_sorted(target, rows)
             return key, name
-        with pq.ParquetWriter(target, self.schema, **parquet_options(self.schema)) as out:
+        schema = published_schema(self.schema)
+        with pq.ParquetWriter(target, schema, **parquet_options(schema)) as out:
             group: list[pa.RecordBatch] = []
             size = 0
             for batch in rows:
                 group.append(batch)
                 size += batch.nbytes
                 if size >= self.GROUP_BYTES:
-                    out.write_table(pa.Table.from_batches(group, self.schema))
+                    out.write_table(published_columns(pa.Table.from_batches(group, self.schema)))
                     group, size = [], 0
             if group:
-                out.write_table(pa.Table.from_batches(group, self.schema))
+                out.write_table(published_columns(pa.Table.from_batches(group, self.schema)))
         return key, name
 
     def _reader(self, path: Path) -> pa.ipc.RecordBatchFileReader:
@@ -669,11 +671,11 @@ class EventWriter:
         """A month that fits in one row group, in the order of its projection window (declared
         in the footer): when the window is new, the projection is this file as it is."""
         rows = pa.Table.from_batches(batches, self.schema)
-        order = window_order(self.config, rows)
-        rows = rows.take(pc.sort_indices(rows, sort_keys=order))  # nulls last
-        sorting = pq.SortingColumn.from_ordering(self.schema, order)
-        options = parquet_options(self.schema)
-        with pq.ParquetWriter(target, self.schema, sorting_columns=sorting, **options) as out:
+        order = window_order(self.config, rows)  # (a digest sorts as its hex)
+        rows = published_columns(rows.take(pc.sort_indices(rows, sort_keys=order)))  # nulls last
+        sorting = pq.SortingColumn.from_ordering(rows.schema, order)
+        options = parquet_options(rows.schema)
+        with pq.ParquetWriter(target, rows.schema, sorting_columns=sorting, **options) as out:
             out.write_table(rows, row_group_size=max(rows.num_rows, 1))
 
     def _close_spills(self) -> None:
@@ -715,7 +717,7 @@ def prepare(
     columns = [f.name for f in source_schema if f.name not in HIDDEN_COLUMNS]
     schema = pa.schema([source_schema.field(c) for c in columns])
     current, etag = read_current(store, dataset_id)
-    check_type_changes(dataset_id, (current or {}).get("schema"), schema)
+    check_type_changes(dataset_id, (current or {}).get("schema"), published_schema(schema))
     index = heal(store, config, current)
     if index is None:  # the stored index was up to date: read it
         index = load_index(store, dataset_id, current)[0]
@@ -781,8 +783,8 @@ def prepare(
         "code_version": CODE_VERSION,
         "inputs": inputs,
         "counts": {**counts, "added": added, "revised": revised, "repeated": repeated},
-        "schema_hash": schema_hash(schema),
-        "schema": {f.name: str(f.type) for f in schema},
+        "schema_hash": schema_hash(published_schema(schema)),
+        "schema": {f.name: str(f.type) for f in published_schema(schema)},
         "primary_keys": config.primary_keys,
         "time_column": config.normalize.time_column
         if config.normalize.time_column in columns

@@ -7,7 +7,16 @@ import hashlib
 
 import pyarrow as pa
 
-from ingest_assets.hashing import FIELD_SEP, NAME_SEP, NULL, key_hashes, row_hashes
+from ingest_assets.hashing import (
+    DIGEST_TYPE,
+    FIELD_SEP,
+    NAME_SEP,
+    NULL,
+    hex_digests,
+    key_hashes,
+    published_columns,
+    row_hashes,
+)
 
 
 def test_one_non_key_column_with_nulls_keeps_every_row():
@@ -40,8 +49,8 @@ def test_a_row_whose_values_are_all_null_keeps_its_place():
     assert len(set(hashes)) == 3
 
 
-def sha1(text: str) -> str:
-    return hashlib.sha1(text.encode()).hexdigest()
+def sha1(text: str) -> bytes:
+    return hashlib.sha1(text.encode()).digest()
 
 
 def test_key_hash_is_sha1_of_the_joined_keys_in_row_order():
@@ -108,6 +117,31 @@ def test_small_and_large_inputs_hash_alike(monkeypatch):
         )
 
     small = hashes()
-    assert small[2][9].as_py() == hashlib.sha1(b"").hexdigest()
+    assert small[2][9].as_py() == hashlib.sha1(b"").digest()
     monkeypatch.setattr(hashing, "DUCKDB_FROM", 1)
     assert hashes() == small
+
+
+def test_hashes_are_staged_as_bytes_and_published_as_their_hex():
+    table = pa.table({"k": [str(i) for i in range(30_000)]})  # (DuckDB's path)
+    digests = key_hashes(table, ["k"])
+    assert digests.type == DIGEST_TYPE
+    assert digests[7].as_py() == hashlib.sha1(b"7").digest()
+    text = hex_digests(digests.slice(5, 3))
+    assert text.type == pa.string()
+    assert text.to_pylist() == [hashlib.sha1(str(i).encode()).hexdigest() for i in (5, 6, 7)]
+    # hex sorts as the bytes do, so files sorted by either are sorted by both
+    ordered = sorted(digests.to_pylist()[:500])
+    assert [d.hex() for d in ordered] == sorted(d.hex() for d in ordered)
+
+
+def test_hex_of_digests_keeps_nulls_and_chunks():
+    digests = pa.chunked_array(
+        [pa.array([b"\x00" * 20, None], DIGEST_TYPE), pa.array([None, b"\xff" * 20], DIGEST_TYPE)]
+    )
+    assert hex_digests(digests).to_pylist() == ["00" * 20, None, None, "ff" * 20]
+    assert hex_digests(digests.combine_chunks().slice(1)).to_pylist() == [None, None, "ff" * 20]
+    assert hex_digests(pa.array([], DIGEST_TYPE)).to_pylist() == []
+    table = published_columns(pa.table({"key_hash": digests, "v": [1, 2, 3, 4]}))
+    assert table.schema.field("key_hash").type == pa.string()
+    assert table["v"].to_pylist() == [1, 2, 3, 4]

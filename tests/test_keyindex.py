@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from ingest_assets.hashing import key_hashes
+from ingest_assets.hashing import DIGEST_TYPE, hex_digests, key_hashes
 from ingest_assets.keyindex import KeyIndex, digest_parts, key_prefixes
 
 
@@ -19,22 +19,28 @@ def _parts(rng, count: int, prefixes: int):
     )
 
 
-def test_digest_parts_spell_the_sha1():
-    hexes = key_hashes(pa.table({"k": ["a", "b"]}), ["k"])
-    first, second, third = digest_parts(hexes)
+@pytest.mark.parametrize("spelled", ["bytes", "hex"])
+def test_digest_parts_spell_the_sha1(spelled):
+    digests = key_hashes(pa.table({"k": ["a", "b"]}), ["k"])
+    first, second, third = digest_parts(digests if spelled == "bytes" else hex_digests(digests))
     digest = hashlib.sha1(b"b").digest()
     assert int(first[1]) == int.from_bytes(digest[:8], "big")
     assert int(second[1]) == int.from_bytes(digest[8:16], "big")
     assert int(third[1]) == int.from_bytes(digest[16:], "big")
 
 
-def test_key_prefixes_are_the_first_part_of_a_sliced_array():
-    hexes = key_hashes(pa.table({"k": [str(i) for i in range(100)]}), ["k"]).slice(7, 50)
-    assert (key_prefixes(hexes) == digest_parts(hexes)[0]).all()
-    assert key_prefixes(hexes.slice(0, 0)).dtype == np.uint64
+@pytest.mark.parametrize("spelled", ["bytes", "hex"])
+def test_key_prefixes_are_the_first_part_of_a_sliced_array(spelled):
+    digests = key_hashes(pa.table({"k": [str(i) for i in range(100)]}), ["k"])
+    hashes = (digests if spelled == "bytes" else hex_digests(digests)).slice(7, 50)
+    assert (key_prefixes(hashes) == digest_parts(hashes)[0]).all()
+    assert (digest_parts(hashes)[2] == digest_parts(digests.slice(7, 50))[2]).all()
+    assert key_prefixes(hashes.slice(0, 0)).dtype == np.uint64
     for bad in (pa.array(["z" * 40]), pa.array(["ab"]), pa.array([None], pa.string())):
         with pytest.raises(ValueError, match="40-digit"):
             key_prefixes(bad)
+    with pytest.raises(ValueError, match="nulls"):
+        key_prefixes(pa.array([None], DIGEST_TYPE))
 
 
 def test_lookup_is_exact_when_many_keys_share_a_prefix():

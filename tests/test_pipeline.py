@@ -2,11 +2,13 @@
 
 import json
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from ingest_assets import layout, publish, stages
 from ingest_assets.export import published_table
+from ingest_assets.hashing import published_columns
 from ingest_assets.publish import read_current, version_chain
 from ingest_resources import object_store
 
@@ -394,3 +396,34 @@ def test_a_failed_event_write_leaves_no_version_and_no_scratch(runtime, rates, m
     assert read_current(runtime.store, "RATES")[0] is None
     assert not [k for k in runtime.store.list("datasets/RATES") if "/events/" in k]
     assert [p.name for p in runtime.store.root.rglob(".event*")] == []
+
+
+def test_a_store_published_with_hex_hashes_is_continued(runtime, rates):
+    """Versions published before hashes were staged as bytes hold them as hex text (as every
+    published file still does): the next run compares against them exactly, adds no type
+    change, and its events and windows spell hashes as hex too."""
+    config = rates("A,2024-01-02,10.5\nA,2024-01-03,11\nB,2024-01-02,3\n")
+    normalized(runtime, config)
+    as_before = published_columns(stages.read_normalized(runtime, config, "all"))
+    first = publish.publish(
+        runtime.store, runtime.locks, config, "all", as_before, {}, {"parsed": 3}
+    )
+    assert first.manifest["schema"]["key_hash"] == "string"
+    config = rates("A,2024-01-02,10.5\nA,2024-01-03,12\nB,2024-01-02,3\nB,2024-01-03,4\n")
+    second = run_all(runtime, config)
+    assert (second.rows_added, second.rows_revised, second.rows_repeated) == (1, 1, 2)
+    assert second.manifest["schema"] == first.manifest["schema"]
+    for file in first.manifest["files"] + second.manifest["files"]:
+        event = runtime.store.read_parquet(file)
+        assert event.schema.field("key_hash").type == event.schema.field("row_hash").type
+        assert all(len(k) == 40 for k in event["key_hash"].to_pylist())
+    window = runtime.store.read_parquet(layout.projection("RATES", "RATES", 2024, 1))
+    assert window.schema.field("key_hash").type.equals(pa.string())
+    assert sorted(zip(window["series"].to_pylist(), window["value"].to_pylist(), strict=True)) == [
+        ("A", 10.5),
+        ("A", 12.0),
+        ("B", 3.0),
+        ("B", 4.0),
+    ]
+    assert len(set(window["key_hash"].to_pylist())) == 4
+    assert run_all(runtime, config).committed is False  # nothing new: exactly once
