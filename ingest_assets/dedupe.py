@@ -29,7 +29,11 @@ class KeyTracker:
         if not self._parts:
             return np.zeros(0, dtype=np.int64)
         keys = np.concatenate(self._parts)
-        order = np.argsort(keys, kind="stable")
+        if not conflicting:  # the common case, no key repeated: a sort of the values tells
+            ordered = np.sort(keys)
+            if not (ordered[1:] == ordered[:-1]).any():
+                return np.zeros(0, dtype=np.int64)
+        order = np.argsort(keys)  # (positions come back sorted: the order of ties is moot)
         ordered = keys[order]
         same = ordered[1:] == ordered[:-1]
         repeated = np.zeros(len(keys), dtype=bool)

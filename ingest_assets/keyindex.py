@@ -130,7 +130,7 @@ class KeyIndex:
         first = self.keys[0]
         if bool(np.all(first[1:] >= first[:-1])):  # as written: no sort to find that out
             return self
-        order = np.argsort(first, kind="stable")  # lookups walk ties in k1, k2
+        order = np.argsort(first)  # (a lookup walks every key of equal k0: ties in any order)
         take = lambda parts: tuple(p[order] for p in parts)  # noqa: E731
         return KeyIndex(take(self.keys), take(self.rows), self.version_codes[order], self.versions)
 
@@ -196,7 +196,7 @@ class KeyIndex:
             column = np.concatenate([old[keep]] + [part[position % 3] for part in source])
             del old
             if order is None:  # k0 comes first: it decides the order of everything
-                order = np.argsort(column, kind="stable")
+                order = np.argsort(column)  # (ties in any order, as in `_sorted`)
             built.append(column[order])
             del column
         keys.clear()

@@ -201,18 +201,33 @@ def _is_hash(field: pa.Field) -> bool:
 
 
 def parquet_options(schema: pa.Schema) -> dict:
-    """zstd level 1 (as small as the default level here, faster); no dictionary encoding: zstd
-    over plain values is as small or smaller (1M staged CSV rows: 4.8 MB plain, 5.8 MB with
-    dictionaries) and writes twice as fast; no min/max statistics for hash columns (named
-    `*_hash`, or marked with HASH_FIELD): every value differs and no reader filters on a range
-    of hashes, so they cost time (a quarter of a write; most of the key index's) for nothing."""
+    """How every Parquet file of the store is written:
+    - zstd level 1 (as small as the default level here, faster); none at all for hashes held
+      as bytes or integers (random: zstd cannot shrink them, and a read then copies them once);
+    - no dictionary encoding, but for Arrow dictionary columns: zstd over plain values is as
+      small or smaller (1M staged CSV rows: 4.8 MB plain, 5.8 MB with dictionaries) and writes
+      twice as fast;
+    - no min/max statistics for hash columns (named `*_hash`, or marked with HASH_FIELD): every
+      value differs and no reader filters on a range of hashes, so they cost time (a quarter of
+      a write; most of the key index's) for nothing."""
     plain = [f.name for f in schema if not _is_hash(f)]
+    raw = {f.name for f in schema if _is_hash(f) and not _is_text(f.type)}
+    compression: str | dict = "zstd"
+    level: int | dict = 1
+    if raw and not any(pa.types.is_nested(f.type) for f in schema):  # (a codec per leaf column)
+        compression = {f.name: "none" if f.name in raw else "zstd" for f in schema}
+        level = {f.name: 1 for f in schema if f.name not in raw}
+    dictionaries = [f.name for f in schema if pa.types.is_dictionary(f.type)]
     return {
-        "compression": "zstd",
-        "compression_level": 1,
-        "use_dictionary": False,
+        "compression": compression,
+        "compression_level": level,
+        "use_dictionary": dictionaries or False,
         "write_statistics": plain,
     }
+
+
+def _is_text(type_: pa.DataType) -> bool:
+    return pa.types.is_string(type_) or pa.types.is_large_string(type_)
 
 
 BATCH_BYTES = 16 << 20  # uncompressed bytes of rows handled at a time

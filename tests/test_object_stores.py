@@ -145,3 +145,39 @@ def test_a_symlinked_folder_inside_the_root_is_followed(tmp_path):
     store.put("datasets/x/data.bin", b"1")
     assert (elsewhere / "x" / "data.bin").read_bytes() == b"1"
     assert store.list("datasets") == ["datasets/x/data.bin"]
+
+
+def test_parquet_options_fit_each_column(tmp_path):
+    """Hashes as bytes or integers are stored uncompressed (random), hex and values with zstd;
+    dictionary columns stay dictionaries (the key index's versions), others are plain; a
+    nested column keeps one codec for all (codecs are set per leaf column)."""
+    from ingest_resources.object_store import HASH_FIELD, parquet_options
+
+    table = pa.table(
+        {
+            "value": [1.5, 2.5],
+            "key_hash": pa.array([b"x" * 20, b"y" * 20], pa.binary(20)),
+            "row_hash": ["ab" * 20, "cd" * 20],
+            "k0": pa.array([1, 2], pa.uint64()),
+            "version": pa.array(["v1", "v1"]).dictionary_encode(),
+        }
+    )
+    table = table.cast(table.schema.set(3, table.schema.field("k0").with_metadata(HASH_FIELD)))
+    pq.write_table(table, tmp_path / "t.parquet", **parquet_options(table.schema))
+    columns = pq.ParquetFile(tmp_path / "t.parquet").metadata.row_group(0)
+    codecs = {columns.column(i).path_in_schema: columns.column(i) for i in range(5)}
+    assert {name: c.compression for name, c in codecs.items()} == {
+        "value": "ZSTD",
+        "key_hash": "UNCOMPRESSED",
+        "row_hash": "ZSTD",
+        "k0": "UNCOMPRESSED",
+        "version": "ZSTD",
+    }
+    assert "RLE_DICTIONARY" in codecs["version"].encodings
+    assert "RLE_DICTIONARY" not in codecs["value"].encodings
+    assert not codecs["key_hash"].is_stats_set and codecs["value"].is_stats_set
+    assert pq.read_table(tmp_path / "t.parquet").equals(table)
+    nested = pa.table({"key_hash": table["key_hash"], "tags": [["a"], ["b", "c"]]})
+    assert parquet_options(nested.schema)["compression"] == "zstd"
+    pq.write_table(nested, tmp_path / "n.parquet", **parquet_options(nested.schema))
+    assert pq.read_table(tmp_path / "n.parquet").equals(nested)
