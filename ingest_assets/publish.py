@@ -533,11 +533,11 @@ class EventWriter:
     """The event rows of one version, one Parquet file per (year, month) of the time column.
 
     Rows arrive in batches that cover many months, a few rows each. They are held up to
-    HOLD_BYTES, then spilled, grouped by month, to one scratch Arrow IPC file (a copy, no
-    encoding; one record batch per month). `close` then encodes each month, from its record
-    batches in every spill, in large row groups, months side by side. Small row groups written
-    as batches came cost twice to write and to read again (projections, the warehouse,
-    exports); a spill file per month costs a file creation for every month of every spill."""
+    HOLD_BYTES, then spilled, month after month, to one scratch Arrow IPC file (a copy, no
+    encoding). `close` then encodes each month, from its record batches in every spill, in
+    large row groups, months side by side. Small row groups written as batches came cost twice
+    to write and to read again (projections, the warehouse, exports); a spill file per month
+    would cost a file creation for every month of every spill."""
 
     GROUP_BYTES = 64 << 20  # rows encoded at a time (one row group) when a month is written
     HOLD_BYTES = 64 << 20  # rows held in memory before they are spilled
@@ -545,8 +545,8 @@ class EventWriter:
     def __init__(self, store: ObjectStore, config: DatasetConfig, version: str):
         self.store, self.config, self.version = store, config, version
         self.schema: pa.Schema | None = None
-        # per month, in the order rows came: (spill file, its record batch of that month)
-        self.spills: dict[tuple, list[tuple[Path, int]]] = {}
+        # per month, in the order rows came: (spill file, record batch, its bytes)
+        self.spills: dict[tuple, list[tuple[Path, int, int]]] = {}
         self.scratch = Path(tempfile.mkdtemp(prefix=".events-", dir=self._scratch_root()))
         self.spill_names = itertools.count()  # a new name for every spill file
         self.done: list[tuple[str, str]] = []  # (key, local Parquet file)
@@ -588,20 +588,20 @@ class EventWriter:
             return
         path = self.scratch / f".{next(self.spill_names)}.arrow"  # (hidden)
         spill = pa.ipc.new_file(str(path), self.schema)
-        found: list[tuple[tuple, int]] = []
+        found: list[tuple[tuple, int, int]] = []
         try:
             for month, tables in self.held.items():
                 for table in tables:
                     for batch in table.to_batches():
                         spill.write_batch(batch)
-                        found.append((month, len(found)))
+                        found.append((month, len(found), batch.nbytes))
         except BaseException:
             with contextlib.suppress(Exception):  # (a full disk fails the close too)
                 spill.close()
             raise
         spill.close()
-        for month, index in found:
-            self.spills.setdefault(month, []).append((path, index))
+        for month, index, size in found:
+            self.spills.setdefault(month, []).append((path, index, size))
         self.held.clear()
         self.held_bytes = 0
 
@@ -613,7 +613,7 @@ class EventWriter:
         with ThreadPoolExecutor(max_workers=self.store.concurrency) as storing:
             stored: list[Future] = []
 
-            def encode_then_store(item: tuple[tuple, list[tuple[Path, int]]]) -> None:
+            def encode_then_store(item: tuple[tuple, list[tuple[Path, int, int]]]) -> None:
                 stored.append(storing.submit(self._store_file, self._encode(item)))
 
             try:
@@ -625,9 +625,9 @@ class EventWriter:
         shutil.rmtree(self.scratch, ignore_errors=True)
         return sorted(key for key, _ in self.done)
 
-    def _encode(self, item: tuple[tuple, list[tuple[Path, int]]]) -> tuple[str, str]:
+    def _encode(self, item: tuple[tuple, list[tuple[Path, int, int]]]) -> tuple[str, str]:
         """One month's record batches, in order, into one Parquet file of GROUP_BYTES row
-        groups: (its key, the local file)."""
+        groups (read a group at a time): (its key, the local file)."""
         month, batches = item
         key = layout.event_data(self.config.dataset_id, self.version, *month)
         folder = self.store.scratch_folder(key)  # beside the object: stored by a rename
@@ -637,17 +637,17 @@ class EventWriter:
         os.close(fd)
         target = Path(name)
         self.done.append((key, name))  # (before writing: an abort removes it)
-        rows = [self._reader(path).get_batch(index) for path, index in batches]
-        if sum(batch.nbytes for batch in rows) <= self.GROUP_BYTES:
+        if sum(size for _, _, size in batches) <= self.GROUP_BYTES:
+            rows = [self._reader(path).get_batch(index) for path, index, _ in batches]
             self._encode_sorted(target, rows)
             return key, name
         schema = published_schema(self.schema)
         with pq.ParquetWriter(target, schema, **parquet_options(schema)) as out:
             group: list[pa.RecordBatch] = []
             size = 0
-            for batch in rows:
-                group.append(batch)
-                size += batch.nbytes
+            for path, index, batch_size in batches:
+                group.append(self._reader(path).get_batch(index))
+                size += batch_size
                 if size >= self.GROUP_BYTES:
                     out.write_table(published_columns(pa.Table.from_batches(group, self.schema)))
                     group, size = [], 0
