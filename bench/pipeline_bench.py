@@ -11,14 +11,19 @@ rows), then 1% more appended at the end of the file (a file that grows at its en
 - Ingest: `ingest run BENCH_OBS` in a new process, no warehouse: raw, parsed, normalized
   (typed, UTC, key and row hashes, checks), published (anti-join, event files, index,
   projections). "work" is the sum of Dagster's step durations; "wall" the whole process.
-  Peak RSS is the process's (getrusage of the child).
+  Peak RSS is the process's (GNU time).
 
-Usage: .venv/bin/pip install -e '.[bench]' && .venv/bin/python bench/pipeline_bench.py [--sizes 1,5]
+Every timed phase starts after `sync` (no writes of the one before are still being flushed).
+With --rounds N, each size is measured N times from scratch and the medians are reported.
+
+Usage: .venv/bin/pip install -e '.[bench]' && .venv/bin/python bench/pipeline_bench.py \
+    [--sizes 1,5] [--rounds 3]
 """
 
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -30,12 +35,13 @@ import pyarrow.parquet as pq
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from generate import workload  # noqa: E402
-from warehouse_bench import ingest_phase  # noqa: E402
+from warehouse_bench import ingest_phase, settle  # noqa: E402
 
 SERIES = {1: 200, 5: 1000}  # million rows -> series of 5,000 days
 
 
 def floor(csv: Path, out: Path) -> float:
+    settle()
     started = time.perf_counter()
     pq.write_table(pacsv.read_csv(csv), out, compression="zstd")
     return time.perf_counter() - started
@@ -51,6 +57,7 @@ def dlt_phase(csv: Path, workdir: Path) -> float:
         dataset_name="bench",
         pipelines_dir=str(workdir / "pipelines"),
     )
+    settle()
     started = time.perf_counter()
     table = pacsv.read_csv(csv)
     pipeline.run(
@@ -62,7 +69,9 @@ def dlt_phase(csv: Path, workdir: Path) -> float:
     return time.perf_counter() - started
 
 
-def run_size(millions: int, work: Path, skip_dlt: bool) -> dict:
+def run_size(millions: int, work: Path, skip_dlt: bool, rounds: int) -> dict:
+    """Every measurement `rounds` times (each round from an empty store, in a fresh folder):
+    the medians, and every round's figures under "rounds"."""
     work.mkdir(parents=True, exist_ok=True)
     files = workload(work, series=SERIES[millions])
     base = files["base"]
@@ -73,23 +82,46 @@ def run_size(millions: int, work: Path, skip_dlt: bool) -> dict:
         ("1% appended", files["appended"]),
     )
     results: dict = {"rows": millions * 1_000_000, "csv_bytes": base.stat().st_size}
-    results["floor_s"] = floor(base, work / "floor.parquet")
-    print(
-        f"{millions}M floor (pyarrow read_csv + write_table): {results['floor_s']:.2f}s", flush=True
-    )
-    if not skip_dlt:
-        results["dlt"] = {}
-        for name, csv in phases:
-            results["dlt"][name] = dlt_phase(csv, work / "dlt")
-            print(f"{millions}M dlt {name}: {results['dlt'][name]:.2f}s", flush=True)
-    results["ingest"] = {}
-    for name, csv in phases:
-        phase = results["ingest"][name] = ingest_phase(None, csv, work / "ingest")
+    done: list[dict] = []
+    for round_ in range(rounds):
+        one: dict = {"floor_s": floor(base, work / "floor.parquet")}
         print(
-            f"{millions}M ingest {name}: work {phase['work_s']:.2f}s, wall {phase['wall_s']:.2f}s, "
-            f"steps {phase['steps_s']}, peak RSS {phase['peak_rss_mb']} MB",
-            flush=True,
+            f"{millions}M floor (pyarrow read_csv + write_table): {one['floor_s']:.2f}s", flush=True
         )
+        if not skip_dlt:
+            one["dlt"] = {}
+            for name, csv in phases:
+                one["dlt"][name] = dlt_phase(csv, work / f"dlt{round_}")
+                print(f"{millions}M dlt {name}: {one['dlt'][name]:.2f}s", flush=True)
+        one["ingest"] = {}
+        for name, csv in phases:
+            phase = one["ingest"][name] = ingest_phase(None, csv, work / f"ingest{round_}")
+            print(
+                f"{millions}M ingest {name}: work {phase['work_s']:.2f}s, wall {phase['wall_s']:.2f}s, "
+                f"steps {phase['steps_s']}, peak RSS {phase['peak_rss_mb']} MB",
+                flush=True,
+            )
+        done.append(one)
+    results["floor_s"] = statistics.median(one["floor_s"] for one in done)
+    if not skip_dlt:
+        results["dlt"] = {
+            name: statistics.median(one["dlt"][name] for one in done) for name, _ in phases
+        }
+    results["ingest"] = {}
+    for name, _ in phases:
+        samples = [one["ingest"][name] for one in done]
+        results["ingest"][name] = {
+            "wall_s": statistics.median(s["wall_s"] for s in samples),
+            "work_s": statistics.median(s["work_s"] for s in samples),
+            "steps_s": {
+                step: statistics.median(s["steps_s"][step] for s in samples)
+                for step in samples[0]["steps_s"]
+            },
+            "peak_rss_mb": max(s["peak_rss_mb"] for s in samples),
+            "output": samples[-1]["output"],
+        }
+    if rounds > 1:
+        results["rounds"] = done
     return results
 
 
@@ -98,11 +130,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="1,5", help="millions of rows, comma-separated")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/ingest_pipeline_bench"))
     parser.add_argument("--skip-dlt", action="store_true")
+    parser.add_argument("--rounds", type=int, default=1, help="medians of this many rounds")
     args = parser.parse_args()
     subprocess.run(["rm", "-rf", str(args.workdir)], check=True)
     results = {}
     for size in (int(s) for s in args.sizes.split(",")):
-        results[f"{size}M"] = run_size(size, args.workdir / f"{size}M", args.skip_dlt)
+        results[f"{size}M"] = run_size(size, args.workdir / f"{size}M", args.skip_dlt, args.rounds)
     out = HERE / "results_pipeline.json"
     out.write_text(json.dumps(results, indent=2, default=str))
     print(f"results: {out}")
