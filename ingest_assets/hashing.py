@@ -31,8 +31,16 @@ HEX_TYPE = pa.string()  # a digest as published: 40 lowercase hex digits
 _HEX_PAIRS = np.frombuffer(b"".join(b"%02x" % i for i in range(256)), dtype=np.uint16)
 
 
+KEY_HASH, ROW_HASH = "key_hash", "row_hash"  # the columns that hold them
+
+
 def is_digest(type_: pa.DataType) -> bool:
     return type_ == DIGEST_TYPE
+
+
+def _staged_digest(field: pa.Field) -> bool:
+    """A hash column as staged (a source column of the same type is the user's: left as is)."""
+    return field.name in (KEY_HASH, ROW_HASH) and is_digest(field.type)
 
 
 def hex_digests(digests: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -53,8 +61,8 @@ def hex_digests(digests: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 
 def published_type(field: pa.Field) -> pa.Field:
-    """The field as published: a digest column as its hex text."""
-    return field.with_type(HEX_TYPE) if is_digest(field.type) else field
+    """The field as published: a hash column as its hex text."""
+    return field.with_type(HEX_TYPE) if _staged_digest(field) else field
 
 
 def published_schema(schema: pa.Schema) -> pa.Schema:
@@ -62,9 +70,9 @@ def published_schema(schema: pa.Schema) -> pa.Schema:
 
 
 def published_columns(table: pa.Table) -> pa.Table:
-    """The table as published: its digest columns as hex text."""
+    """The table as published: its hash columns as hex text."""
     for index, field in enumerate(table.schema):
-        if is_digest(field.type):
+        if _staged_digest(field):
             table = table.set_column(index, published_type(field), hex_digests(table.column(index)))
     return table
 

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from ingest_assets.arrays import repeated
 from ingest_assets.contract import TYPE_PATTERN, DatasetConfig
-from ingest_assets.hashing import key_hashes, row_hashes
+from ingest_assets.hashing import KEY_HASH, ROW_HASH, key_hashes, row_hashes
 from ingest_assets.keyindex import key_prefixes
 from ingest_assets.parsers.base import (
     CELL_COLUMN,
@@ -30,7 +30,7 @@ from ingest_assets.parsers.base import (
     with_row_numbers,
 )
 
-KEY_HASH, ROW_HASH, COLLECTION_DATE = "key_hash", "row_hash", "collection_date"
+COLLECTION_DATE = "collection_date"
 REASON, REASON_CODE, SOURCE_REF = "reason", "reason_code", "source_ref"  # quarantine columns
 # Columns the platform adds; they never enter row_hash.
 SYSTEM_COLUMNS = (COLLECTION_DATE, KEY_HASH, ROW_HASH)

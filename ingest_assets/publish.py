@@ -655,17 +655,26 @@ class EventWriter:
                 out.write_table(published_columns(pa.Table.from_batches(group, self.schema)))
         return key, name
 
+    READERS = 64  # spills a thread keeps open (the least recently used is closed first)
+
     def _reader(self, path: Path) -> pa.ipc.RecordBatchFileReader:
-        """This thread's reader of a spill, opened once (its footer lists every record batch)
-        until `close` ends. Read, not mapped: a mapped spill's pages would count in the
-        process's memory until it is unmapped."""
-        readers = self.readers.__dict__.setdefault("by_path", {})
-        if path not in readers:
-            source = pa.OSFile(str(path))
+        """This thread's reader of a spill, opened once (its footer lists every record batch),
+        while it is among the thread's READERS most recently used. Read, not mapped: a mapped
+        spill's pages would count in the process's memory until it is unmapped."""
+        readers: dict[Path, tuple] = self.readers.__dict__.setdefault("by_path", {})
+        if path in readers:
+            readers[path] = readers.pop(path)  # (now the most recent)
+            return readers[path][1]
+        if len(readers) >= self.READERS:
+            source, _ = readers.pop(next(iter(readers)))
             with self.lock:
-                self.opened.append(source)
-            readers[path] = pa.ipc.open_file(source)
-        return readers[path]
+                self.opened.remove(source)
+            source.close()
+        source = pa.OSFile(str(path))
+        with self.lock:
+            self.opened.append(source)
+        readers[path] = (source, pa.ipc.open_file(source))
+        return readers[path][1]
 
     def _encode_sorted(self, target: Path, batches: list[pa.RecordBatch]) -> None:
         """A month that fits in one row group, in the order of its projection window (declared
@@ -679,8 +688,10 @@ class EventWriter:
             out.write_table(rows, row_group_size=max(rows.num_rows, 1))
 
     def _close_spills(self) -> None:
+        """Close every open spill (after a failure too: an error here must not hide it)."""
         for source in self.opened:
-            source.close()
+            with contextlib.suppress(Exception):
+                source.close()
         self.opened.clear()
 
     def _store_file(self, item: tuple[str, str]) -> None:

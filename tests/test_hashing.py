@@ -145,3 +145,13 @@ def test_hex_of_digests_keeps_nulls_and_chunks():
     table = published_columns(pa.table({"key_hash": digests, "v": [1, 2, 3, 4]}))
     assert table.schema.field("key_hash").type == pa.string()
     assert table["v"].to_pylist() == [1, 2, 3, 4]
+
+
+def test_only_the_hash_columns_are_published_as_hex():
+    """A source column that happens to hold 20-byte values is the user's: published as is."""
+    digests = key_hashes(pa.table({"k": ["a"]}), ["k"])
+    table = pa.table({"checksum": digests, "key_hash": digests, "row_hash": digests})
+    published = published_columns(table)
+    assert published.schema.field("checksum").type == DIGEST_TYPE
+    assert published["key_hash"].to_pylist() == published["row_hash"].to_pylist()
+    assert published["key_hash"].to_pylist() == [hashlib.sha1(b"a").hexdigest()]

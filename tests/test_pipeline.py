@@ -346,12 +346,14 @@ def test_months_too_large_to_sort_take_the_general_projection_path(tmp_path, rat
 def test_one_event_file_a_month_from_rows_spilled_in_any_order(runtime, rates, monkeypatch, held):
     """Batches of 4 rows (2 months each, months coming back after others), one row group per
     spilled record batch: each month is one event file with its rows in the order they came,
-    whether every batch was spilled as it came (a spill file each) or all were held and
-    spilled together; every row is published once, in its file and projection."""
+    whether every batch was spilled as it came (a spill file each, more than a thread keeps
+    open) or all were held and spilled together; every row is published once, in its file
+    and projection."""
     monkeypatch.setattr(object_store, "BATCH_ROWS", (4, 4))
     monkeypatch.setattr(publish.EventWriter, "GROUP_BYTES", 1)
-    if held == "each batch":
+    if held == "each batch":  # 9 spills, read by threads that keep 2 of them open at most
         monkeypatch.setattr(publish.EventWriter, "HOLD_BYTES", 1)
+        monkeypatch.setattr(publish.EventWriter, "READERS", 2)
     pairs = [(1, 2), (3, 4), (1, 5), (6, 2), (7, 1), (8, 3), (9, 10), (11, 12), (12, 1)]
     days = [f"2024-{m:02d}-{n + 1:02d}" for n, pair in enumerate(pairs) for m in pair]
     config = rates("".join(f"{s},{d},{i}\n" for i, d in enumerate(days) for s in "AB"))
