@@ -211,7 +211,7 @@ def parquet_options(schema: pa.Schema) -> dict:
       value differs and no reader filters on a range of hashes, so they cost time (a quarter of
       a write; most of the key index's) for nothing."""
     plain = [f.name for f in schema if not _is_hash(f)]
-    raw = {f.name for f in schema if _is_hash(f) and not _is_text(f.type)}
+    raw = {f.name for f in schema if _is_hash(f) and _random(f)}
     compression: str | dict = "zstd"
     level: int | dict = 1
     if raw and not any(pa.types.is_nested(f.type) for f in schema):  # (a codec per leaf column)
@@ -224,6 +224,13 @@ def parquet_options(schema: pa.Schema) -> dict:
         "use_dictionary": dictionaries or False,
         "write_statistics": plain,
     }
+
+
+def _random(field: pa.Field) -> bool:
+    """Digests as bytes, or marked parts of them (the key index's integers): not text, nor a
+    user's number that happens to be named `*_hash`."""
+    marked = HASH_FIELD.items() <= (field.metadata or {}).items()
+    return pa.types.is_fixed_size_binary(field.type) or (marked and not _is_text(field.type))
 
 
 def _is_text(type_: pa.DataType) -> bool:

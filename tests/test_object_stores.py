@@ -160,18 +160,20 @@ def test_parquet_options_fit_each_column(tmp_path):
             "row_hash": ["ab" * 20, "cd" * 20],
             "k0": pa.array([1, 2], pa.uint64()),
             "version": pa.array(["v1", "v1"]).dictionary_encode(),
+            "file_hash": pa.array([7, 7], pa.int64()),  # a user's number, not random
         }
     )
     table = table.cast(table.schema.set(3, table.schema.field("k0").with_metadata(HASH_FIELD)))
     pq.write_table(table, tmp_path / "t.parquet", **parquet_options(table.schema))
     columns = pq.ParquetFile(tmp_path / "t.parquet").metadata.row_group(0)
-    codecs = {columns.column(i).path_in_schema: columns.column(i) for i in range(5)}
+    codecs = {columns.column(i).path_in_schema: columns.column(i) for i in range(6)}
     assert {name: c.compression for name, c in codecs.items()} == {
         "value": "ZSTD",
         "key_hash": "UNCOMPRESSED",
         "row_hash": "ZSTD",
         "k0": "UNCOMPRESSED",
         "version": "ZSTD",
+        "file_hash": "ZSTD",
     }
     assert "RLE_DICTIONARY" in codecs["version"].encodings
     assert "RLE_DICTIONARY" not in codecs["value"].encodings
