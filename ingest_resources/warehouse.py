@@ -196,6 +196,17 @@ def _type_name(declared: str) -> str:
     return declared.split("(")[0]
 
 
+TEXT_TYPES = ("text", "character varying")
+# Collations that order text as its UTF-8 bytes: "C" orders it the same, and PostgreSQL then
+# compares by memcmp and sorts on abbreviated keys (a text primary key builds about twice as
+# fast as under "C.UTF-8").
+BYTE_ORDER_COLLATIONS = frozenset({"C", "POSIX", "C.UTF-8", "C.utf8"})
+
+
+def _orders_by_bytes(collation: str) -> bool:
+    return collation in BYTE_ORDER_COLLATIONS
+
+
 class Warehouse:
     def __init__(self, url: str):
         self.url = url
@@ -230,6 +241,11 @@ class Warehouse:
         )
         return dict(cursor.fetchall())
 
+    @staticmethod
+    def _default_collation(cursor) -> str:
+        cursor.execute("SELECT datcollate FROM pg_database WHERE datname = current_database()")
+        return cursor.fetchone()[0]
+
     def _ensure_table(
         self, cursor, schema: str, table: str, columns: dict[str, str], keys: list[str]
     ) -> None:
@@ -237,12 +253,24 @@ class Warehouse:
         cursor.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
         existing = self._columns(cursor, schema, table)
         if not existing:
+            bytewise = _orders_by_bytes(self._default_collation(cursor))
             definitions = [
-                sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind))
+                sql.SQL("{} {}{}").format(
+                    sql.Identifier(name),
+                    sql.SQL(kind),
+                    sql.SQL(' COLLATE "C"')
+                    if bytewise and name in keys and _type_name(kind) in TEXT_TYPES
+                    else sql.SQL(""),
+                )
                 for name, kind in columns.items()
             ]
+            # The dataset's own keys first, `source` (one value per dataset) last: a key is
+            # sorted (built, looked up) by its first column's leading bytes.
+            ordered = [k for k in keys if k != SOURCE_COLUMN] + [SOURCE_COLUMN] * (
+                SOURCE_COLUMN in keys
+            )
             definitions.append(
-                sql.SQL("PRIMARY KEY ({})").format(sql.SQL(", ").join(map(sql.Identifier, keys)))
+                sql.SQL("PRIMARY KEY ({})").format(sql.SQL(", ").join(map(sql.Identifier, ordered)))
             )
             cursor.execute(
                 sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(

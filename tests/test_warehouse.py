@@ -12,7 +12,7 @@ from ingest_assets.cli import main
 from ingest_assets.configs import parse_config
 from ingest_assets.publish import IncompatibleSchema
 from ingest_resources.runtime import runtime_from_env
-from ingest_resources.warehouse import WarehouseSchemaError
+from ingest_resources.warehouse import WarehouseSchemaError, _orders_by_bytes
 
 
 @pytest.fixture
@@ -392,3 +392,35 @@ def test_a_decimal_wider_than_38_digits_is_refused_by_name(warehouse_env):
     with pytest.raises(WarehouseSchemaError, match=r"dataset WIDE: .*column 'n' is decimal256"):
         Warehouse(warehouse_env).load("WIDE", "v1", "all", rows, ["code"], "public", "wide")
     assert query(warehouse_env, "SELECT to_regclass('public.wide')") == [(None,)]  # rolled back
+
+
+def test_a_new_tables_key_leads_with_the_datasets_keys_compared_bytewise(warehouse_env, tmp_path):
+    """The primary key is (the dataset's keys..., source): sorted by the values that differ
+    first. In a database whose collation orders text as its bytes (C.UTF-8 here), its text
+    columns are "C": the same order, compared by memcmp. Other collations keep their own."""
+    run(dataset(tmp_path, ROWS + "b,2024-01-01,3\n\u00e9,2024-01-01,4\n"))
+    key = query(
+        warehouse_env,
+        "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+        "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = 'public.observations'::regclass "
+        "AND i.indisprimary ORDER BY array_position(i.indkey::int2[], a.attnum)",
+    )
+    assert [name for (name,) in key] == ["series", "day", "source"]
+    (default,) = query(
+        warehouse_env, "SELECT datcollate FROM pg_database WHERE datname = current_database()"
+    )[0]
+    collations = dict(
+        query(
+            warehouse_env,
+            "SELECT column_name, collation_name FROM information_schema.columns "
+            "WHERE table_name = 'observations' AND table_schema = 'public'",
+        )
+    )
+    expected = "C" if _orders_by_bytes(default) else None
+    assert (collations["series"], collations["source"]) == (expected, expected)
+    assert collations["key_hash"] is None  # not a key: the database's own
+    ordered = query(warehouse_env, "SELECT DISTINCT series FROM observations ORDER BY 1")
+    assert [s for (s,) in ordered] == ["A", "B", "b", "\u00e9"]  # as their UTF-8 bytes
+    assert not _orders_by_bytes("en_US.UTF-8") and _orders_by_bytes("C.UTF-8")
+    second = run(dataset(tmp_path, ROWS.replace("2.5", "2.75")))  # an upsert through that key
+    assert (second.rows_inserted, second.rows_updated) == (0, 1)
