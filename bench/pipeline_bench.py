@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from generate import workload  # noqa: E402
-from warehouse_bench import ingest_phase, settle  # noqa: E402
+from warehouse_bench import ingest_phase, median_phases, settle  # noqa: E402
 
 SERIES = {1: 200, 5: 1000}  # million rows -> series of 5,000 days
 
@@ -107,19 +107,7 @@ def run_size(millions: int, work: Path, skip_dlt: bool, rounds: int) -> dict:
         results["dlt"] = {
             name: statistics.median(one["dlt"][name] for one in done) for name, _ in phases
         }
-    results["ingest"] = {}
-    for name, _ in phases:
-        samples = [one["ingest"][name] for one in done]
-        results["ingest"][name] = {
-            "wall_s": statistics.median(s["wall_s"] for s in samples),
-            "work_s": statistics.median(s["work_s"] for s in samples),
-            "steps_s": {
-                step: statistics.median(s["steps_s"][step] for s in samples)
-                for step in samples[0]["steps_s"]
-            },
-            "peak_rss_mb": max(s["peak_rss_mb"] for s in samples),
-            "output": samples[-1]["output"],
-        }
+    results["ingest"] = median_phases([one["ingest"] for one in done])
     if rounds > 1:
         results["rounds"] = done
     return results

@@ -10,12 +10,16 @@ generate.py). Primary key (series_code, obs_time) everywhere.
   whole-process wall time and the work itself (the sum of Dagster's step durations from the
   run's event log), with the peak RSS of the process.
 
-Usage: .venv/bin/pip install -e '.[bench]' && .venv/bin/python bench/warehouse_bench.py
+Every timed phase starts after `sync`. With --rounds N, the whole comparison runs N times (fresh
+databases each time) and the medians are reported.
+
+Usage: .venv/bin/pip install -e '.[bench]' && .venv/bin/python bench/warehouse_bench.py [--rounds 3]
 """
 
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -150,11 +154,31 @@ def step_durations(home: Path) -> dict[str, float]:
         return durations
 
 
+def median_phases(rounds: list[dict[str, dict]]) -> dict[str, dict]:
+    """Per phase, the medians over the rounds of `ingest_phase`'s figures (peak RSS: the
+    largest; the output: the last round's)."""
+    merged = {}
+    for name in rounds[0]:
+        samples = [one[name] for one in rounds]
+        merged[name] = {
+            "wall_s": statistics.median(s["wall_s"] for s in samples),
+            "work_s": statistics.median(s["work_s"] for s in samples),
+            "steps_s": {
+                step: statistics.median(s["steps_s"][step] for s in samples)
+                for step in samples[0]["steps_s"]
+            },
+            "peak_rss_mb": max(s["peak_rss_mb"] for s in samples),
+            "output": samples[-1]["output"],
+        }
+    return merged
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/ingest_bench"))
     parser.add_argument("--skip-dlt", action="store_true")
+    parser.add_argument("--rounds", type=int, default=1, help="medians of this many rounds")
     args = parser.parse_args()
     work = args.workdir
     subprocess.run(["rm", "-rf", str(work)], check=True)
@@ -166,29 +190,38 @@ def main() -> None:
         ("1% new rows", files["plus"]),
         ("1% appended", files["appended"]),
     )
-    results: dict = {"rows": 1_000_000}
-
-    url = database(args.admin_url, "ingest_bench_floor")
-    results["floor_first_load_s"] = floor(url, files["base"])
-    print(f"floor (COPY into a PK table): {results['floor_first_load_s']:.1f}s", flush=True)
-
-    if not args.skip_dlt:
-        url = database(args.admin_url, "ingest_bench_dlt")
-        results["dlt"] = {}
+    done: list[dict] = []
+    for round_ in range(args.rounds):  # each round in fresh databases and folders
+        one: dict = {}
+        url = database(args.admin_url, "ingest_bench_floor")
+        one["floor_first_load_s"] = floor(url, files["base"])
+        print(f"floor (COPY into a PK table): {one['floor_first_load_s']:.1f}s", flush=True)
+        if not args.skip_dlt:
+            url = database(args.admin_url, "ingest_bench_dlt")
+            one["dlt"] = {}
+            for name, csv in phases:
+                one["dlt"][name] = dlt_phase(url, csv, work / f"dlt{round_}")
+                print(f"dlt {name}: {one['dlt'][name]:.1f}s", flush=True)
+        url = database(args.admin_url, "ingest_bench_platform")
+        one["ingest"] = {}
         for name, csv in phases:
-            results["dlt"][name] = dlt_phase(url, csv, work / "dlt")
-            print(f"dlt {name}: {results['dlt'][name]:.1f}s", flush=True)
-
-    url = database(args.admin_url, "ingest_bench_platform")
-    results["ingest"] = {}
-    for name, csv in phases:
-        results["ingest"][name] = ingest_phase(url, csv, work / "ingest")
-        phase = results["ingest"][name]
-        print(
-            f"ingest {name}: work {phase['work_s']:.1f}s, wall {phase['wall_s']:.1f}s, steps {phase['steps_s']}",
-            flush=True,
-        )
+            phase = one["ingest"][name] = ingest_phase(url, csv, work / f"ingest{round_}")
+            print(
+                f"ingest {name}: work {phase['work_s']:.1f}s, wall {phase['wall_s']:.1f}s, "
+                f"steps {phase['steps_s']}",
+                flush=True,
+            )
+        done.append(one)
+    results: dict = {"rows": 1_000_000, "rounds_run": args.rounds}
+    results["floor_first_load_s"] = statistics.median(one["floor_first_load_s"] for one in done)
+    if not args.skip_dlt:
+        results["dlt"] = {
+            name: statistics.median(one["dlt"][name] for one in done) for name, _ in phases
+        }
+    results["ingest"] = median_phases([one["ingest"] for one in done])
     results["ingest_peak_rss_mb"] = max(p["peak_rss_mb"] for p in results["ingest"].values())
+    if args.rounds > 1:
+        results["rounds"] = done
     print(f"ingest peak RSS (largest of the runs): {results['ingest_peak_rss_mb']:.0f} MB")
     (work / "results.json").write_text(json.dumps(results, indent=2, default=str))
     print(f"results: {work / 'results.json'}")
