@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from generate import workload  # noqa: E402
-from warehouse_bench import ingest_phase, median_phases, settle  # noqa: E402
+from warehouse_bench import ingest_phases, median_phases, settle  # noqa: E402
 
 SERIES = {1: 200, 5: 1000}  # million rows -> series of 5,000 days
 
@@ -93,14 +93,7 @@ def run_size(millions: int, work: Path, skip_dlt: bool, rounds: int) -> dict:
             for name, csv in phases:
                 one["dlt"][name] = dlt_phase(csv, work / f"dlt{round_}")
                 print(f"{millions}M dlt {name}: {one['dlt'][name]:.2f}s", flush=True)
-        one["ingest"] = {}
-        for name, csv in phases:
-            phase = one["ingest"][name] = ingest_phase(None, csv, work / f"ingest{round_}")
-            print(
-                f"{millions}M ingest {name}: work {phase['work_s']:.2f}s, wall {phase['wall_s']:.2f}s, "
-                f"steps {phase['steps_s']}, peak RSS {phase['peak_rss_mb']} MB",
-                flush=True,
-            )
+        one["ingest"] = ingest_phases(None, phases, work / f"ingest{round_}", f"{millions}M ")
         done.append(one)
     results["floor_s"] = statistics.median(one["floor_s"] for one in done)
     if not skip_dlt:

@@ -154,6 +154,19 @@ def step_durations(home: Path) -> dict[str, float]:
         return durations
 
 
+def ingest_phases(url: str | None, phases, workdir: Path, label: str) -> dict[str, dict]:
+    """Every phase (name, CSV) in turn on one store, printed as it ends."""
+    results = {}
+    for name, csv in phases:
+        phase = results[name] = ingest_phase(url, csv, workdir)
+        print(
+            f"{label}ingest {name}: work {phase['work_s']:.2f}s, wall {phase['wall_s']:.2f}s, "
+            f"steps {phase['steps_s']}, peak RSS {phase['peak_rss_mb']:.0f} MB",
+            flush=True,
+        )
+    return results
+
+
 def median_phases(rounds: list[dict[str, dict]]) -> dict[str, dict]:
     """Per phase, the medians over the rounds of `ingest_phase`'s figures (peak RSS: the
     largest; the output: the last round's)."""
@@ -203,14 +216,7 @@ def main() -> None:
                 one["dlt"][name] = dlt_phase(url, csv, work / f"dlt{round_}")
                 print(f"dlt {name}: {one['dlt'][name]:.1f}s", flush=True)
         url = database(args.admin_url, "ingest_bench_platform")
-        one["ingest"] = {}
-        for name, csv in phases:
-            phase = one["ingest"][name] = ingest_phase(url, csv, work / f"ingest{round_}")
-            print(
-                f"ingest {name}: work {phase['work_s']:.1f}s, wall {phase['wall_s']:.1f}s, "
-                f"steps {phase['steps_s']}",
-                flush=True,
-            )
+        one["ingest"] = ingest_phases(url, phases, work / f"ingest{round_}", "")
         done.append(one)
     results: dict = {"rows": 1_000_000, "rounds_run": args.rounds}
     results["floor_first_load_s"] = statistics.median(one["floor_first_load_s"] for one in done)
