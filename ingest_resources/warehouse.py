@@ -266,9 +266,7 @@ class Warehouse:
             ]
             # The dataset's own keys first, `source` (one value per dataset) last: a key is
             # sorted (built, looked up) by its first column's leading bytes.
-            ordered = [k for k in keys if k != SOURCE_COLUMN] + [SOURCE_COLUMN] * (
-                SOURCE_COLUMN in keys
-            )
+            ordered = sorted(keys, key=lambda name: name == SOURCE_COLUMN)  # (stable)
             definitions.append(
                 sql.SQL("PRIMARY KEY ({})").format(sql.SQL(", ").join(map(sql.Identifier, ordered)))
             )
