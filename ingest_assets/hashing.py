@@ -115,7 +115,7 @@ def _duckdb_sha1(texts: list, joined) -> pa.Array:
     if pa.types.is_large_binary(blobs.type):
         blobs = blobs.cast(pa.binary())
     offsets = np.frombuffer(blobs.buffers()[1], np.int32)[blobs.offset :][: len(blobs) + 1]
-    if blobs.null_count or not np.array_equal(np.diff(offsets), np.full(len(blobs), 20)):
+    if blobs.null_count or not np.array_equal(np.diff(offsets), np.full(len(blobs), DIGEST_BYTES)):
         raise AssertionError("sha1 gave a value that is not 20 bytes")  # (never: checked anyway)
     data = blobs.buffers()[2].slice(int(offsets[0]), DIGEST_BYTES * len(blobs))
     return pa.FixedSizeBinaryArray.from_buffers(DIGEST_TYPE, len(blobs), [None, data])
