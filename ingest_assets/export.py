@@ -9,6 +9,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ingest_assets.contract import DatasetConfig
+from ingest_assets.hashing import digest_columns, hex_columns
 from ingest_assets.normalize import KEY_HASH
 from ingest_assets.publish import (
     OP,
@@ -24,7 +25,8 @@ from ingest_resources.object_store import ObjectStore
 def published_table(
     store: ObjectStore, config: DatasetConfig, version: str | None = None
 ) -> pa.Table | None:
-    """Replay the event chain up to `version` (default: current) and keep the latest row per key."""
+    """Replay the event chain up to `version` (default: current) and keep the latest row per key
+    (hashes as hex text)."""
     dataset_id = config.dataset_id
     head, _ = read_current(store, dataset_id)
     if head is None:
@@ -37,11 +39,11 @@ def published_table(
                 f"dataset {dataset_id}: no version {version!r} (see `ingest history {dataset_id}`)"
             ) from None
     tables = [read_event_rows(store, m) for m in version_chain(store, dataset_id, head)]
-    table = latest_rows(tables)
+    table = latest_rows([digest_columns(t) for t in tables if t is not None])
     if table is None:
         return None
     keys = [k for k in config.primary_keys if k in table.column_names] or [KEY_HASH]
-    return table.drop_columns([OP]).sort_by([(k, "ascending") for k in keys])
+    return hex_columns(table.drop_columns([OP]).sort_by([(k, "ascending") for k in keys]))
 
 
 def export_dataset(

@@ -4,9 +4,11 @@ Values are rendered by Arrow's casts to text (shortest round-trip floats, ISO-li
 UTC), so a hash depends only on the typed values. `row_hash` joins `name=value` pairs sorted by
 name and leaves nulls out, so adding a nullable column does not turn every row into a revision.
 
-A hash is computed and staged as its 20 bytes (DIGEST_TYPE); published files (events,
-projections, exports, the warehouse) spell it as 40 lowercase hex digits (`hex_digests`), which
-sort as the bytes do. Bytes are half the size to write, read and compare.
+A hash is computed, staged and stored as its 20 bytes (DIGEST_TYPE): staged parts, event files
+and projections hold bytes (half the size of hex to write, read and compare, and nothing for zstd
+to squeeze). What leaves the store for people spells it as 40 lowercase hex digits (`hex_columns`:
+exports, the warehouse, the manifest's schema), which sort as the bytes do. Event files and
+windows written before hold hex; `digest_columns` reads them as bytes.
 """
 
 import hashlib
@@ -60,20 +62,67 @@ def hex_digests(digests: pa.Array | pa.ChunkedArray) -> pa.Array:
     )
 
 
-def published_type(field: pa.Field) -> pa.Field:
-    """The field as published: a hash column as its hex text."""
+def hex_digests_decoded(text: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """40-digit hex text as 20-byte digests (DIGEST_TYPE); ValueError for anything else (a null,
+    another length, a character that is not a hex digit)."""
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    count = len(text)
+    if count == 0:
+        return pa.array([], DIGEST_TYPE)
+    width = 2 * DIGEST_BYTES
+    if text.null_count or not pc.all(pc.equal(pc.binary_length(text), width)).as_py():
+        raise ValueError("expected 40-digit sha1 hex hashes")
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int32)[text.offset :][: count + 1]
+    digits = text.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
+    try:  # bytes.fromhex reads the digits at C speed (0.1 s a million hashes)
+        decoded = bytes.fromhex(digits.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        decoded = b""
+    if len(decoded) != count * DIGEST_BYTES:  # (fromhex also skips spaces)
+        raise ValueError("expected 40-digit sha1 hex hashes")
+    return pa.FixedSizeBinaryArray.from_buffers(DIGEST_TYPE, count, [None, pa.py_buffer(decoded)])
+
+
+def _hex_hash(field: pa.Field) -> bool:
+    """A hash column spelled as hex text (as event files and windows held them before)."""
+    return field.name in (KEY_HASH, ROW_HASH) and pa.types.is_string(field.type)
+
+
+def hex_type(field: pa.Field) -> pa.Field:
+    """The field as people see it: a hash column as its hex text."""
     return field.with_type(HEX_TYPE) if _staged_digest(field) else field
 
 
-def published_schema(schema: pa.Schema) -> pa.Schema:
-    return pa.schema([published_type(f) for f in schema], metadata=schema.metadata)
+def hex_schema(schema: pa.Schema) -> pa.Schema:
+    return pa.schema([hex_type(f) for f in schema], metadata=schema.metadata)
 
 
-def published_columns(table: pa.Table) -> pa.Table:
-    """The table as published: its hash columns as hex text."""
+def hex_columns(table: pa.Table) -> pa.Table:
+    """The table as people see it (exports, the warehouse): its hash columns as hex text."""
     for index, field in enumerate(table.schema):
         if _staged_digest(field):
-            table = table.set_column(index, published_type(field), hex_digests(table.column(index)))
+            table = table.set_column(index, hex_type(field), hex_digests(table.column(index)))
+    return table
+
+
+def digest_type(field: pa.Field) -> pa.Field:
+    """The field as stored: a hash column as its 20 bytes."""
+    return field.with_type(DIGEST_TYPE) if _hex_hash(field) else field
+
+
+def digest_schema(schema: pa.Schema) -> pa.Schema:
+    return pa.schema([digest_type(f) for f in schema], metadata=schema.metadata)
+
+
+def digest_columns(table: pa.Table) -> pa.Table:
+    """The table as stored: its hash columns as 20-byte digests (hex text decoded: a file
+    written before hashes were stored as bytes reads as one written now)."""
+    for index, field in enumerate(table.schema):
+        if _hex_hash(field):
+            table = table.set_column(
+                index, digest_type(field), hex_digests_decoded(table.column(index))
+            )
     return table
 
 

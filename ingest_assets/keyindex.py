@@ -11,12 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from ingest_assets.hashing import DIGEST_BYTES, is_digest
+from ingest_assets.hashing import DIGEST_BYTES, hex_digests_decoded, is_digest
 from ingest_resources.object_store import HASH_FIELD
 
-HEX_WIDTH = 2 * DIGEST_BYTES
 Parts = tuple[np.ndarray, np.ndarray, np.ndarray]
 KEY_PARTS, ROW_PARTS = ("k0", "k1", "k2"), ("r0", "r1", "r2")
 VERSION = "version"
@@ -29,44 +27,33 @@ SCHEMA = pa.schema(
 )
 
 
-def _digest_bytes(hexes: pa.Array | pa.ChunkedArray, size: int) -> np.ndarray:
+def _digest_bytes(hashes: pa.Array | pa.ChunkedArray, size: int) -> np.ndarray:
     """The first `size` bytes of each hash, as a (count, size) uint8 array. A hash is given as
-    its 20 bytes (DIGEST_TYPE: a view, no copy) or as 40 hex digits (as published)."""
-    if isinstance(hexes, pa.ChunkedArray):
-        hexes = hexes.combine_chunks()
-    count = len(hexes)
+    its 20 bytes (DIGEST_TYPE: a view, no copy) or as 40 hex digits (as stored before)."""
+    if isinstance(hashes, pa.ChunkedArray):
+        hashes = hashes.combine_chunks()
+    count = len(hashes)
     if count == 0:
         return np.zeros((0, size), np.uint8)
-    if is_digest(hexes.type):
-        if hexes.null_count:
-            raise ValueError("expected sha1 hashes, found nulls")
-        data = np.frombuffer(hexes.buffers()[1], dtype=np.uint8)
-        data = data[hexes.offset * DIGEST_BYTES :][: count * DIGEST_BYTES]
-        return data.reshape(count, DIGEST_BYTES)[:, :size]
-    if hexes.null_count or not pc.all(pc.equal(pc.binary_length(hexes), HEX_WIDTH)).as_py():
-        raise ValueError("expected 40-digit sha1 hex hashes")
-    offsets = np.frombuffer(hexes.buffers()[1], dtype=np.int32)[hexes.offset :][: count + 1]
-    data = np.frombuffer(hexes.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
-    digits = data.reshape(count, HEX_WIDTH)[:, : 2 * size]
-    try:  # bytes.fromhex reads the digits at C speed (0.1 s a million hashes)
-        decoded = bytes.fromhex(np.ascontiguousarray(digits).tobytes().decode("ascii"))
-    except (UnicodeDecodeError, ValueError):
-        decoded = b""
-    if len(decoded) != count * size:  # (fromhex also skips spaces)
-        raise ValueError("expected 40-digit sha1 hex hashes")
-    return np.frombuffer(decoded, dtype=np.uint8).reshape(count, size)
+    if not is_digest(hashes.type):
+        hashes = hex_digests_decoded(hashes)
+    if hashes.null_count:
+        raise ValueError("expected sha1 hashes, found nulls")
+    data = np.frombuffer(hashes.buffers()[1], dtype=np.uint8)
+    data = data[hashes.offset * DIGEST_BYTES :][: count * DIGEST_BYTES]
+    return data.reshape(count, DIGEST_BYTES)[:, :size]
 
 
-def key_prefixes(hexes: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """The first 8 bytes of each hash as a big-endian uint64: digest_parts(hexes)[0], for a
-    quarter of the decoding of hex (what repeated keys are first looked for by)."""
-    return _digest_bytes(hexes, 8).copy().view(">u8").ravel().astype(np.uint64)
+def key_prefixes(hashes: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The first 8 bytes of each hash as a big-endian uint64: digest_parts(hashes)[0] (what
+    repeated keys are first looked for by)."""
+    return _digest_bytes(hashes, 8).copy().view(">u8").ravel().astype(np.uint64)
 
 
-def digest_parts(hexes: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def digest_parts(hashes: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """sha1 hashes (20 bytes, or 40 hex digits) -> (first 8 bytes, next 8, last 4) as
     big-endian ints."""
-    digest = _digest_bytes(hexes, DIGEST_BYTES)
+    digest = _digest_bytes(hashes, DIGEST_BYTES)
     first = digest[:, :8].copy().view(">u8").ravel().astype(np.uint64)
     second = digest[:, 8:16].copy().view(">u8").ravel().astype(np.uint64)
     third = digest[:, 16:].copy().view(">u4").ravel().astype(np.uint32)

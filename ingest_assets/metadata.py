@@ -7,7 +7,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest_assets.hashing import published_type
+from ingest_assets.hashing import hex_type
 from ingest_assets.parsers.base import HIDDEN_COLUMNS
 
 PREVIEW_ROWS = 10
@@ -31,10 +31,10 @@ def preview(table: pa.Table, rows: int = PREVIEW_ROWS) -> dg.MetadataValue:
 
 
 def column_schema(schema: pa.Schema) -> dg.TableSchema:
-    """The visible columns with their types as published (a hash as its hex text)."""
+    """The visible columns with their types as people see them (a hash as its hex text)."""
     return dg.TableSchema(
         columns=[
-            dg.TableColumn(name=f.name, type=str(published_type(f).type))
+            dg.TableColumn(name=f.name, type=str(hex_type(f).type))
             for f in schema
             if f.name not in HIDDEN_COLUMNS
         ]

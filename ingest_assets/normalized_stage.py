@@ -18,7 +18,7 @@ from ingest_assets import layout, publish
 from ingest_assets.checks import CheckInputs, CheckResult, evaluate, needed_columns
 from ingest_assets.contract import SERIES_CODE, DatasetConfig
 from ingest_assets.dedupe import KeyTracker, judge
-from ingest_assets.hashing import published_schema
+from ingest_assets.hashing import hex_schema
 from ingest_assets.normalize import KEY_HASH, conflict_reason, normalize, rejected_rows
 from ingest_assets.parsers.base import CELLS_META, HIDDEN_COLUMNS, ROW_COLUMN
 from ingest_assets.publish import high_water_marks
@@ -157,7 +157,7 @@ def run_normalize(
         rows_parsed=data.counts["parsed"],
         published_schema=(current or {}).get("schema"),
         now=dt.datetime.now(dt.UTC),
-        schema=published_schema(visible_schema),
+        schema=hex_schema(visible_schema),
         rows_rejected=data.counts["rejected"],
         repeated_keys=0,
     )

@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 from ingest_assets import layout
 from ingest_assets.arrays import repeated as repeated_value
 from ingest_assets.contract import SERIES_CODE, DatasetConfig
-from ingest_assets.hashing import published_columns, published_schema
+from ingest_assets.hashing import digest_columns, digest_schema, hex_schema
 from ingest_assets.keyindex import SCHEMA as INDEX_SCHEMA
 from ingest_assets.keyindex import KeyIndex, Parts, digest_parts
 from ingest_assets.normalize import KEY_HASH, ROW_HASH
@@ -431,8 +431,8 @@ def _apply_projections(store: ObjectStore, config: DatasetConfig, files: list[st
             for series, year, month, window in _series_slices(config, rows):
                 key = layout.projection(config.dataset_id, series, year, month)
                 with window_lock(key):
-                    if key in existing_keys:
-                        window = latest_rows([store.read_parquet(key), window])
+                    if key in existing_keys:  # (a window written before may hold hex)
+                        window = latest_rows([digest_columns(store.read_parquet(key)), window])
                     store.write_parquet(
                         key, window.sort_by(window_order(config, window)), durable=False
                     )
@@ -641,18 +641,17 @@ class EventWriter:
             rows = [self._reader(path).get_batch(index) for path, index, _ in batches]
             self._encode_sorted(target, rows)
             return key, name
-        schema = published_schema(self.schema)
-        with pq.ParquetWriter(target, schema, **parquet_options(schema)) as out:
+        with pq.ParquetWriter(target, self.schema, **parquet_options(self.schema)) as out:
             group: list[pa.RecordBatch] = []
             size = 0
             for path, index, batch_size in batches:
                 group.append(self._reader(path).get_batch(index))
                 size += batch_size
                 if size >= self.GROUP_BYTES:
-                    out.write_table(published_columns(pa.Table.from_batches(group, self.schema)))
+                    out.write_table(pa.Table.from_batches(group, self.schema))
                     group, size = [], 0
             if group:
-                out.write_table(published_columns(pa.Table.from_batches(group, self.schema)))
+                out.write_table(pa.Table.from_batches(group, self.schema))
         return key, name
 
     READERS = 64  # spills a thread keeps open (the least recently used is closed first)
@@ -680,8 +679,8 @@ class EventWriter:
         """A month that fits in one row group, in the order of its projection window (declared
         in the footer): when the window is new, the projection is this file as it is."""
         rows = pa.Table.from_batches(batches, self.schema)
-        order = window_order(self.config, rows)  # (a digest sorts as its hex)
-        rows = published_columns(rows.take(pc.sort_indices(rows, sort_keys=order)))  # nulls last
+        order = window_order(self.config, rows)
+        rows = rows.take(pc.sort_indices(rows, sort_keys=order))  # nulls last
         sorting = pq.SortingColumn.from_ordering(rows.schema, order)
         options = parquet_options(rows.schema)
         with pq.ParquetWriter(target, rows.schema, sorting_columns=sorting, **options) as out:
@@ -726,9 +725,9 @@ def prepare(
     rows_in = TableRows(normalized) if isinstance(normalized, pa.Table) else normalized
     source_schema = rows_in.schema  # read once (a staged file's footer)
     columns = [f.name for f in source_schema if f.name not in HIDDEN_COLUMNS]
-    schema = pa.schema([source_schema.field(c) for c in columns])
+    schema = digest_schema(pa.schema([source_schema.field(c) for c in columns]))
     current, etag = read_current(store, dataset_id)
-    check_type_changes(dataset_id, (current or {}).get("schema"), published_schema(schema))
+    check_type_changes(dataset_id, (current or {}).get("schema"), hex_schema(schema))
     index = heal(store, config, current)
     if index is None:  # the stored index was up to date: read it
         index = load_index(store, dataset_id, current)[0]
@@ -744,7 +743,7 @@ def prepare(
     row_parts: list[Parts] = []
     marks = (current or {}).get("high_water_marks")
     try:
-        for batch in rows_in.batches(columns):
+        for batch in map(digest_columns, rows_in.batches(columns)):  # (hex given: as bytes)
             is_new, is_revised, keys, hashes = diff(index, batch, config.incremental.revisions)
             chosen = is_new | is_revised
             added += int(is_new.sum())
@@ -794,8 +793,8 @@ def prepare(
         "code_version": CODE_VERSION,
         "inputs": inputs,
         "counts": {**counts, "added": added, "revised": revised, "repeated": repeated},
-        "schema_hash": schema_hash(published_schema(schema)),
-        "schema": {f.name: str(f.type) for f in published_schema(schema)},
+        "schema_hash": schema_hash(hex_schema(schema)),  # (hashes as people see them: hex)
+        "schema": {f.name: str(f.type) for f in hex_schema(schema)},
         "primary_keys": config.primary_keys,
         "time_column": config.normalize.time_column
         if config.normalize.time_column in columns

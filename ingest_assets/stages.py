@@ -22,6 +22,7 @@ from ingest_assets import layout, publish
 from ingest_assets.arrays import repeated
 from ingest_assets.configs import Secrets
 from ingest_assets.contract import DatasetConfig
+from ingest_assets.hashing import hex_columns
 from ingest_assets.normalize import SYSTEM_COLUMNS
 from ingest_assets.normalized_stage import (  # noqa: F401 - the normalized stage, re-exported
     NormalizeOutcome,
@@ -277,7 +278,8 @@ def run_warehouse(rt: Runtime, config: DatasetConfig) -> WarehouseOutcome:
     for manifest in publish.version_chain(rt.store, config.dataset_id, current):
         if manifest["version"] in loaded:
             continue
-        rows = (rt.store.read_parquet(key) for key in manifest["files"])  # a month at a time
+        # a month at a time, its hashes as hex text (as every warehouse table holds them)
+        rows = (hex_columns(rt.store.read_parquet(key)) for key in manifest["files"])
         result = rt.warehouse.load(
             config.dataset_id,
             manifest["version"],

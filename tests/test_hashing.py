@@ -6,15 +6,18 @@ import datetime as dt
 import hashlib
 
 import pyarrow as pa
+import pytest
 
 from ingest_assets.hashing import (
     DIGEST_TYPE,
     FIELD_SEP,
     NAME_SEP,
     NULL,
+    digest_columns,
+    hex_columns,
     hex_digests,
+    hex_digests_decoded,
     key_hashes,
-    published_columns,
     row_hashes,
 )
 
@@ -142,16 +145,40 @@ def test_hex_of_digests_keeps_nulls_and_chunks():
     assert hex_digests(digests).to_pylist() == ["00" * 20, None, None, "ff" * 20]
     assert hex_digests(digests.combine_chunks().slice(1)).to_pylist() == [None, None, "ff" * 20]
     assert hex_digests(pa.array([], DIGEST_TYPE)).to_pylist() == []
-    table = published_columns(pa.table({"key_hash": digests, "v": [1, 2, 3, 4]}))
+    table = hex_columns(pa.table({"key_hash": digests, "v": [1, 2, 3, 4]}))
     assert table.schema.field("key_hash").type == pa.string()
     assert table["v"].to_pylist() == [1, 2, 3, 4]
 
 
-def test_only_the_hash_columns_are_published_as_hex():
-    """A source column that happens to hold 20-byte values is the user's: published as is."""
+def test_only_the_hash_columns_are_shown_as_hex():
+    """A source column that happens to hold 20-byte values is the user's: left as is."""
     digests = key_hashes(pa.table({"k": ["a"]}), ["k"])
     table = pa.table({"checksum": digests, "key_hash": digests, "row_hash": digests})
-    published = published_columns(table)
+    published = hex_columns(table)
     assert published.schema.field("checksum").type == DIGEST_TYPE
     assert published["key_hash"].to_pylist() == published["row_hash"].to_pylist()
     assert published["key_hash"].to_pylist() == [hashlib.sha1(b"a").hexdigest()]
+
+
+def test_hex_of_older_files_reads_back_as_the_same_digests():
+    """Event files and windows written before hashes were stored as bytes hold hex text:
+    `digest_columns` reads them as the bytes a file written now holds (a slice, chunks)."""
+    digests = key_hashes(pa.table({"k": [str(i) for i in range(40)]}), ["k"])
+    text = pa.chunked_array([hex_digests(digests.slice(0, 25)), hex_digests(digests.slice(25))])
+    assert hex_digests_decoded(text).equals(digests)
+    assert hex_digests_decoded(hex_digests(digests).slice(3, 4)).equals(digests.slice(3, 4))
+    assert hex_digests_decoded(pa.array([], pa.string())).to_pylist() == []
+    older = pa.table({"key_hash": text, "row_hash": text, "note": ["x" * 40] * 40})
+    stored = digest_columns(older)
+    assert stored["key_hash"].type == DIGEST_TYPE and stored["row_hash"].type == DIGEST_TYPE
+    assert stored["note"].type == pa.string()  # a user's column of 40 characters stays text
+    assert digest_columns(stored).equals(stored)  # bytes already: as they are
+    assert hex_columns(stored)["key_hash"].to_pylist() == text.to_pylist()
+
+
+@pytest.mark.parametrize(
+    "bad", [["ab" * 19], ["zz" * 20], [None], ["ab" * 10 + " " + "ab" * 9 + "a"]]
+)
+def test_text_that_is_not_a_sha1_in_hex_is_refused(bad):
+    with pytest.raises(ValueError, match="40-digit sha1 hex"):
+        hex_digests_decoded(pa.array(bad, pa.string()))

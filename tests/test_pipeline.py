@@ -8,7 +8,7 @@ import pytest
 
 from ingest_assets import layout, publish, stages
 from ingest_assets.export import published_table
-from ingest_assets.hashing import published_columns
+from ingest_assets.hashing import DIGEST_TYPE, hex_columns
 from ingest_assets.publish import read_current, version_chain
 from ingest_resources import object_store
 
@@ -400,27 +400,37 @@ def test_a_failed_event_write_leaves_no_version_and_no_scratch(runtime, rates, m
     assert [p.name for p in runtime.store.root.rglob(".event*")] == []
 
 
+def _as_written_before(store, prefix: str) -> None:
+    """Rewrite every Parquet file under `prefix` with its hashes as hex text, as event files and
+    projection windows were written before hashes were stored as bytes."""
+    for key in store.list(prefix):
+        if key.endswith(".parquet"):
+            store.write_parquet(key, hex_columns(store.read_parquet(key)))
+
+
 def test_a_store_published_with_hex_hashes_is_continued(runtime, rates):
-    """Versions published before hashes were staged as bytes hold them as hex text (as every
-    published file still does): the next run compares against them exactly, adds no type
-    change, and its events and windows spell hashes as hex too."""
+    """Event files and windows written before hashes were stored as bytes hold them as hex
+    text: the next run compares against them exactly, adds no type change, stores its own
+    events as bytes, merges the old windows into bytes, and exports hex as always."""
     config = rates("A,2024-01-02,10.5\nA,2024-01-03,11\nB,2024-01-02,3\n")
-    normalized(runtime, config)
-    as_before = published_columns(stages.read_normalized(runtime, config, "all"))
-    first = publish.publish(
-        runtime.store, runtime.locks, config, "all", as_before, {}, {"parsed": 3}
-    )
-    assert first.manifest["schema"]["key_hash"] == "string"
+    first = run_all(runtime, config)
+    assert first.manifest["schema"]["key_hash"] == "string"  # (as people see it)
+    dataset = layout.dataset("RATES")
+    _as_written_before(runtime.store, f"{dataset}/events")
+    _as_written_before(runtime.store, f"{dataset}/projections")
+    runtime.store.delete_prefix(layout.index("RATES"))  # rebuilt from the hex events
+    window_key = layout.projection("RATES", "RATES", 2024, 1)
+    assert runtime.store.read_parquet(window_key).schema.field("key_hash").type == pa.string()
+
     config = rates("A,2024-01-02,10.5\nA,2024-01-03,12\nB,2024-01-02,3\nB,2024-01-03,4\n")
     second = run_all(runtime, config)
     assert (second.rows_added, second.rows_revised, second.rows_repeated) == (1, 1, 2)
     assert second.manifest["schema"] == first.manifest["schema"]
-    for file in first.manifest["files"] + second.manifest["files"]:
+    for file in second.manifest["files"]:
         event = runtime.store.read_parquet(file)
-        assert event.schema.field("key_hash").type == event.schema.field("row_hash").type
-        assert all(len(k) == 40 for k in event["key_hash"].to_pylist())
-    window = runtime.store.read_parquet(layout.projection("RATES", "RATES", 2024, 1))
-    assert window.schema.field("key_hash").type.equals(pa.string())
+        assert event.schema.field("key_hash").type == DIGEST_TYPE == event["row_hash"].type
+    window = runtime.store.read_parquet(window_key)
+    assert window.schema.field("key_hash").type == DIGEST_TYPE
     assert sorted(zip(window["series"].to_pylist(), window["value"].to_pylist(), strict=True)) == [
         ("A", 10.5),
         ("A", 12.0),
@@ -428,4 +438,8 @@ def test_a_store_published_with_hex_hashes_is_continued(runtime, rates):
         ("B", 4.0),
     ]
     assert len(set(window["key_hash"].to_pylist())) == 4
+    exported = published_table(runtime.store, config)
+    assert exported["key_hash"].type == pa.string()
+    assert all(len(k) == 40 for k in exported["key_hash"].to_pylist())
+    assert sorted(exported["value"].to_pylist()) == [3.0, 4.0, 10.5, 12.0]
     assert run_all(runtime, config).committed is False  # nothing new: exactly once
