@@ -608,8 +608,9 @@ class EventWriter:
     def close(self) -> list[str]:
         """Store every month's file (immutable event data); returns their keys, sorted."""
         self._spill_held()
-        # A month is stored (fsync and rename, or an upload) as soon as it is encoded, on its
-        # own threads: the waits on the disk or the network overlap the next months' encoding.
+        # A month is stored (renamed into place, or uploaded) as soon as it is encoded, on its
+        # own threads: the waits on the network overlap the next months' encoding. On disk,
+        # the months are made durable together once all are stored, before the manifest.
         with ThreadPoolExecutor(max_workers=self.store.concurrency) as storing:
             stored: list[Future] = []
 
@@ -623,7 +624,9 @@ class EventWriter:
             for future in stored:
                 future.result()
         shutil.rmtree(self.scratch, ignore_errors=True)
-        return sorted(key for key, _ in self.done)
+        keys = sorted(key for key, _ in self.done)
+        self.store.sync(keys)
+        return keys
 
     def _encode(self, item: tuple[tuple, list[tuple[Path, int, int]]]) -> tuple[str, str]:
         """One month's record batches, in order, into one Parquet file of GROUP_BYTES row
@@ -695,7 +698,7 @@ class EventWriter:
 
     def _store_file(self, item: tuple[str, str]) -> None:
         key, path = item
-        self.store.put_file(key, Path(path), move=True)
+        self.store.put_file(key, Path(path), move=True, durable=False)  # (synced in `close`)
 
     def abort(self) -> None:
         """Remove every scratch file (and what was already stored of this event). Runs after a

@@ -86,16 +86,18 @@ def batch_digest(table: pa.Table, *context: bytes) -> str:
 
 class PartWriter:
     """Writes parts on a thread (Arrow encodes without the GIL) while the next one is made: two
-    tables are held at most."""
+    tables are held at most. The parts are made durable together when it closes."""
 
     def __init__(self, store: ObjectStore):
         self.store = store
         self.pool = ThreadPoolExecutor(max_workers=1)
         self.pending: Future | None = None
+        self.written: list[str] = []
 
     def write(self, key: str, table: pa.Table) -> None:
         self.wait()
-        self.pending = self.pool.submit(self.store.write_parquet, key, table)
+        self.pending = self.pool.submit(self.store.write_parquet, key, table, durable=False)
+        self.written.append(key)
 
     def wait(self) -> None:
         if self.pending is not None:
@@ -107,3 +109,4 @@ class PartWriter:
             self.wait()
         finally:
             self.pool.shutdown()
+        self.store.sync(self.written)

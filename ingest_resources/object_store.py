@@ -68,7 +68,9 @@ class ObjectStore(ABC):
     def describe(self) -> str: ...
 
     def write_parquet(self, key: str, table: pa.Table, durable: bool = True) -> None:
-        """`durable=False`: derived state a crash may lose (a local store skips the fsync)."""
+        """`durable=False`: not yet safe from a crash when this returns (a local store skips
+        the fsync): derived state a crash may lose, or an object `sync`ed before anything
+        points to it."""
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, **parquet_options(table.schema))
         self._put(key, sink.getvalue().to_pybytes(), durable)
@@ -82,12 +84,18 @@ class ObjectStore(ABC):
 
     # --- large objects, in bounded memory -------------------------------------------------------
 
-    def put_file(self, key: str, path: Path, move: bool = False) -> None:
+    def put_file(self, key: str, path: Path, move: bool = False, durable: bool = True) -> None:
         """Store a local file under `key`; with `move`, the file is the store's to take (a
-        scratch file: moved into place or deleted once stored), else it is left as it is."""
+        scratch file: moved into place or deleted once stored), else it is left as it is.
+        `durable=False` as for `write_parquet`."""
         self._upload(key, Path(path))
         if move:
             Path(path).unlink(missing_ok=True)
+
+    def sync(self, keys: Iterable[str]) -> None:
+        """Make objects stored with `durable=False` safe from a crash, all at once (a network
+        store's objects are when they are stored)."""
+        return None
 
     def _upload(self, key: str, path: Path) -> None:
         self.put(key, path.read_bytes())
@@ -275,6 +283,14 @@ def _conform(key: str, table: pa.Table, schema: pa.Schema) -> pa.Table:
         ) from None
 
 
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def content_etag(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -382,7 +398,7 @@ class LocalObjectStore(ObjectStore):
             Path(tmp).unlink(missing_ok=True)
             raise
 
-    def put_file(self, key: str, path: Path, move: bool = False) -> None:
+    def put_file(self, key: str, path: Path, move: bool = False, durable: bool = True) -> None:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         source = Path(path)
@@ -393,9 +409,21 @@ class LocalObjectStore(ObjectStore):
             if move:
                 source.unlink(missing_ok=True)
             path = Path(tmp)
-        with open(path, "rb+") as handle:
-            os.fsync(handle.fileno())
+        if durable:
+            _fsync(path)
         os.replace(path, target)
+
+    def sync(self, keys: Iterable[str]) -> None:
+        """fsync the objects on threads at once: the file system commits them together (165
+        month files of an event, one after another: 0.26 s on this machine's disk; at once,
+        a few hundredths)."""
+        paths = [self._path(key) for key in keys]
+        if len(paths) <= 1:
+            for path in paths:
+                _fsync(path)
+            return
+        with ThreadPoolExecutor(max_workers=min(32, len(paths))) as pool:
+            list(pool.map(_fsync, paths))
 
     @contextmanager
     def local_file(self, key: str) -> Iterator[Path]:

@@ -443,3 +443,27 @@ def test_a_store_published_with_hex_hashes_is_continued(runtime, rates):
     assert all(len(k) == 40 for k in exported["key_hash"].to_pylist())
     assert sorted(exported["value"].to_pylist()) == [3.0, 4.0, 10.5, 12.0]
     assert run_all(runtime, config).committed is False  # nothing new: exactly once
+
+
+def test_event_files_and_parts_are_made_durable_before_anything_points_to_them(
+    runtime, rates, monkeypatch
+):
+    """Month files and normalized parts are stored without an fsync each, then fsynced
+    together (`sync`): the event's before its manifest exists, the parts before meta.json."""
+    config = rates("A,2024-01-02,1\nA,2024-02-02,2\nB,2024-03-02,3\n")
+    synced: list[tuple[list[str], list[str]]] = []  # (keys, what existed under the dataset)
+    original = type(runtime.store).sync
+
+    def recording(store, keys):
+        keys = list(keys)
+        synced.append((keys, store.list(layout.dataset("RATES"))))
+        original(store, keys)
+
+    monkeypatch.setattr(type(runtime.store), "sync", recording)
+    result = run_all(runtime, config)
+    parts, existing = next((k, e) for k, e in synced if k and "/staging/normalized/" in k[0])
+    assert not [key for key in existing if key.endswith("meta.json") and "normalized" in key]
+    assert all(key in existing for key in parts)
+    files, existing = next((k, e) for k, e in synced if k and "/events/" in k[0])
+    assert files == result.manifest["files"] and len(files) == 3
+    assert layout.manifest("RATES", result.version) not in existing
