@@ -529,15 +529,25 @@ def _later(a: str, b: str) -> bool:
         return a > b
 
 
+# A month's record batch for EventWriter: spilled (spill file, its index there, its bytes), or
+# still held in memory
+Piece = tuple[Path, int, int] | pa.RecordBatch
+
+
+def _piece_bytes(piece: Piece) -> int:
+    return piece.nbytes if isinstance(piece, pa.RecordBatch) else piece[2]
+
+
 class EventWriter:
     """The event rows of one version, one Parquet file per (year, month) of the time column.
 
     Rows arrive in batches that cover many months, a few rows each. They are held up to
     HOLD_BYTES, then spilled, month after month, to one scratch Arrow IPC file (a copy, no
-    encoding). `close` then encodes each month, from its record batches in every spill, in
-    large row groups, months side by side. Small row groups written as batches came cost twice
-    to write and to read again (projections, the warehouse, exports); a spill file per month
-    would cost a file creation for every month of every spill."""
+    encoding). `close` then encodes each month, from its record batches in every spill and
+    those still held (the last rows are never spilled: an event of less than HOLD_BYTES is
+    encoded from memory), in large row groups, months side by side. Small row groups written as
+    batches came cost twice to write and to read again (projections, the warehouse, exports); a
+    spill file per month would cost a file creation for every month of every spill."""
 
     GROUP_BYTES = 64 << 20  # rows encoded at a time (one row group) when a month is written
     HOLD_BYTES = 64 << 20  # rows held in memory before they are spilled
@@ -546,7 +556,7 @@ class EventWriter:
         self.store, self.config, self.version = store, config, version
         self.schema: pa.Schema | None = None
         # per month, in the order rows came: (spill file, record batch, its bytes)
-        self.spills: dict[tuple, list[tuple[Path, int, int]]] = {}
+        self.spills: dict[tuple, list[Piece]] = {}
         self.scratch = Path(tempfile.mkdtemp(prefix=".events-", dir=self._scratch_root()))
         self.spill_names = itertools.count()  # a new name for every spill file
         self.done: list[tuple[str, str]] = []  # (key, local Parquet file)
@@ -607,18 +617,23 @@ class EventWriter:
 
     def close(self) -> list[str]:
         """Store every month's file (immutable event data); returns their keys, sorted."""
-        self._spill_held()
+        months = {month: list(pieces) for month, pieces in self.spills.items()}
+        for month, tables in self.held.items():  # the rows held last, after their spills
+            months.setdefault(month, []).extend(b for t in tables for b in t.to_batches())
+        self.held.clear()  # (each month's rows go once it is encoded)
+        self.held_bytes = 0
         # A month is stored (renamed into place, or uploaded) as soon as it is encoded, on its
         # own threads: the waits on the network overlap the next months' encoding. On disk,
         # the months are made durable together once all are stored, before the manifest.
         with ThreadPoolExecutor(max_workers=self.store.concurrency) as storing:
             stored: list[Future] = []
 
-            def encode_then_store(item: tuple[tuple, list[tuple[Path, int, int]]]) -> None:
+            def encode_then_store(item: tuple[tuple, list[Piece]]) -> None:
                 stored.append(storing.submit(self._store_file, self._encode(item)))
+                item[1].clear()
 
             try:
-                in_parallel(encode_then_store, list(self.spills.items()), workers=CPU_THREADS)
+                in_parallel(encode_then_store, list(months.items()), workers=CPU_THREADS)
             finally:
                 self._close_spills()
             for future in stored:
@@ -628,10 +643,10 @@ class EventWriter:
         self.store.sync(keys)
         return keys
 
-    def _encode(self, item: tuple[tuple, list[tuple[Path, int, int]]]) -> tuple[str, str]:
+    def _encode(self, item: tuple[tuple, list[Piece]]) -> tuple[str, str]:
         """One month's record batches, in order, into one Parquet file of GROUP_BYTES row
         groups (read a group at a time): (its key, the local file)."""
-        month, batches = item
+        month, pieces = item
         key = layout.event_data(self.config.dataset_id, self.version, *month)
         folder = self.store.scratch_folder(key)  # beside the object: stored by a rename
         if folder is not None:
@@ -640,16 +655,15 @@ class EventWriter:
         os.close(fd)
         target = Path(name)
         self.done.append((key, name))  # (before writing: an abort removes it)
-        if sum(size for _, _, size in batches) <= self.GROUP_BYTES:
-            rows = [self._reader(path).get_batch(index) for path, index, _ in batches]
-            self._encode_sorted(target, rows)
+        if sum(map(_piece_bytes, pieces)) <= self.GROUP_BYTES:
+            self._encode_sorted(target, [self._batch(piece) for piece in pieces])
             return key, name
         with pq.ParquetWriter(target, self.schema, **parquet_options(self.schema)) as out:
             group: list[pa.RecordBatch] = []
             size = 0
-            for path, index, batch_size in batches:
-                group.append(self._reader(path).get_batch(index))
-                size += batch_size
+            for piece in pieces:
+                group.append(self._batch(piece))
+                size += _piece_bytes(piece)
                 if size >= self.GROUP_BYTES:
                     out.write_table(pa.Table.from_batches(group, self.schema))
                     group, size = [], 0
@@ -658,6 +672,12 @@ class EventWriter:
         return key, name
 
     READERS = 64  # spills a thread keeps open (the least recently used is closed first)
+
+    def _batch(self, piece: "Piece") -> pa.RecordBatch:
+        if isinstance(piece, pa.RecordBatch):  # held, not spilled
+            return piece
+        path, index, _ = piece
+        return self._reader(path).get_batch(index)
 
     def _reader(self, path: Path) -> pa.ipc.RecordBatchFileReader:
         """This thread's reader of a spill, opened once (its footer lists every record batch),

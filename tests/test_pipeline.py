@@ -342,18 +342,30 @@ def test_months_too_large_to_sort_take_the_general_projection_path(tmp_path, rat
     assert windows[0]["obs_time"].to_pylist() == sorted(windows[0]["obs_time"].to_pylist())
 
 
-@pytest.mark.parametrize("held", ["each batch", "all"])
+@pytest.mark.parametrize("held", ["each batch", "some", "all"])
 def test_one_event_file_a_month_from_rows_spilled_in_any_order(runtime, rates, monkeypatch, held):
     """Batches of 4 rows (2 months each, months coming back after others), one row group per
-    spilled record batch: each month is one event file with its rows in the order they came,
-    whether every batch was spilled as it came (a spill file each, more than a thread keeps
-    open) or all were held and spilled together; every row is published once, in its file
-    and projection."""
+    record batch: each month is one event file with its rows in the order they came, whether
+    every batch was spilled as it came (a spill file each, more than a thread keeps open),
+    some were spilled and the last ones still held, or all were held (encoded from memory);
+    every row is published once, in its file and projection."""
     monkeypatch.setattr(object_store, "BATCH_ROWS", (4, 4))
     monkeypatch.setattr(publish.EventWriter, "GROUP_BYTES", 1)
+    spills, held_at_close = [], []
+    spill, close = publish.EventWriter._spill_held, publish.EventWriter.close
+    monkeypatch.setattr(
+        publish.EventWriter, "_spill_held", lambda self: spills.append(1) or spill(self)
+    )
+    monkeypatch.setattr(
+        publish.EventWriter,
+        "close",
+        lambda self: held_at_close.append(self.held_bytes) or close(self),
+    )
     if held == "each batch":  # 9 spills, read by threads that keep 2 of them open at most
         monkeypatch.setattr(publish.EventWriter, "HOLD_BYTES", 1)
         monkeypatch.setattr(publish.EventWriter, "READERS", 2)
+    if held == "some":  # a spill every few batches; the last batches are held at the end
+        monkeypatch.setattr(publish.EventWriter, "HOLD_BYTES", 600)
     pairs = [(1, 2), (3, 4), (1, 5), (6, 2), (7, 1), (8, 3), (9, 10), (11, 12), (12, 1)]
     days = [f"2024-{m:02d}-{n + 1:02d}" for n, pair in enumerate(pairs) for m in pair]
     config = rates("".join(f"{s},{d},{i}\n" for i, d in enumerate(days) for s in "AB"))
@@ -379,6 +391,9 @@ def test_one_event_file_a_month_from_rows_spilled_in_any_order(runtime, rates, m
         assert window.num_rows == 2 * sum(pair.count(month) for pair in pairs)
     scratch = [p.name for p in runtime.store.root.rglob(".event*")]
     assert scratch == []  # spills and unstored event files are gone
+    expected = {"each batch": (9, False), "some": (len(spills), True), "all": (0, True)}[held]
+    assert (len(spills), held_at_close[0] > 0) == expected
+    assert held != "some" or 0 < len(spills) < 9
 
 
 def test_a_failed_event_write_leaves_no_version_and_no_scratch(runtime, rates, monkeypatch):
