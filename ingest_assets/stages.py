@@ -82,13 +82,18 @@ def run_raw(
 def _store_raw_file(
     store: ObjectStore, config: DatasetConfig, partition: str, fetched: Fetched
 ) -> tuple[str, str, int]:
-    """A local source file into raw/, content-addressed, without loading it whole. Bytes
-    already stored are only hashed; new ones are hashed again as they are copied, so the name
-    is the sha256 of the bytes stored even if the file changes meanwhile."""
-    sha256, size = fetched.sha256_and_size()
-    key = layout.raw(config.dataset_id, partition, sha256, fetched.ext)
-    if store.exists(key):
-        return key, sha256, size
+    """A local source file into raw/, content-addressed, without loading it whole. A file of
+    the size fetched last time is hashed first: bytes already stored are not copied again. Any
+    other file is new bytes: it is hashed as it is copied (once), so the name is the sha256 of
+    the bytes stored even if the file changes meanwhile."""
+    assert fetched.path is not None
+    latest = layout.raw_latest(config.dataset_id, partition)
+    last_size = json.loads(store.get(latest)).get("bytes") if store.exists(latest) else None
+    if last_size == fetched.path.stat().st_size:
+        sha256, size = fetched.sha256_and_size()
+        key = layout.raw(config.dataset_id, partition, sha256, fetched.ext)
+        if store.exists(key):
+            return key, sha256, size
     near = layout.raw(config.dataset_id, partition, "pending", fetched.ext)
     folder = store.scratch_folder(near)
     if folder is not None:

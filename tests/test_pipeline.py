@@ -482,3 +482,27 @@ def test_event_files_and_parts_are_made_durable_before_anything_points_to_them(
     files, existing = next((k, e) for k, e in synced if k and "/events/" in k[0])
     assert files == result.manifest["files"] and len(files) == 3
     assert layout.manifest("RATES", result.version) not in existing
+
+
+def test_raw_hashes_a_file_first_only_when_it_has_the_size_fetched_last(
+    runtime, rates, monkeypatch
+):
+    """A file of another size is new bytes: copied and hashed in one pass. One of the size
+    fetched last is hashed first, and copied only if its bytes are not stored yet."""
+    from ingest_assets.sources import Fetched
+
+    hashed = []
+    original = Fetched.sha256_and_size
+    monkeypatch.setattr(Fetched, "sha256_and_size", lambda f: hashed.append(1) or original(f))
+    config = rates("A,2024-01-02,1\n")
+    first = stages.run_raw(runtime, config, "all")
+    assert hashed == []  # nothing fetched before
+    again = stages.run_raw(runtime, config, "all")
+    assert hashed == [1] and again["key"] == first["key"]
+    config = rates("A,2024-01-02,2\n")  # the same size, other bytes
+    changed = stages.run_raw(runtime, config, "all")
+    assert hashed == [1, 1] and changed["key"] != first["key"]
+    assert runtime.store.get(changed["key"]).endswith(b"A,2024-01-02,2\n")
+    config = rates("A,2024-01-02,2\nA,2024-01-03,3\n")  # grown
+    grown = stages.run_raw(runtime, config, "all")
+    assert hashed == [1, 1] and grown["bytes"] == len(runtime.store.get(grown["key"]))
