@@ -79,6 +79,19 @@ def check_type_changes(
             )
 
 
+def check_key_change(dataset_id: str, published: dict | None, keys: list[str]) -> None:
+    """Refuse, before anything is written, keys other than the published versions': every row
+    would get a new key_hash and be published again beside its old self."""
+    before = (published or {}).get("primary_keys")
+    if before is not None and list(before) != list(keys):
+        raise IncompatibleSchema(
+            f"dataset {dataset_id}: the primary key is now {keys} (normalize.primary_keys), the "
+            f"published versions are keyed by {before}: every row would be published again under "
+            "its new key beside the old one. Keep the old primary_keys, or publish under a new "
+            "dataset_id"
+        )
+
+
 def _null_type(old: str, new: str) -> bool:
     return "null" in (old, new)
 
@@ -750,6 +763,7 @@ def prepare(
     columns = [f.name for f in source_schema if f.name not in HIDDEN_COLUMNS]
     schema = digest_schema(pa.schema([source_schema.field(c) for c in columns]))
     current, etag = read_current(store, dataset_id)
+    check_key_change(dataset_id, current, config.primary_keys)
     check_type_changes(dataset_id, (current or {}).get("schema"), hex_schema(schema))
     index = heal(store, config, current)
     if index is None:  # the stored index was up to date: read it

@@ -506,3 +506,22 @@ def test_raw_hashes_a_file_first_only_when_it_has_the_size_fetched_last(
     config = rates("A,2024-01-02,2\nA,2024-01-03,3\n")  # grown
     grown = stages.run_raw(runtime, config, "all")
     assert hashed == [1, 1] and grown["bytes"] == len(runtime.store.get(grown["key"]))
+
+
+def test_a_changed_primary_key_is_refused_before_anything_is_published(
+    runtime, write_dataset, tmp_path
+):
+    """New keys would give every row a new key_hash: published again beside its old self. The
+    run is refused by name, and the published versions stay as they were."""
+    csv = tmp_path / "catalog.csv"
+    csv.write_text("code,name,rate\n1,peso,10\n2,dollar,1\n")
+    yaml = "dataset_id: CATALOG\nsource: {{kind: file, path: {path}, format: csv}}\nnormalize: {{primary_keys: [{keys}]}}\n"
+    first = run_all(runtime, write_dataset(yaml.format(path=csv, keys="code")))
+    assert first.rows_added == 2
+    with pytest.raises(
+        publish.IncompatibleSchema, match=r"primary key is now \['name'\].*keyed by \['code'\]"
+    ):
+        run_all(runtime, write_dataset(yaml.format(path=csv, keys="name")))
+    current, _ = read_current(runtime.store, "CATALOG")
+    assert current["version"] == first.version and current["rows_total"] == 2
+    assert run_all(runtime, write_dataset(yaml.format(path=csv, keys="code"))).committed is False
