@@ -213,6 +213,7 @@ class ParseConfig(Strict):
 
 
 TypeName = Annotated[str, Field(pattern=TYPE_PATTERN.pattern)]
+MAX_DECIMAL_PRECISION = 38  # what Arrow's decimal128 (and the warehouse's COPY) holds
 
 
 class Normalize(Strict):
@@ -227,6 +228,21 @@ class Normalize(Strict):
     @classmethod
     def _plugin(cls, value: str) -> str:
         return _plugin_name(value, BUILTIN_NORMALIZERS, "normalize")
+
+    @model_validator(mode="after")
+    def _decimals(self) -> "Normalize":
+        for name, type_name in self.schema_.items():
+            match = TYPE_PATTERN.match(type_name)
+            if match and match.group(2):
+                precision, scale = int(match.group(2)), int(match.group(3))
+                if not 1 <= precision <= MAX_DECIMAL_PRECISION or scale > precision:
+                    raise field_error(
+                        f"schema.{name}",
+                        f"{type_name!r}: decimal(precision, scale) takes a precision of 1 to "
+                        f"{MAX_DECIMAL_PRECISION} digits and a scale of at most the precision, "
+                        "e.g. decimal(18,4)",
+                    )
+        return self
 
     @field_validator("timezone")
     @classmethod

@@ -143,20 +143,53 @@ def _to_bool(text: pd.Series) -> pd.Series:
     return lowered.map(lambda v: True if v in TRUE else False if v in FALSE else None)
 
 
-def _to_decimal(text: pd.Series, decimal_mark: str, scale: int) -> pd.Series:
+def _decimal(value: str, decimal_mark: str) -> decimal.Decimal | None:
+    """The exact number a text spells (a decimal comma read as the contract says), or None."""
+    if decimal_mark == ",":
+        value = value.replace(".", "").replace(",", ".")
+    if "_" in value:  # (Python's Decimal takes "1_000"; no reader of numbers here does)
+        return None
+    try:
+        number = decimal.Decimal(value)
+    except (decimal.InvalidOperation, ValueError):
+        return None
+    return number if number.is_finite() else None
+
+
+def _to_decimal(text: pd.Series, decimal_mark: str, precision: int, scale: int) -> pd.Series:
+    """Rounded half-even to `scale` digits; a value with more than `precision` digits in all
+    does not fit (null: rejected)."""
     quantum = decimal.Decimal(1).scaleb(-scale)
+    limit = decimal.Decimal(10) ** (precision - scale)
 
     def convert(value: str | None) -> object:
-        if value is None:
+        number = None if value is None else _decimal(value, decimal_mark)
+        if number is None:
             return None
-        if decimal_mark == ",":
-            value = value.replace(".", "").replace(",", ".")
         try:
-            return decimal.Decimal(value).quantize(quantum, rounding=decimal.ROUND_HALF_EVEN)
-        except (decimal.InvalidOperation, ValueError):
+            rounded = number.quantize(quantum, rounding=decimal.ROUND_HALF_EVEN)
+        except decimal.InvalidOperation:  # more digits than the context holds
             return None
+        return rounded if abs(rounded) < limit else None
 
     return text.map(convert)
+
+
+INT64_RANGE = (-(2**63), 2**63 - 1)
+
+
+def _to_int(text: pd.Series, decimal_mark: str) -> pd.Series:
+    """Whole numbers, exactly ("1.0" and "1e3" are whole; "1.5" is not), within int64 (past
+    it: null, rejected)."""
+
+    def convert(value: str | None) -> object:
+        number = None if value is None else _decimal(value, decimal_mark)
+        if number is None or number != number.to_integral_value():
+            return None
+        whole = int(number)
+        return whole if INT64_RANGE[0] <= whole <= INT64_RANGE[1] else None
+
+    return pd.Series(pd.array(text.map(convert).tolist(), dtype="Int64"), index=text.index)
 
 
 def _convert(text: pd.Series, type_name: str, fmt: str | None, config: DatasetConfig) -> pd.Series:
@@ -168,9 +201,7 @@ def _convert(text: pd.Series, type_name: str, fmt: str | None, config: DatasetCo
     if type_name == "float64":
         return _to_float(text, decimal_mark)
     if type_name == "int64":
-        as_float = _to_float(text, decimal_mark)
-        integral = as_float.where(as_float.mod(1).eq(0))
-        return integral.astype("Int64")
+        return _to_int(text, decimal_mark)
     if type_name == "bool":
         return _to_bool(text)
     if type_name == "timestamp":
@@ -178,7 +209,7 @@ def _convert(text: pd.Series, type_name: str, fmt: str | None, config: DatasetCo
     if type_name == "date":
         return _to_timestamp(text, fmt, "UTC").dt.date
     match = TYPE_PATTERN.match(type_name)
-    return _to_decimal(text, decimal_mark, int(match.group(3)))
+    return _to_decimal(text, decimal_mark, int(match.group(2)), int(match.group(3)))
 
 
 def _target_types(columns: list[str], config: DatasetConfig) -> dict[str, str | None]:

@@ -202,3 +202,30 @@ def test_quarantine_replay_after_the_contract_is_fixed(runtime, tmp_path, capsys
     )  # id 1 already published
     assert main(["quarantine", "FX", "--partition", "2024-01-05"]) == 0
     assert "no rejected rows in partition 2024-01-05" in capsys.readouterr().err
+
+
+def test_numbers_that_do_not_fit_their_type_are_quarantined_not_rounded(runtime, tmp_path):
+    """An integer past int64, or past 2**53 (where a float would round it), and a decimal with
+    more digits than its precision: each is kept exactly or rejected with its reason, never
+    a failed step or a silently changed value."""
+    csv_path = tmp_path / "sizes.csv"
+    csv_path.write_text(
+        "id,n,price\n1,5,10.5\n2,99999999999999999999,1.25\n3,9007199254740993,1000\n"
+        "4,1.0,-999.99\n5,1e3,999.995\n"
+    )
+    schema = {"n": "int64", "price": "decimal(5,2)"}
+    config = config_for(csv_path, normalize={"primary_keys": ["id"], "schema": schema})
+    outcome = run_until_normalized(runtime, config)
+    rows = {r["id"]: (r["n"], r["price"]) for r in outcome.table.to_pylist()}
+    assert {i: (n, str(p)) for i, (n, p) in rows.items()} == {
+        "1": (5, "10.50"),
+        "4": (1, "-999.99"),
+    }
+    assert outcome.rejected.column("reason").to_pylist() == [
+        "column 'n': cannot read '99999999999999999999' as int64",
+        "column 'price': cannot read '1000' as decimal(5,2)",
+        "column 'price': cannot read '999.995' as decimal(5,2)",
+    ]
+    csv_path.write_text("id,n,price\n3,9007199254740993,1\n")
+    exact = run_until_normalized(runtime, config).table
+    assert exact["n"].to_pylist() == [9007199254740993]

@@ -560,6 +560,18 @@ INVALID_CONFIGS = [
         "decimal",
         id="type-decimal-without-scale",
     ),
+    pytest.param(
+        base().replace(KEYS, "normalize: {primary_keys: [id], schema: {price: 'decimal(40,2)'}}"),
+        "normalize.schema.price",
+        "precision of 1 to 38 digits",
+        id="decimal-too-wide",
+    ),
+    pytest.param(
+        base().replace(KEYS, "normalize: {primary_keys: [id], schema: {price: 'decimal(3,5)'}}"),
+        "normalize.schema.price",
+        "scale of at most the precision",
+        id="decimal-scale-past-precision",
+    ),
     # a column may be called like a Python type: the path must still name it
     pytest.param(
         base().replace(KEYS, "normalize: {primary_keys: [id], schema: {date: datetime}}"),
