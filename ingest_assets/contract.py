@@ -173,6 +173,23 @@ class Source(Strict):
         return self
 
 
+def _strings(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+# What the built-in parsers take in parse.options (a plugin of your own takes anything):
+# option -> (is it a valid value, what is expected)
+TABLE_OPTIONS = {
+    "na_values": (_strings, "a list of texts read as empty, e.g. [n/d, '-']"),
+    "keep_default_na": (lambda v: isinstance(v, bool), "true or false"),
+    "skip_footer": (
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+        "a count of rows (0 or more) at the end of the file",
+    ),
+    "allow_duplicate_headers": (lambda v: isinstance(v, bool), "true or false"),
+}
+
+
 class Parse(Strict):
     plugin: str = "table"
     options: dict[str, Any] = Field(default_factory=dict)
@@ -181,6 +198,23 @@ class Parse(Strict):
     @classmethod
     def _plugin(cls, value: str) -> str:
         return _plugin_name(value, BUILTIN_PARSERS, "parse")
+
+    @model_validator(mode="after")
+    def _options(self) -> "Parse":
+        if self.plugin not in BUILTIN_PARSERS:
+            return self
+        known = TABLE_OPTIONS if self.plugin == "table" else {}
+        for name, value in self.options.items():
+            if name not in known:
+                takes = f"takes {', '.join(known)}" if known else "takes no options"
+                raise field_error(
+                    f"options.{name}",
+                    f"unknown option for parse plugin {self.plugin!r}: it {takes}",
+                )
+            valid, expected = known[name]
+            if not valid(value):
+                raise field_error(f"options.{name}", f"expected {expected}, got {value!r}")
+        return self
 
 
 class SeriesMapEntry(Strict):

@@ -36,10 +36,12 @@ def _tidy(frame: pd.DataFrame, first_row: int, skip_footer: int) -> pd.DataFrame
         c for c in frame.columns if c.startswith("Unnamed:") and _is_blank(frame[c]).all()
     ]
     frame = frame.drop(columns=empty_unnamed)
-    blank = pd.concat([_is_blank(frame[c]) for c in frame.columns], axis=1).all(axis=1)
     frame.insert(0, ROW_COLUMN, range(first_row, first_row + len(frame)))
-    frame = frame[~blank.to_numpy()]
-    return frame.iloc[: len(frame) - skip_footer] if skip_footer else frame
+    if skip_footer:  # the file's last rows, blank ones included (as they are counted in it)
+        frame = frame.iloc[: max(len(frame) - skip_footer, 0)]
+    data = [c for c in frame.columns if c != ROW_COLUMN]
+    blank = pd.concat([_is_blank(frame[c]) for c in data], axis=1).all(axis=1)
+    return frame[~blank.to_numpy()]
 
 
 def _decode_error(data: bytes, encoding: str, ctx: ParseContext) -> Exception:
@@ -192,8 +194,12 @@ def _stream_blocks(path: Path, ctx: ParseContext) -> Iterator[pa.Table]:
     (pandas) gives, in bounded memory. Raises pa.ArrowInvalid on anything Arrow reads
     differently from pandas (a row with a missing or extra field, bytes that are not the
     declared encoding): the caller then falls back to `parse_table`."""
-    with _csv_reader(path, ctx, None, block=1 << 16) as probe:  # the header only
-        header = list(probe.schema.names)
+    try:
+        with _csv_reader(path, ctx, None, block=1 << 16) as probe:  # the header only
+            header = list(probe.schema.names)
+    except UnicodeDecodeError:  # a header that is not `encoding` (Arrow reads it as it opens)
+        with path.open("rb") as handle:
+            raise _decode_error(handle.read(1 << 16), ctx.config.source.encoding, ctx) from None
     names = _header_names(header)
     if not ctx.options.get("allow_duplicate_headers", False):
         _refuse_duplicate_headers(names, ctx)
@@ -216,6 +222,10 @@ def _stream_blocks(path: Path, ctx: ParseContext) -> Iterator[pa.Table]:
                         f"unnamed column {name!r} holds values after its first batch"
                     )
             table = table.drop_columns(dropped)
+            if pending is not None:  # the footer is the file's last rows, blank ones included
+                table = pa.concat_tables([pending, table])
+            cut = max(table.num_rows - skip_footer, 0)
+            table, pending = table.slice(0, cut), table.slice(cut)
             data = [c for c in table.column_names if c != ROW_COLUMN]
             blank = _blank(table[data[0]]) if data else None
             for name in data[1:]:
@@ -224,13 +234,9 @@ def _stream_blocks(path: Path, ctx: ParseContext) -> Iterator[pa.Table]:
                 blank = pc.and_kleene(blank, _blank(table[name]))
             if blank is not None and pc.any(blank).as_py():
                 table = table.filter(pc.invert(blank))
-            if pending is not None:
-                table = pa.concat_tables([pending, table])
-            cut = max(table.num_rows - skip_footer, 0)
-            pending = table.slice(cut)
-            if cut:
+            if table.num_rows:
                 yielded = True
-                yield table.slice(0, cut)
+                yield table
     if not yielded:  # no data rows (blank lines, or all of them footer): empty, with its columns
         gone = (
             dropped

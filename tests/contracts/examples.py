@@ -52,7 +52,7 @@ source:
   max_bytes: 104857600
 parse:
   plugin: bcra_infomondia
-  options: {strict: true}
+  options: {}
 parse_config:
   file_type: infomondia
   series_map:

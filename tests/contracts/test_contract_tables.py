@@ -62,7 +62,7 @@ VALID_CONFIGS = [
             "source.pagination.next_path": "links.next",
             "source.records_path": "data.items",
             "source.max_bytes": 104857600,
-            "parse.options": {"strict": True},
+            "parse.options": {},
             "parse_config.columns": {"Fecha": "obs_time"},
             "parse_config.series_map.0.unit": "ARS/USD",
             "parse_config.series_map.0.frequency": "D",
@@ -540,6 +540,25 @@ INVALID_CONFIGS = [
         "parse_config.series_map[0].date_col",
         "required key is missing",
         id="series-map-entry-without-date-col",
+    ),
+    # parse options of the built-in parsers: a typo is not silently ignored
+    pytest.param(
+        base("parse: {plugin: table, options: {skip_fotter: 3}}"),
+        "parse.options.skip_fotter",
+        "it takes na_values, keep_default_na, skip_footer",
+        id="table-option-typo",
+    ),
+    pytest.param(
+        base("parse: {plugin: table, options: {skip_footer: -1}}"),
+        "parse.options.skip_footer",
+        "a count of rows (0 or more)",
+        id="table-option-bad-value",
+    ),
+    pytest.param(
+        base("parse: {plugin: json_records, options: {records: items}}"),
+        "parse.options.records",
+        "'json_records': it takes no options",
+        id="json-parser-takes-no-options",
     ),
     # normalize
     pytest.param(

@@ -71,3 +71,25 @@ def test_a_csv_left_without_rows_streams_as_an_empty_table(config, tmp_path):
     batches = list(parse_batches(path, ctx))
     assert len(batches) == 1 and batches[0].num_rows == 0
     assert batches[0].column_names == ["_row", "a", "b"]  # the unnamed empty column is dropped
+
+
+@pytest.mark.parametrize("footer", [3, 4])
+def test_a_footer_with_blank_rows_is_counted_as_the_file_has_them(config, tmp_path, footer):
+    """skip_footer counts the file's last rows, blank ones included (a row of empty fields, an
+    empty line): the data row above them is never taken for footer, in either reader."""
+    path = tmp_path / "notes.csv"
+    path.write_bytes(b"id;v\n1;10\n2;20\n3;30\n;\nNote A;\nNote B;\n" + b"\n" * (footer - 3))
+    options = {"skip_footer": footer}
+    cfg = config(
+        {"format": "csv", "delimiter": ";"},
+        keys=["id"],
+        parse={"plugin": "table", "options": options},
+    )
+    streamed, whole = _both(path, cfg)
+    assert streamed is not None
+    for table in (streamed, whole):
+        assert [(r["id"], r["v"]) for r in table.to_pylist()] == [
+            ("1", "10"),
+            ("2", "20"),
+            ("3", "30"),
+        ]

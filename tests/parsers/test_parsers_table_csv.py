@@ -167,11 +167,14 @@ def test_itcrm_semicolon_trailing_empty_columns_are_dropped(parse, fixture_file)
     assert rows[-1]["Value"] is None
 
 
-def test_itcrm_skip_footer_leaves_one_row_per_day(parse, fixture_file):
+@pytest.mark.parametrize("footer", [3, 4])
+def test_itcrm_skip_footer_leaves_one_row_per_day(parse, fixture_file, footer):
+    """The file ends with a blank row and 3 notes: skip_footer counts the file's last rows,
+    the blank one too (4), and a blank row left above a footer of 3 is dropped as blank."""
     path = fixture_file(ITCRM)
     source = {"format": "csv", "encoding": "latin-1", "delimiter": ";"}
     table = parse(
-        path, source, keys=["Period"], parse={"plugin": "table", "options": {"skip_footer": 3}}
+        path, source, keys=["Period"], parse={"plugin": "table", "options": {"skip_footer": footer}}
     )
     # 1997-01-01 .. 2024-02-16 inclusive is 9,908 days
     assert table.num_rows == 9_908
