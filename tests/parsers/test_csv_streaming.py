@@ -93,3 +93,21 @@ def test_a_footer_with_blank_rows_is_counted_as_the_file_has_them(config, tmp_pa
             ("2", "20"),
             ("3", "30"),
         ]
+
+
+def test_a_header_not_in_the_source_encoding_is_a_clear_error(config, tmp_path):
+    from ingest_assets.parsers import ParseError
+
+    path = tmp_path / "latin.csv"
+    path.write_bytes(b"id,N\xfamero\n1,2\n")
+    cfg = config({"format": "csv"}, keys=["id"], dataset_id="LATIN_HEADER")
+    with pytest.raises(ParseError) as info:
+        list(parse_batches(path, ParseContext(cfg, str(path))))
+    message = str(info.value)
+    assert message.startswith(
+        f"dataset LATIN_HEADER: {path}: cannot decode as source.encoding 'utf-8'"
+    )
+    assert "(line 1)" in message and "set source.encoding" in message
+    latin = config({"format": "csv", "encoding": "latin-1"}, keys=["id"])
+    (table,) = parse_batches(path, ParseContext(latin, str(path)))
+    assert table.column_names == ["_row", "id", "Número"]
