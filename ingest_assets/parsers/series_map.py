@@ -4,8 +4,10 @@ Each series has its own date column and value column (letters like `D`, or heade
 from `header_row`, the row above the first data row). Real central-bank workbooks put several
 blocks side by side, each with its own `Date` column and different date ranges, with titles and
 a second-language header between the header row and the data: rows before a block's first date
-are skipped as preamble; after it, a cell that is not a date is passed on (normalize quarantines
-it with its row); a row whose value cell is empty holds no observation and is not emitted.
+are skipped as preamble (a date is what normalize reads as a time: a date cell, ISO-like or d/m/y
+text, a year (a number only in an annual series), or the format in normalize.formats.obs_time); after it, a cell that is not
+a date is passed on (normalize quarantines it with its row); a row whose value cell is empty holds
+no observation and is not emitted.
 """
 
 import datetime as dt
@@ -47,10 +49,35 @@ def _is_empty(cell: object) -> bool:
     return cell is None or (isinstance(cell, str) and not cell.strip())
 
 
-def _looks_like_date(cell: object) -> bool:
+YEAR = re.compile(r"^\s*\d{4}\s*$")
+
+
+ANNUAL = frozenset({"a", "y", "as", "ys", "annual", "yearly"})
+
+
+def _looks_like_date(cell: object, fmt: str | None = None, annual: bool = False) -> bool:
+    """A cell normalize reads as a time: a date, ISO-like or d/m/y text, a year (4 digits, as
+    text; as a whole number only in an annual series, where it cannot be a value), or a cell of
+    the format declared in normalize.formats.obs_time (`excel`: a serial day number)."""
     if isinstance(cell, dt.date):
         return True
-    return isinstance(cell, str) and bool(TEXT_DATE.match(cell))
+    if isinstance(cell, bool) or cell is None:
+        return False
+    if isinstance(cell, int | float):
+        if fmt == "excel":
+            return True
+        year = float(cell).is_integer() and 1000 <= cell <= 9999
+        return year and (annual or fmt == "%Y")
+    text = str(cell)
+    if TEXT_DATE.match(text) or YEAR.match(text):
+        return True
+    if fmt and fmt != "excel":
+        try:
+            dt.datetime.strptime(text.strip(), fmt)
+        except ValueError:
+            return False
+        return True
+    return False
 
 
 def _resolve(
@@ -117,6 +144,9 @@ def _extract(
     header = rows[header_row - 1] if header_row <= len(rows) else []
     value_col = _resolve(entry.value_col, header, None, ctx, f"{where}.value_col")
     date_col = _resolve(entry.date_col, header, value_col, ctx, f"{where}.date_col")
+    fmt = ctx.config.normalize.formats.get("obs_time")
+    frequency = entry.frequency or ctx.config.frequency or ""
+    annual = frequency.strip().casefold() in ANNUAL
     dates, values, row_numbers = [], [], []
     started = False
     for number in range(header_row + 1, len(rows) + 1):
@@ -124,7 +154,7 @@ def _extract(
         date = row[date_col] if date_col < len(row) else None
         value = row[value_col] if value_col < len(row) else None
         if not started:
-            if not _looks_like_date(date):
+            if not _looks_like_date(date, fmt, annual):
                 continue
             started = True
         if _is_empty(value):
@@ -134,7 +164,10 @@ def _extract(
         row_numbers.append(number)
     if not started:
         raise ctx.error(
-            f"{where}: no dates in column {column_letters(date_col)} below header row {header_row}"
+            f"{where}: no dates in column {column_letters(date_col)} below header row "
+            f"{header_row} (dates, ISO or d/m/y text, years as text, or as numbers in an annual "
+            "series; or cells of the format in normalize.formats.obs_time, `excel` for serial "
+            "day numbers)"
         )
     cells = [
         f"'{sheet}'!{column_letters(date_col)}{n},{column_letters(value_col)}{n}"

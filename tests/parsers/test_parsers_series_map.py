@@ -301,3 +301,87 @@ def test_not_a_workbook_is_a_clear_error(config, run, fixture_file):
     with pytest.raises(ParseError) as info:
         run(path.read_bytes(), cfg, str(path))
     assert str(info.value).startswith(f"dataset BCRA_IMD: {path}: cannot read workbook")
+
+
+def _workbook(sheets: dict[str, list[list]]) -> bytes:
+    import io
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.remove(book.active)
+    for name, rows in sheets.items():
+        sheet = book.create_sheet(name)
+        for row in rows:
+            sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def test_years_and_declared_formats_are_dates(config, run):
+    """An annual series keyed by its year (a number, or text) starts at its first year (a
+    number of another series is a value, not a year); serial day numbers start a series when
+    normalize.formats.obs_time says `excel`; a title above a block is still preamble."""
+    data = _workbook(
+        {
+            "Y": [["Annual series"], ["year", "value"], [1993, 1.5], [1994, 2.5]],
+            "T": [["year", "value"], ["2001", 7], ["2002", 8]],
+            "X": [["day", "value"], ["a title", None], [45000, 1], [45001, 2]],
+        }
+    )
+    entries = [
+        {
+            "internal_series_code": "Y",
+            "sheet": "Y",
+            "header_row": 2,
+            "date_col": "year",
+            "value_col": "value",
+            "frequency": "A",
+        },
+        {
+            "internal_series_code": "T",
+            "sheet": "T",
+            "header_row": 1,
+            "date_col": "A",
+            "value_col": "B",
+        },
+    ]
+    source = {"format": "xlsx"}
+    table = run(
+        data, config(source, parse={"plugin": "series_map"}, parse_config={"series_map": entries})
+    )
+    rows = [(r["internal_series_code"], r["obs_time"], r["value"]) for r in table.to_pylist()]
+    assert rows == [
+        ("Y", "1993", "1.5"),
+        ("Y", "1994", "2.5"),
+        ("T", "2001", "7.0"),
+        ("T", "2002", "8.0"),
+    ]
+    entries[0]["frequency"] = "M"  # years as numbers, in a monthly series: values, not dates
+    with pytest.raises(ParseError, match=r"series_map\[0\] \(Y\): no dates in column A"):
+        run(
+            data,
+            config(source, parse={"plugin": "series_map"}, parse_config={"series_map": entries}),
+        )
+    serial = [
+        {
+            "internal_series_code": "X",
+            "sheet": "X",
+            "header_row": 1,
+            "date_col": "A",
+            "value_col": "B",
+        }
+    ]
+    with pytest.raises(ParseError, match="no dates in column A below header row 1"):
+        run(
+            data,
+            config(source, parse={"plugin": "series_map"}, parse_config={"series_map": serial}),
+        )
+    excel = config(
+        source,
+        parse={"plugin": "series_map"},
+        parse_config={"series_map": serial},
+        normalize={"formats": {"obs_time": "excel"}},
+    )
+    assert run(data, excel)["obs_time"].to_pylist() == ["45000", "45001"]
