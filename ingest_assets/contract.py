@@ -317,9 +317,21 @@ class PostgresTarget(Strict):
 
 
 class Publish(Strict):
+    # false: no projections. The event versions are written all the same: they are the ledger
+    # exactly-once publishing and the warehouse load from (and `warehouse-rebuild` reloads)
     object_store: bool = True
     postgres: PostgresTarget | None = None
     publish_empty: bool = False
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> "Publish":
+        if not self.object_store and self.postgres is None:
+            raise field_error(
+                "object_store",
+                "publish.object_store: false leaves the data nowhere to be read: set "
+                "publish.postgres (a table), or keep the object store",
+            )
+        return self
 
 
 class Range(Strict):

@@ -463,8 +463,9 @@ def _projection_version(store: ObjectStore, dataset_id: str) -> str | None:
 
 
 def refresh_projections(store: ObjectStore, config: DatasetConfig, current: dict | None) -> int:
-    """Bring projections up to `current` by re-applying missing events (idempotent). Returns how many."""
-    if current is None:
+    """Bring projections up to `current` by re-applying missing events (idempotent). Returns how many.
+    A dataset without them (publish.object_store: false) has none to bring up."""
+    if current is None or not config.publish.object_store:
         return 0
     done = _projection_version(store, config.dataset_id)
     if done == current["version"]:
@@ -898,8 +899,9 @@ def commit(store: ObjectStore, prepared: Prepared, lease=None) -> None:
     prepared.index = KeyIndex.empty()  # spent: a committed version is not prepared again
     _write_index(store, dataset_id, index, manifest["version"])
     del index  # the projections need no index: its memory goes before theirs is taken
-    _apply_projections(store, config, prepared.files)
-    _set_projection_version(store, dataset_id, manifest["version"])
+    if config.publish.object_store:  # (else no projections: only the events, as a ledger)
+        _apply_projections(store, config, prepared.files)
+        _set_projection_version(store, dataset_id, manifest["version"])
 
 
 def publish(

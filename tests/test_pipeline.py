@@ -525,3 +525,21 @@ def test_a_changed_primary_key_is_refused_before_anything_is_published(
     current, _ = read_current(runtime.store, "CATALOG")
     assert current["version"] == first.version and current["rows_total"] == 2
     assert run_all(runtime, write_dataset(yaml.format(path=csv, keys="code"))).committed is False
+
+
+def test_without_the_object_store_no_projections_are_written(runtime, rates, write_dataset):
+    """publish.object_store: false (the warehouse is where the data is read): the events and
+    the index are still written (the ledger exactly-once publishing and the warehouse load
+    from), the projections are not."""
+    config = rates("A,2024-01-02,1\nA,2024-02-02,2\n")
+    text = config.model_dump(mode="json", by_alias=True, exclude_none=True)
+    text["publish"] = {"object_store": False, "postgres": {"table": "rates"}}
+    import yaml
+
+    config = write_dataset(yaml.safe_dump(text))
+    first = run_all(runtime, config)
+    assert first.rows_added == 2 and len(first.manifest["files"]) == 2
+    assert runtime.store.list(layout.projections("RATES")) == []
+    assert runtime.store.exists(layout.index("RATES"))
+    assert sorted(published_table(runtime.store, config)["value"].to_pylist()) == [1.0, 2.0]
+    assert run_all(runtime, config).committed is False

@@ -541,6 +541,12 @@ INVALID_CONFIGS = [
         "required key is missing",
         id="series-map-entry-without-date-col",
     ),
+    pytest.param(
+        base("publish: {object_store: false}"),
+        "publish.object_store",
+        "set publish.postgres",
+        id="published-nowhere",
+    ),
     # parse options of the built-in parsers: a typo is not silently ignored
     pytest.param(
         base("parse: {plugin: table, options: {skip_fotter: 3}}"),
