@@ -141,7 +141,10 @@ def _materialize(config: DatasetConfig, partition: str | None, instance, log_lev
                 "rows_revised",
                 "version",
                 "bytes",
+                "rows_upserted",
+                "skipped",
             )
+            and v.value != ""
         }
         print(
             f"{prefix}{materialization.asset_key.to_user_string()}: {json.dumps(shown, default=str)}"
@@ -245,7 +248,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     try:
         rows = export_dataset(_runtime().store, config, args.version, args.format, args.out)
     except (KeyError, ValueError) as exc:
-        raise SystemExit(f"ingest: {exc}") from None
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc  # (no quotes)
+        raise SystemExit(f"ingest: {message}") from None
     if args.out:
         print(f"wrote {rows} rows to {args.out}", file=sys.stderr)
     return 0

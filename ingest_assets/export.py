@@ -5,6 +5,7 @@ import json
 import sys
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -46,6 +47,17 @@ def published_table(
     return hex_columns(table.drop_columns([OP]).sort_by([(k, "ascending") for k in keys]))
 
 
+def _iso_times(table: pa.Table) -> pa.Table:
+    """Timestamps as ISO 8601 text, the same in CSV and JSON lines (`2024-02-15T03:00:00.000000Z`;
+    without the Z for a naive one)."""
+    for index, field in enumerate(table.schema):
+        if pa.types.is_timestamp(field.type):
+            zone = "Z" if field.type.tz else ""
+            text = pc.strftime(table.column(index), format=f"%Y-%m-%dT%H:%M:%S{zone}")
+            table = table.set_column(index, field.name, text)
+    return table
+
+
 def export_dataset(
     store: ObjectStore, config: DatasetConfig, version: str | None, fmt: str, out: str | None
 ) -> int:
@@ -57,6 +69,7 @@ def export_dataset(
             raise ValueError("--format parquet needs --out FILE")
         pq.write_table(table, out)
         return table.num_rows
+    table = _iso_times(table)
     buffer = io.BytesIO()
     if fmt == "csv":
         pacsv.write_csv(table, buffer)

@@ -48,6 +48,9 @@ def test_run_history_export(capsys, tmp_path):
     assert main(["export", DATASET, "--format", "jsonl"]) == 0
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert records[0]["id"].startswith("t3_")
+    by_id = {r["id"]: r for r in rows}  # times are ISO 8601, the same in CSV and JSON lines
+    assert all(r["published"] == by_id[r["id"]]["published"] for r in records)
+    assert records[0]["published"].endswith("Z") and "T" in records[0]["published"]
 
 
 def test_run_rejects_a_partition_outside_the_definition(capsys):
@@ -61,7 +64,7 @@ def test_unknown_dataset_and_version(capsys):
     with pytest.raises(SystemExit, match="nothing published yet"):
         main(["export", DATASET])
     assert main(["run", DATASET]) == 0
-    with pytest.raises(SystemExit, match="no version '123'"):
+    with pytest.raises(SystemExit, match="^ingest: dataset REDDIT_HOMELAB_FEED: no version '123'"):
         main(["export", DATASET, "--version", "123"])
 
 
