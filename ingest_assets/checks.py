@@ -122,7 +122,21 @@ def _schema_drift(check: PlannedCheck, config: DatasetConfig, inputs: CheckInput
     if not changes:
         return CheckResult(check, True, "same columns and types as the published version")
     detail = "schema differs from the published version: " + "; ".join(sorted(changes))
+    evolved = [c.split(" ")[1].rstrip(":") for c in changes if c[0] in "+~"]
+    if evolved:  # what makes such a change evolution, not drift
+        wanted = ", ".join(f"{name}: {_type_name(current[name])}" for name in sorted(evolved))
+        detail += f" (to take it, declare it in normalize.schema: {{{wanted}}})"
     return CheckResult(check, False, detail, 0, [{"change": c} for c in sorted(changes)])
+
+
+def _type_name(arrow: str) -> str:
+    """The contract's name of an Arrow type as the schema reports it (`double` -> float64)."""
+    names = {"double": "float64", "date32[day]": "date", "int64": "int64", "bool": "bool"}
+    if arrow.startswith("timestamp"):
+        return "timestamp"
+    if arrow.startswith("decimal"):
+        return arrow.replace("decimal128", "decimal").replace(" ", "")
+    return names.get(arrow, "string")
 
 
 def _freshness(check: PlannedCheck, config: DatasetConfig, inputs: CheckInputs) -> CheckResult:

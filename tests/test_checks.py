@@ -161,12 +161,14 @@ def test_schema_drift_against_the_published_version(checked, runtime):
     )
     assert failed == ["schema_drift"] and result is None
     assert "schema differs from the published version: + extra (string) is new" in error
+    assert "(to take it, declare it in normalize.schema: {extra: string})" in error
     failed, result, error = checked(
         f"1,5,ARS/USD,{TODAY}\n2,7,ARS/USD,{TODAY}\n",
         header="id,value,unit,day",
         severity="{unique: warn}",
     )
     assert "schema_drift" in failed and "- code (string) is missing" in error
+    assert "declare it" not in error  # (a missing column: nothing to declare)
     assert read_current(runtime.store, "CHECKED")[0]["version"] == version
 
 
