@@ -11,14 +11,17 @@ from ingest_assets.layout import UNPARTITIONED
 
 @cache
 def _definition(kind: str, start: dt.datetime) -> dg.PartitionsDefinition:
+    """The first partition is the one `start` falls in: an hour, a day, the week that begins on
+    start's weekday (Dagster's weeks would begin on the Sunday after it), the calendar month of
+    start (Dagster's would be the first month that begins after it)."""
     if kind == "hourly":
         return dg.HourlyPartitionsDefinition(start_date=start.strftime("%Y-%m-%d-%H:%M"))
     day = start.strftime("%Y-%m-%d")
-    return {
-        "daily": dg.DailyPartitionsDefinition,
-        "weekly": dg.WeeklyPartitionsDefinition,
-        "monthly": dg.MonthlyPartitionsDefinition,
-    }[kind](start_date=day)
+    if kind == "weekly":
+        return dg.WeeklyPartitionsDefinition(start_date=day, day_offset=start.isoweekday() % 7)
+    if kind == "monthly":
+        return dg.MonthlyPartitionsDefinition(start_date=start.strftime("%Y-%m-01"))
+    return dg.DailyPartitionsDefinition(start_date=day)
 
 
 def partitions_definition(partitions: Partitions) -> dg.PartitionsDefinition | None:

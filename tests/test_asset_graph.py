@@ -5,6 +5,7 @@ import json
 import os
 
 import dagster as dg
+import pytest
 
 from ingest_assets.definitions import build_definitions
 from tests.conftest import REPO
@@ -78,3 +79,21 @@ def test_two_hundred_datasets_build_quickly(tmp_path, monkeypatch):
     elapsed = time.perf_counter() - started
     assert len(keys) == 800
     assert elapsed < 10, f"building 200 datasets took {elapsed:.1f}s"
+
+
+@pytest.mark.parametrize(
+    ("kind", "start", "first", "second"),
+    [
+        ("daily", "2024-01-03", "2024-01-03", "2024-01-04"),
+        ("weekly", "2024-01-01", "2024-01-01", "2024-01-08"),  # a Monday: weeks from Mondays
+        ("weekly", "2024-01-07", "2024-01-07", "2024-01-14"),  # a Sunday
+        ("monthly", "2024-01-15", "2024-01-01", "2024-02-01"),  # the month start falls in
+        ("hourly", "2024-01-01T05:00:00", "2024-01-01-05:00", "2024-01-01-06:00"),
+    ],
+)
+def test_the_first_partition_is_the_one_start_falls_in(kind, start, first, second):
+    from ingest_assets.contract import Partitions
+    from ingest_assets.partitions import partitions_definition
+
+    keys = partitions_definition(Partitions(kind=kind, start=start)).get_partition_keys()
+    assert keys[:2] == [first, second]
