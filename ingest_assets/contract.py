@@ -372,12 +372,18 @@ class Checks(Strict):
     @field_validator("severity")
     @classmethod
     def _known_checks(cls, value: dict[str, str]) -> dict[str, str]:
-        for name in value:
+        """Names as the manifest spells them (`range:value`); the Dagster UI's spelling
+        (`range__value`) is taken too."""
+        named = {}
+        for name, severity in value.items():
+            if ":" not in name and "__" in name:
+                name = name.replace("__", ":", 1)
             if name.split(":", 1)[0] not in CHECK_KINDS:
                 raise ValueError(
                     f"unknown check {name!r}: expected one of {', '.join(CHECK_KINDS)}, optionally ':<column>'"
                 )
-        return value
+            named[name] = severity
+        return named
 
 
 class Sensor(Strict):

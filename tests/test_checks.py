@@ -68,6 +68,9 @@ def test_the_planned_checks(write_dataset, tmp_path):
         "schema_drift": ("error", "schema_drift"),
         "freshness": ("warn", "freshness"),
     }
+    ui_spelling = '{range: warn, "not_null__value": warn}'  # as the Dagster UI names it
+    config = write_dataset(BASE.format(path=tmp_path / "x.csv", severity=ui_spelling, lag_days=3))
+    assert {c.name: c.severity for c in planned_checks(config)}["not_null:value"] == "warn"
 
 
 def test_a_passing_partition_publishes_with_its_results(checked):
