@@ -5,6 +5,7 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from ingest_assets import layout, publish, stages
 from ingest_assets.export import published_table
@@ -534,8 +535,6 @@ def test_without_the_object_store_no_projections_are_written(runtime, rates, wri
     config = rates("A,2024-01-02,1\nA,2024-02-02,2\n")
     text = config.model_dump(mode="json", by_alias=True, exclude_none=True)
     text["publish"] = {"object_store": False, "postgres": {"table": "rates"}}
-    import yaml
-
     config = write_dataset(yaml.safe_dump(text))
     first = run_all(runtime, config)
     assert first.rows_added == 2 and len(first.manifest["files"]) == 2
