@@ -8,6 +8,8 @@ its end normalizes only its new batches); rejected rows go to quarantine with a 
 
 import datetime as dt
 import json
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +46,8 @@ from ingest_assets.staging import (
 )
 from ingest_resources.object_store import ObjectStore
 from ingest_resources.runtime import Runtime
+
+NORMALIZE_AHEAD = 2  # batches normalized at once: as many as there are cores to share here
 
 
 @dataclass(frozen=True)
@@ -267,32 +271,50 @@ def _normalize_partition(
     parts: list[dict] = []
     schema: pa.Schema | None = None
     writer = PartWriter(store)
+
+    def settle(batch: pa.Table, digest: str | None, key: str, normalizing: Future | None) -> None:
+        """The batch's part, in order: kept, or normalized (ahead, on a thread, or now)."""
+        nonlocal schema
+        if normalizing is None and _kept(store, key, kept.get(key), schema):
+            parts.append(kept[key])
+            schema = schema or store.parquet_schema(key)
+            _track_kept(store, config, key, kept[key], state)
+            return
+        result = normalize(batch, config, day) if normalizing is None else normalizing.result()
+        table = result.table if schema is None else _conform_part(key, result.table, schema)
+        schema = schema or table.schema
+        clean = not (
+            result.rejected.num_rows or result.duplicates_dropped or result.conflicting_keys
+        )
+        _track(config, batch.num_rows, result, state)
+        parts.append(
+            {
+                "key": key,
+                "rows": table.num_rows,
+                "parsed": batch.num_rows,
+                "digest": digest,
+                "clean": clean,
+            }
+        )
+        writer.write(key, table)
+
+    # Batches are normalized NORMALIZE_AHEAD at a time (Arrow and DuckDB work without the GIL),
+    # and settled in their order. One the last run may have made a part of is decided when its
+    # turn comes (against the schema of the parts before it), and normalized then if need be.
+    pool = ThreadPoolExecutor(max_workers=NORMALIZE_AHEAD)
+    ahead: deque[tuple] = deque()
     try:
         for index, (batch, digest) in enumerate(_parsed_batches(store, parsed_key, config)):
             key = part_key(staging, index, f"{digest}:{made_with}" if digest else None)
-            if digest is not None and _kept(store, key, kept.get(key), schema):
-                parts.append(kept[key])
-                schema = schema or store.parquet_schema(key)
-                _track_kept(store, config, key, kept[key], state)
-                continue
-            result = normalize(batch, config, day)
-            table = result.table if schema is None else _conform_part(key, result.table, schema)
-            schema = schema or table.schema
-            clean = not (
-                result.rejected.num_rows or result.duplicates_dropped or result.conflicting_keys
-            )
-            _track(config, batch.num_rows, result, state)
-            parts.append(
-                {
-                    "key": key,
-                    "rows": table.num_rows,
-                    "parsed": batch.num_rows,
-                    "digest": digest,
-                    "clean": clean,
-                }
-            )
-            writer.write(key, table)
+            maybe_kept = digest is not None and (kept.get(key) or {}).get("clean", False)
+            normalizing = None if maybe_kept else pool.submit(normalize, batch, config, day)
+            ahead.append((batch, digest, key, normalizing))
+            while len(ahead) >= NORMALIZE_AHEAD:
+                settle(*ahead.popleft())
+        while ahead:
+            settle(*ahead.popleft())
     finally:
+        pool.shutdown(cancel_futures=True)
         writer.close()
     assert schema is not None
     rows = sum(part["rows"] for part in parts)
