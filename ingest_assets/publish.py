@@ -543,13 +543,9 @@ def _later(a: str, b: str) -> bool:
         return a > b
 
 
-# A month's record batch for EventWriter: spilled (spill file, its index there, its bytes), or
-# still held in memory
-Piece = tuple[Path, int, int] | pa.RecordBatch
-
-
-def _piece_bytes(piece: Piece) -> int:
-    return piece.nbytes if isinstance(piece, pa.RecordBatch) else piece[2]
+# A month's record batch for EventWriter, and its bytes: spilled (spill file, its index there,
+# bytes), or still held in memory (the batch, 0, bytes)
+Piece = tuple[Path | pa.RecordBatch, int, int]
 
 
 class EventWriter:
@@ -633,7 +629,8 @@ class EventWriter:
         """Store every month's file (immutable event data); returns their keys, sorted."""
         months = {month: list(pieces) for month, pieces in self.spills.items()}
         for month, tables in self.held.items():  # the rows held last, after their spills
-            months.setdefault(month, []).extend(b for t in tables for b in t.to_batches())
+            batches = (b for t in tables for b in t.to_batches())
+            months.setdefault(month, []).extend((b, 0, b.nbytes) for b in batches)
         self.held.clear()  # (each month's rows go once it is encoded)
         self.held_bytes = 0
         # A month is stored (renamed into place, or uploaded) as soon as it is encoded, on its
@@ -669,7 +666,7 @@ class EventWriter:
         os.close(fd)
         target = Path(name)
         self.done.append((key, name))  # (before writing: an abort removes it)
-        if sum(map(_piece_bytes, pieces)) <= self.GROUP_BYTES:
+        if sum(size for _, _, size in pieces) <= self.GROUP_BYTES:
             self._encode_sorted(target, [self._batch(piece) for piece in pieces])
             return key, name
         with pq.ParquetWriter(target, self.schema, **parquet_options(self.schema)) as out:
@@ -677,7 +674,7 @@ class EventWriter:
             size = 0
             for piece in pieces:
                 group.append(self._batch(piece))
-                size += _piece_bytes(piece)
+                size += piece[2]
                 if size >= self.GROUP_BYTES:
                     out.write_table(pa.Table.from_batches(group, self.schema))
                     group, size = [], 0
@@ -688,10 +685,10 @@ class EventWriter:
     READERS = 64  # spills a thread keeps open (the least recently used is closed first)
 
     def _batch(self, piece: "Piece") -> pa.RecordBatch:
-        if isinstance(piece, pa.RecordBatch):  # held, not spilled
-            return piece
-        path, index, _ = piece
-        return self._reader(path).get_batch(index)
+        source, index, _ = piece
+        if isinstance(source, pa.RecordBatch):  # held, not spilled
+            return source
+        return self._reader(source).get_batch(index)
 
     def _reader(self, path: Path) -> pa.ipc.RecordBatchFileReader:
         """This thread's reader of a spill, opened once (its footer lists every record batch),
@@ -717,7 +714,10 @@ class EventWriter:
         in the footer): when the window is new, the projection is this file as it is."""
         rows = pa.Table.from_batches(batches, self.schema)
         order = window_order(self.config, rows)
-        rows = rows.take(pc.sort_indices(rows, sort_keys=order))  # nulls last
+        # sorted by its key columns made whole (Arrow sorts a table of many small chunks
+        # several times slower: 0.13 s -> 0.03 s for 1M rows in 165 months of 9 chunks)
+        keys = pa.table({name: rows[name].combine_chunks() for name, _ in order})
+        rows = rows.take(pc.sort_indices(keys, sort_keys=order))  # nulls last
         sorting = pq.SortingColumn.from_ordering(rows.schema, order)
         options = parquet_options(rows.schema)
         with pq.ParquetWriter(target, rows.schema, sorting_columns=sorting, **options) as out:
