@@ -157,6 +157,7 @@ class Prepared:
     repeated: int
     manifest: dict | None = None
     files: list[str] = field(default_factory=list)
+    windows: frozenset[str] = frozenset()  # files that are, as they are, their month's window
 
     @property
     def version(self) -> str | None:
@@ -388,12 +389,17 @@ def window_order(config: DatasetConfig, table: "pa.Table | pa.Schema") -> list[t
     return [(_time_column(config, table), "ascending"), (KEY_HASH, "ascending")]
 
 
-def _whole_window(store: ObjectStore, config: DatasetConfig, file: str) -> tuple | None:
+def _whole_window(
+    store: ObjectStore, config: DatasetConfig, file: str, windows: frozenset[str] | None
+) -> tuple | None:
     """(year, month) when the event file is, as it is, the projection window of its month: a
     dataset without series, and rows in the window's order (the sorting columns its footer
-    declares, in one row group). A new window is then that file, copied, not read and written."""
+    declares, in one row group; `windows`: the files the writer of the event knows to be so).
+    A new window is then that file, copied, not read and written."""
     if config.is_series:  # a month holds many series: it is sliced (no footer to read)
         return None
+    if windows is not None:
+        return layout.event_month(file) if file in windows else None
     metadata = store.parquet_metadata(file)
     schema = metadata.schema.to_arrow_schema()
     if SERIES_CODE in schema.names or metadata.num_row_groups != 1:
@@ -404,7 +410,12 @@ def _whole_window(store: ObjectStore, config: DatasetConfig, file: str) -> tuple
     return layout.event_month(file)
 
 
-def _apply_projections(store: ObjectStore, config: DatasetConfig, files: list[str]) -> None:
+def _apply_projections(
+    store: ObjectStore,
+    config: DatasetConfig,
+    files: list[str],
+    windows: frozenset[str] | None = None,
+) -> None:
     """Fold event files (one month each) into the per-series monthly windows, months side by
     side. A window holds the latest row of each of its keys, with the `op` and `version` of the
     event that wrote it. Projections are derived state (rebuilt from the events if lost), so
@@ -423,7 +434,7 @@ def _apply_projections(store: ObjectStore, config: DatasetConfig, files: list[st
             return window_locks[key]
 
     def new_window_copied(file: str) -> bool:
-        month = _whole_window(store, config, file)
+        month = _whole_window(store, config, file, windows)
         if month is None:
             return False
         key = layout.projection(config.dataset_id, config.dataset_id, *month)
@@ -570,6 +581,7 @@ class EventWriter:
         self.scratch = Path(tempfile.mkdtemp(prefix=".events-", dir=self._scratch_root()))
         self.spill_names = itertools.count()  # a new name for every spill file
         self.done: list[tuple[str, str]] = []  # (key, local Parquet file)
+        self.windows: set[str] = set()  # months written as their projection window is
         self.held: dict[tuple, list[pa.Table]] = {}  # rows not spilled yet, per month
         self.held_bytes = 0
         self.readers = threading.local()  # spill readers, each thread its own
@@ -668,6 +680,8 @@ class EventWriter:
         self.done.append((key, name))  # (before writing: an abort removes it)
         if sum(size for _, _, size in pieces) <= self.GROUP_BYTES:
             self._encode_sorted(target, [self._batch(piece) for piece in pieces])
+            if SERIES_CODE not in self.schema.names:  # (else the windows are of each series)
+                self.windows.add(key)
             return key, name
         with pq.ParquetWriter(target, self.schema, **parquet_options(self.schema)) as out:
             group: list[pa.RecordBatch] = []
@@ -822,6 +836,7 @@ def prepare(
         raise
     failpoint("after_data")
     prepared.files = files
+    prepared.windows = frozenset(writer.windows)
     prepared.manifest = {
         "version": version,
         "parent_version": parent,
@@ -897,11 +912,15 @@ def commit(store: ObjectStore, prepared: Prepared, lease=None) -> None:
     failpoint("after_swap")
     index = prepared.index.merged(prepared.keys, prepared.row_hashes, manifest["version"])
     prepared.index = KeyIndex.empty()  # spent: a committed version is not prepared again
-    _write_index(store, dataset_id, index, manifest["version"])
-    del index  # the projections need no index: its memory goes before theirs is taken
-    if config.publish.object_store:  # (else no projections: only the events, as a ledger)
-        _apply_projections(store, config, prepared.files)
-        _set_projection_version(store, dataset_id, manifest["version"])
+    # The index is written on a thread while the projections are made (both derived from the
+    # events, each healed on its own); its arrays go as soon as it is written
+    with ThreadPoolExecutor(max_workers=1) as writing:
+        written = writing.submit(_write_index, store, dataset_id, index, manifest["version"])
+        del index
+        if config.publish.object_store:  # (else no projections: only the events, as a ledger)
+            _apply_projections(store, config, prepared.files, prepared.windows)
+            _set_projection_version(store, dataset_id, manifest["version"])
+        written.result()
 
 
 def publish(
