@@ -542,3 +542,20 @@ def test_without_the_object_store_no_projections_are_written(runtime, rates, wri
     assert runtime.store.exists(layout.index("RATES"))
     assert sorted(published_table(runtime.store, config)["value"].to_pylist()) == [1.0, 2.0]
     assert run_all(runtime, config).committed is False
+
+
+def test_a_failed_spill_fails_the_publish_cleanly(runtime, rates, monkeypatch):
+    """A spill that fails (a full disk) fails the publish, which leaves no version and no
+    scratch file."""
+    monkeypatch.setattr(publish.EventWriter, "HOLD_BYTES", 1)
+
+    def full_disk(self):
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(publish.EventWriter, "_spill_held", full_disk)
+    config = rates("A,2024-01-02,1\nA,2024-02-02,2\n")
+    with pytest.raises(OSError, match="no space left"):
+        run_all(runtime, config)
+    assert read_current(runtime.store, "RATES")[0] is None
+    assert not [k for k in runtime.store.list("datasets/RATES") if "/events/" in k]
+    assert [p.name for p in runtime.store.root.rglob(".event*")] == []
