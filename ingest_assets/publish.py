@@ -910,17 +910,24 @@ def commit(store: ObjectStore, prepared: Prepared, lease=None) -> None:
             "nothing was changed, re-run to publish on top of the new version"
         ) from None
     failpoint("after_swap")
-    index = prepared.index.merged(prepared.keys, prepared.row_hashes, manifest["version"])
-    prepared.index = KeyIndex.empty()  # spent: a committed version is not prepared again
-    # The index is written on a thread while the projections are made (both derived from the
-    # events, each healed on its own); its arrays go as soon as it is written
+    # The index is merged and written on a thread while the projections are made (both are
+    # derived from the events, each healed on its own); its arrays go once it is written
     with ThreadPoolExecutor(max_workers=1) as writing:
-        written = writing.submit(_write_index, store, dataset_id, index, manifest["version"])
-        del index
+        written = writing.submit(_merge_index, store, prepared)
         if config.publish.object_store:  # (else no projections: only the events, as a ledger)
             _apply_projections(store, config, prepared.files, prepared.windows)
             _set_projection_version(store, dataset_id, manifest["version"])
         written.result()
+
+
+def _merge_index(store: ObjectStore, prepared: Prepared) -> None:
+    """The key index with the committed version's keys, written (`prepared.index` is spent:
+    a committed version is not prepared again)."""
+    assert prepared.manifest is not None
+    version = prepared.manifest["version"]
+    index = prepared.index.merged(prepared.keys, prepared.row_hashes, version)
+    prepared.index = KeyIndex.empty()
+    _write_index(store, prepared.config.dataset_id, index, version)
 
 
 def publish(
