@@ -183,10 +183,10 @@ def stream_csv(path: Path, ctx: ParseContext) -> Iterator[pa.Table]:
         gathered.append(table)
         size += table.nbytes
         if size >= BATCH_BYTES:
-            yield pa.concat_tables(gathered).combine_chunks()
+            yield pa.concat_tables(gathered)
             gathered, size = [], 0
     if gathered:
-        yield pa.concat_tables(gathered).combine_chunks()
+        yield pa.concat_tables(gathered)
 
 
 def _stream_blocks(path: Path, ctx: ParseContext) -> Iterator[pa.Table]:
