@@ -535,9 +535,13 @@ def high_water_marks(
     time_column = config.normalize.time_column
     if rows.num_rows == 0 or time_column not in rows.column_names:
         return marks
-    keyed = pa.table({"s": _series_of(config, rows), "t": rows[time_column]})
-    grouped = keyed.group_by("s", use_threads=False).aggregate([("t", "max")])
-    for series, newest in zip(grouped["s"].to_pylist(), grouped["t_max"].to_pylist(), strict=True):
+    if SERIES_CODE in rows.column_names:
+        keyed = pa.table({"s": _series_of(config, rows), "t": rows[time_column]})
+        grouped = keyed.group_by("s", use_threads=False).aggregate([("t", "max")])
+        newest_of = zip(grouped["s"].to_pylist(), grouped["t_max"].to_pylist(), strict=True)
+    else:  # one series, the dataset's: no grouping
+        newest_of = [(config.dataset_id, pc.max(rows[time_column]).as_py())]
+    for series, newest in newest_of:
         if newest is None:
             continue
         text = newest.isoformat()
