@@ -129,14 +129,18 @@ def _schema_drift(check: PlannedCheck, config: DatasetConfig, inputs: CheckInput
     return CheckResult(check, False, detail, 0, [{"change": c} for c in sorted(changes)])
 
 
+# The contract's type names by the Arrow type each normalizes to (`double` -> float64)
+CONTRACT_TYPES = {
+    str(arrow_type(name)): name
+    for name in ("string", "int64", "float64", "bool", "date", "timestamp")
+}
+
+
 def _type_name(arrow: str) -> str:
-    """The contract's name of an Arrow type as the schema reports it (`double` -> float64)."""
-    names = {"double": "float64", "date32[day]": "date", "int64": "int64", "bool": "bool"}
-    if arrow.startswith("timestamp"):
-        return "timestamp"
+    """The contract's name of an Arrow type as the schema reports it (text if it has none)."""
     if arrow.startswith("decimal"):
         return arrow.replace("decimal128", "decimal").replace(" ", "")
-    return names.get(arrow, "string")
+    return CONTRACT_TYPES.get(arrow, "timestamp" if arrow.startswith("timestamp") else "string")
 
 
 def _freshness(check: PlannedCheck, config: DatasetConfig, inputs: CheckInputs) -> CheckResult:

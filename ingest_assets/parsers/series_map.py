@@ -5,9 +5,9 @@ from `header_row`, the row above the first data row). Real central-bank workbook
 blocks side by side, each with its own `Date` column and different date ranges, with titles and
 a second-language header between the header row and the data: rows before a block's first date
 are skipped as preamble (a date is what normalize reads as a time: a date cell, ISO-like or d/m/y
-text, a year (a number only in an annual series), or the format in normalize.formats.obs_time); after it, a cell that is not
-a date is passed on (normalize quarantines it with its row); a row whose value cell is empty holds
-no observation and is not emitted.
+text, a year (a number only in an annual series), or the format in normalize.formats.obs_time);
+after it, a cell that is not a date is passed on (normalize quarantines it with its row); a row
+whose value cell is empty holds no observation and is not emitted.
 """
 
 import datetime as dt
