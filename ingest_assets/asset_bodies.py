@@ -125,14 +125,15 @@ def published(
             )
     except Exception as exc:
         raise _fail(exc) from exc
-    manifest = result.manifest or {}
-    if result.notification_error:
-        context.log.warning(result.notification_error)
+    manifest = result.manifest.to_dict() if result.manifest else {}
+    for error in result.follow_up_errors:  # published all the same; the next run finishes them
+        context.log.warning(error)
     return dg.MaterializeResult(
         metadata={
             "rows_added": result.rows_added,
             "rows_revised": result.rows_revised,
             "rows_repeated": result.rows_repeated,
+            "rows_superseded": result.rows_superseded,
             "new_version": result.committed,
             "version": result.version or "",
             "parent_version": result.parent or "",
@@ -140,7 +141,11 @@ def published(
             "high_water_marks": as_json(manifest.get("high_water_marks", {})),
             "manifest": as_json(manifest),
             **({"series": chart} if chart else {}),
-            "notification": result.notification_error or ("sent" if result.committed else "none"),
+            **(
+                {"follow_up_errors": as_json(list(result.follow_up_errors))}
+                if result.follow_up_errors
+                else {}
+            ),
         }
     )
 

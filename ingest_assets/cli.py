@@ -297,22 +297,88 @@ def cmd_warehouse_rebuild(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from ingest_assets.publish import read_current, version_chain
+    from ingest_assets.eventstore import EventStoreError, read_current, version_chain
 
     config = _config(args.dataset)
     store = _runtime().store
-    current, _ = read_current(store, config.dataset_id)
-    chain = version_chain(store, config.dataset_id, current)
+    try:
+        current, _ = read_current(store, config.dataset_id)
+        chain = version_chain(store, config.dataset_id, current)
+    except EventStoreError as exc:
+        raise SystemExit(f"ingest: {exc}") from None
     if not chain:
         print(f"{config.dataset_id}: nothing published yet")
     for manifest in reversed(chain):
-        counts = manifest["counts"]
+        counts = manifest.counts
         marker = "*" if manifest is chain[-1] else " "
         print(
-            f"{marker} {manifest['version']}  partition={manifest['partition']}  "
-            f"added={counts['added']} revised={counts['revised']} repeated={counts['repeated']} "
-            f"rejected={counts.get('rejected', 0)}  total={manifest.get('rows_total', '')}"
+            f"{marker} {manifest.version}  partition={manifest.partition}  "
+            f"added={counts.get('added', 0)} revised={counts.get('revised', 0)} "
+            f"repeated={counts.get('repeated', 0)} rejected={counts.get('rejected', 0)}  "
+            f"total={manifest.rows_total}"
         )
+    return 0
+
+
+def _datasets(args: argparse.Namespace) -> list[DatasetConfig]:
+    if getattr(args, "all", False):
+        return _configs()
+    if not args.dataset:
+        raise SystemExit("ingest: name a DATASET (or --all)")
+    return [_config(args.dataset)]
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Walk each chain from `current`; exit 1 naming every problem."""
+    from ingest_assets.eventstore import verify
+
+    store, failed = _runtime().store, 0
+    for config in _datasets(args):
+        report = verify(store, config)
+        for problem in report.problems:
+            print(f"{config.dataset_id}: {problem}")
+        for note in report.notes:
+            print(f"{config.dataset_id}: note: {note}", file=sys.stderr)
+        state = "ok" if report.ok else f"{len(report.problems)} problem(s)"
+        print(
+            f"{config.dataset_id}: {state}: {report.versions} version(s), {report.files} event "
+            f"file(s), {report.bytes:,} bytes checked, {report.rows:,} rows, "
+            f"{report.windows} window(s) ({report.seconds:.2f} s)",
+            file=sys.stderr if report.ok else sys.stdout,
+        )
+        failed += not report.ok
+    return 1 if failed else 0
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    from ingest_assets.eventstore import EventStoreError, repair
+    from ingest_assets.stages import notifier
+
+    runtime = _runtime()
+    config = _config(args.dataset)
+    try:
+        report = repair(runtime.store, runtime.locks, config, notifier(runtime, config))
+    except EventStoreError as exc:
+        raise SystemExit(f"ingest: {exc}") from None
+    for action in report.actions:
+        print(f"{config.dataset_id}: {action}")
+    print(f"{config.dataset_id}: current is {report.version or 'nothing'}")
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from ingest_assets.eventstore import EventStoreError, collect
+
+    runtime = _runtime()
+    config = _config(args.dataset)
+    try:
+        report = collect(runtime.store, runtime.locks, config, dry_run=args.dry_run)
+    except EventStoreError as exc:
+        raise SystemExit(f"ingest: {exc}; nothing was removed") from None
+    for prefix in report.removed:
+        print(f"{'would remove' if args.dry_run else 'removed'} {prefix}")
+    verb = "would free" if args.dry_run else "freed"
+    print(f"{config.dataset_id}: {verb} {report.files} file(s), {report.bytes:,} bytes")
     return 0
 
 
@@ -375,6 +441,21 @@ def build_parser() -> argparse.ArgumentParser:
     history = sub.add_parser("history", help="list published versions with their counts")
     history.add_argument("dataset")
     history.set_defaults(func=cmd_history)
+    verify = sub.add_parser(
+        "verify", help="check a dataset's published chain, event files and derived files"
+    )
+    verify.add_argument("dataset", nargs="?")
+    verify.add_argument("--all", action="store_true", help="every dataset of INGEST_CONFIG_DIR")
+    verify.set_defaults(func=cmd_verify)
+    repair = sub.add_parser(
+        "repair", help="restore a lost current pointer; rebuild the index and projections"
+    )
+    repair.add_argument("dataset")
+    repair.set_defaults(func=cmd_repair)
+    gc_ = sub.add_parser("gc", help="remove orphan event folders and old scratch files")
+    gc_.add_argument("dataset")
+    gc_.add_argument("--dry-run", action="store_true", help="list what would go, remove nothing")
+    gc_.set_defaults(func=cmd_gc)
     return parser
 
 

@@ -9,8 +9,8 @@ their full hashes, so a prefix collision never merges two different keys.
 import numpy as np
 import pyarrow as pa
 
+from ingest_assets.eventstore.keyindex import key_prefixes
 from ingest_assets.hashing import DIGEST_TYPE
-from ingest_assets.keyindex import key_prefixes
 from ingest_assets.normalize import KEY_HASH, ROW_HASH
 
 

@@ -10,41 +10,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ingest_assets.contract import DatasetConfig
-from ingest_assets.hashing import digest_columns, hex_columns
-from ingest_assets.normalize import KEY_HASH
-from ingest_assets.publish import (
-    OP,
-    latest_rows,
-    read_current,
-    read_event_rows,
-    read_manifest,
-    version_chain,
-)
+from ingest_assets.eventstore import published_table
 from ingest_resources.object_store import ObjectStore
-
-
-def published_table(
-    store: ObjectStore, config: DatasetConfig, version: str | None = None
-) -> pa.Table | None:
-    """Replay the event chain up to `version` (default: current) and keep the latest row per key
-    (hashes as hex text)."""
-    dataset_id = config.dataset_id
-    head, _ = read_current(store, dataset_id)
-    if head is None:
-        raise KeyError(f"dataset {dataset_id}: nothing published yet")
-    if version is not None:
-        try:
-            head = read_manifest(store, dataset_id, version)
-        except KeyError:
-            raise KeyError(
-                f"dataset {dataset_id}: no version {version!r} (see `ingest history {dataset_id}`)"
-            ) from None
-    tables = [read_event_rows(store, m) for m in version_chain(store, dataset_id, head)]
-    table = latest_rows([digest_columns(t) for t in tables if t is not None])
-    if table is None:
-        return None
-    keys = [k for k in config.primary_keys if k in table.column_names] or [KEY_HASH]
-    return hex_columns(table.drop_columns([OP]).sort_by([(k, "ascending") for k in keys]))
 
 
 def _iso_times(table: pa.Table) -> pa.Table:

@@ -18,8 +18,8 @@ import pyarrow.compute as pc
 
 from ingest_assets.arrays import repeated
 from ingest_assets.contract import TYPE_PATTERN, DatasetConfig
+from ingest_assets.eventstore.keyindex import key_prefixes
 from ingest_assets.hashing import KEY_HASH, ROW_HASH, key_hashes, row_hashes
-from ingest_assets.keyindex import key_prefixes
 from ingest_assets.parsers.base import (
     CELL_COLUMN,
     CELLS_META,

@@ -16,14 +16,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest_assets import layout, publish
+from ingest_assets import layout
 from ingest_assets.checks import CheckInputs, CheckResult, evaluate, needed_columns
 from ingest_assets.contract import SERIES_CODE, DatasetConfig
 from ingest_assets.dedupe import KeyTracker, judge
+from ingest_assets.eventstore import read_current
+from ingest_assets.eventstore.diff import high_water_marks
 from ingest_assets.hashing import hex_schema
 from ingest_assets.normalize import KEY_HASH, conflict_reason, normalize, rejected_rows
 from ingest_assets.parsers.base import CELLS_META, HIDDEN_COLUMNS, ROW_COLUMN
-from ingest_assets.publish import high_water_marks
 from ingest_assets.staged_parts import (
     PartWriter,
     batch_digest,
@@ -149,7 +150,7 @@ def run_normalize(
         )
     keys = [part["key"] for part in data.parts]
     schema = data.staged.schema
-    current, _ = publish.read_current(store, config.dataset_id)
+    current, _ = read_current(store, config.dataset_id)
     visible_schema = pa.schema([f for f in schema if f.name not in HIDDEN_COLUMNS])
     needed = [c for c in needed_columns(config) if c in visible_schema.names]
     rows = data.counts["normalized"]
@@ -159,7 +160,7 @@ def run_normalize(
         else pa.table({"_": pa.nulls(rows)}).drop_columns(["_"]),
         rejected=data.rejected_head,
         rows_parsed=data.counts["parsed"],
-        published_schema=(current or {}).get("schema"),
+        published_schema=current.schema if current else None,
         now=dt.datetime.now(dt.UTC),
         schema=hex_schema(visible_schema),
         rows_rejected=data.counts["rejected"],

@@ -5,7 +5,6 @@ stages, never pickles) and returns the metadata a user wants to see. The Dagster
 `ingest run` are thin callers of these functions.
 """
 
-import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -18,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ingest_assets import layout, publish
+from ingest_assets import eventstore, layout
 from ingest_assets.arrays import repeated
 from ingest_assets.configs import Secrets
 from ingest_assets.contract import DatasetConfig
@@ -56,7 +55,7 @@ log = logging.getLogger(__name__)
 def run_raw(
     rt: Runtime, config: DatasetConfig, partition: str, secrets: Secrets | None = None
 ) -> dict[str, Any]:
-    current, _ = publish.read_current(rt.store, config.dataset_id)
+    current, _ = eventstore.read_current(rt.store, config.dataset_id)
     fetched = fetch(config, secrets, window_for(config, partition, current))
     if fetched.path is None:
         sha256, size = hashlib.sha256(fetched.content).hexdigest(), len(fetched.content)
@@ -172,11 +171,11 @@ def _reuse(store: ObjectStore, key: str, fingerprint: str) -> "Staged | None":
 def source_drift(rt: Runtime, config: DatasetConfig, parsed: Staged) -> dict[str, list[str]]:
     """Source columns added or gone since the published version (reported at parse time; the
     schema_drift check decides whether it blocks)."""
-    current, _ = publish.read_current(rt.store, config.dataset_id)
+    current, _ = eventstore.read_current(rt.store, config.dataset_id)
     if not current:
         return {"added": [], "missing": []}
     platform = {*SYSTEM_COLUMNS, *config.transform.metadata, "frequency", *HIDDEN_COLUMNS}
-    published = set(current.get("schema", {})) - platform
+    published = set(current.schema) - platform
     source = set(parsed.column_names) - platform
     return {"added": sorted(source - published), "missing": sorted(published - source)}
 
@@ -204,7 +203,7 @@ def blocking_failures(checks: dict[str, dict]) -> dict[str, dict]:
     return {name: r for name, r in checks.items() if not r["passed"] and r["severity"] == "error"}
 
 
-def run_publish(rt: Runtime, config: DatasetConfig, partition: str) -> publish.PublishResult:
+def run_publish(rt: Runtime, config: DatasetConfig, partition: str) -> eventstore.PublishResult:
     staging, meta = normalized_meta(rt.store, config, partition)
     raw, counts, checks = meta["raw"], meta["counts"], meta["checks"]
     failed = blocking_failures(checks)
@@ -220,44 +219,47 @@ def run_publish(rt: Runtime, config: DatasetConfig, partition: str) -> publish.P
         k: raw.get(k)
         for k in ("sha256", "bytes", "etag", "last_modified", "source", "fetched_at", "fingerprint")
     }
-    current, _ = publish.read_current(rt.store, config.dataset_id)
-    if (
-        current
-        and raw.get("fingerprint")
-        and current["inputs"].get("fingerprint") == raw["fingerprint"]
-    ):
-        # `current` was published from this very input: every row is there, unchanged
-        with rt.locks.hold(config.lock_key, config.lock.ttl_s):
-            publish.heal(rt.store, config, current)
-        return publish.PublishResult(
+    current, _ = eventstore.read_current(rt.store, config.dataset_id)
+    if current and raw.get("fingerprint") and current.fingerprint == raw["fingerprint"]:
+        # `current` was published from this very input: every row is there, unchanged; what a
+        # run before left undone (derived files, follow-ups) is finished all the same
+        current, errors = eventstore.bring_up_to_date(
+            rt.store, rt.locks, config, notifier(rt, config)
+        )
+        assert current is not None
+        return eventstore.PublishResult(
             dataset_id=config.dataset_id,
-            version=current["version"],
-            parent=current["version"],
+            version=current.version,
+            parent=current.version,
             committed=False,
             rows_added=0,
             rows_revised=0,
             rows_repeated=counts["normalized"],
             manifest=current,
+            follow_up_errors=tuple(errors),
         )
     parts = tuple(
         (part["key"], part["rows"] if content_named(part["key"]) and "rows" in part else -1)
         for part in staged_parts(meta, staging)
     )
     inputs["parts"] = [key for key, _ in parts]  # what this version is published from
-    result = publish.publish(
+    return eventstore.publish(
         rt.store,
         rt.locks,
         config,
         partition,
-        publish.StagedRows(rt.store, parts),
+        eventstore.StagedRows(rt.store, parts),
         inputs,
         counts,
         checks,
+        notify=notifier(rt, config),
     )
-    if not result.committed:
-        return result
-    error = rt.notifier.notify(config.notify.sns_topic_arn, result.manifest)
-    return dataclasses.replace(result, notification_error=error)
+
+
+def notifier(rt: Runtime, config: DatasetConfig):
+    """The version's notification (SNS, or a log line without a topic), deduplicated by
+    dataset and version."""
+    return lambda manifest: rt.notifier.notify(config.notify.sns_topic_arn, manifest.to_dict())
 
 
 @dataclass(frozen=True)
@@ -277,25 +279,25 @@ def run_warehouse(rt: Runtime, config: DatasetConfig) -> WarehouseOutcome:
     name = f"{target.schema_}.{target.table}"
     if rt.warehouse is None:
         return WarehouseOutcome(name, [], 0, 0, skipped="INGEST_POSTGRES_URL is not set")
-    current, _ = publish.read_current(rt.store, config.dataset_id)
+    current, _ = eventstore.read_current(rt.store, config.dataset_id)
     loaded = rt.warehouse.loaded_versions(config.dataset_id)
     versions, inserted, updated = [], 0, 0
-    for manifest in publish.version_chain(rt.store, config.dataset_id, current):
-        if manifest["version"] in loaded:
+    for manifest in eventstore.version_chain(rt.store, config.dataset_id, current):
+        if manifest.version in loaded:
             continue
         # a month at a time, its hashes as hex text (as every warehouse table holds them)
-        rows = (hex_columns(rt.store.read_parquet(key)) for key in manifest["files"])
+        rows = (hex_columns(rt.store.read_parquet(key)) for key in manifest.file_keys)
         result = rt.warehouse.load(
             config.dataset_id,
-            manifest["version"],
-            manifest.get("partition"),
+            manifest.version,
+            manifest.partition,
             rows,
             config.primary_keys,
             target.schema_,
             target.table,
         )
         if not result.already_loaded:
-            versions.append(manifest["version"])
+            versions.append(manifest.version)
             inserted += result.inserted
             updated += result.updated
     return WarehouseOutcome(name, versions, inserted, updated)

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ingest_assets import layout, publish
+from ingest_assets import layout
 from ingest_assets.contract import DatasetConfig
+from ingest_assets.eventstore.commit import CODE_VERSION
 from ingest_assets.parsers.base import HIDDEN_COLUMNS
 from ingest_resources.object_store import ObjectStore
 
@@ -139,7 +140,7 @@ DATA_MODULES = (
     "normalize.py",
     "hashing.py",
     "dedupe.py",
-    "keyindex.py",
+    "eventstore/keyindex.py",
     "contract.py",
     "stages.py",
     "staging.py",
@@ -156,7 +157,7 @@ def _code_hash() -> str:
     package = Path(__file__).parent
     files = sorted([*package.glob("parsers/*.py"), *(package / n for n in DATA_MODULES)])
     libraries = [f"{name}=={_version(name)}" for name in DATA_LIBRARIES]
-    digest = hashlib.sha256(" ".join([publish.CODE_VERSION, *libraries]).encode())
+    digest = hashlib.sha256(" ".join([CODE_VERSION, *libraries]).encode())
     for path in files:
         digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from ingest_assets.contract import DatasetConfig
+from ingest_assets.eventstore.manifest import Manifest
 
 PLACEHOLDER = re.compile(r"\{(partition_start|partition_end|since)\}")
 
@@ -39,9 +40,9 @@ def partition_bounds(kind: str, key: str) -> tuple[str, str] | tuple[None, None]
     return None, None
 
 
-def since(config: DatasetConfig, manifest: dict | None) -> str:
+def since(config: DatasetConfig, manifest: "Manifest | None") -> str:
     """Ask only for what is new: the newest published time, minus lag_days for late revisions."""
-    marks = (manifest or {}).get("high_water_marks") or {}
+    marks = manifest.high_water_marks if manifest else {}
     if not marks:
         start = config.partitions.start
         return start.isoformat()[:10] if start else "1970-01-01"
@@ -49,7 +50,7 @@ def since(config: DatasetConfig, manifest: dict | None) -> str:
     return (newest - dt.timedelta(days=config.lag_days or 0)).date().isoformat()
 
 
-def window_for(config: DatasetConfig, partition: str, manifest: dict | None) -> Window:
+def window_for(config: DatasetConfig, partition: str, manifest: "Manifest | None") -> Window:
     start, end = partition_bounds(config.partitions.kind, partition)
     return Window(start, end, since(config, manifest))
 

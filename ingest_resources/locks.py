@@ -8,7 +8,10 @@ so a writer that stalled past its TTL cannot publish over a newer one.
 - DynamoLocks: DynamoDB conditional writes; the lease is renewed in the background while held.
 """
 
+import math
+import os
 import re
+import tempfile
 import threading
 import time
 import uuid
@@ -35,12 +38,32 @@ class Lease:
     owner: str
     _lost: threading.Event = field(default_factory=threading.Event)
     _verify: object = None  # callable raising LeaseLost, for stores that can check remotely
+    _advance: object = None  # callable(lease, fence) moving this lease to a higher fence
+    # time.monotonic() past which the lease may have expired unnoticed (a writer frozen past
+    # its TTL finds out here, before it writes anything more)
+    valid_until: float = math.inf
+
+    def still_held(self) -> None:
+        """Raise LeaseLost if the lease is known lost or may have expired (no round trip:
+        checked before every write of derived files)."""
+        if self._lost.is_set() or time.monotonic() > self.valid_until:
+            self._lost.set()
+            raise LeaseLost(f"lock {self.key!r}: lease (fence {self.fence}) was lost or expired")
 
     def check(self) -> None:
-        if self._lost.is_set():
-            raise LeaseLost(f"lock {self.key!r}: lease (fence {self.fence}) was lost")
+        """`still_held`, then ask the lock's store (DynamoDB) whether the lease is still ours."""
+        self.still_held()
         if callable(self._verify):
             self._verify(self)
+
+    def advance(self, fence: int) -> None:
+        """Hold this lease under `fence` (higher than its own) from now on: a fence counter that
+        was reset or lost starts again above the highest fence already published."""
+        if fence <= self.fence:
+            return
+        if callable(self._advance):
+            self._advance(self, fence)
+        self.fence = fence
 
 
 def _file_name(key: str) -> str:
@@ -62,11 +85,39 @@ class LocalLocks:
             raise LockBusy(f"lock {key!r} is held by another writer") from None
         try:
             counter = self.directory / f"{name}.fence"
-            fence = int(counter.read_text() or 0) + 1 if counter.exists() else 1
-            counter.write_text(str(fence))
-            yield Lease(key=key, fence=fence, owner=uuid.uuid4().hex)
+            fence = _read_counter(counter) + 1
+            _write_counter(counter, fence)
+            yield Lease(
+                key=key,
+                fence=fence,
+                owner=uuid.uuid4().hex,
+                _advance=lambda lease, to: _write_counter(counter, to),
+            )
         finally:
             lock.release()
+
+
+def _read_counter(path: Path) -> int:
+    """The last fence handed out (0 if none, or if the file is unreadable: publish then moves
+    the fence above the highest one in the chain)."""
+    try:
+        return int(path.read_text().strip() or 0)
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
+def _write_counter(path: Path, fence: int) -> None:
+    """Written to a temporary file, fsynced and renamed: never a truncated counter."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(str(fence))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 class DynamoLocks:
@@ -110,6 +161,7 @@ class DynamoLocks:
         return True
 
     def _renew(self, lease: Lease, ttl_s: float) -> bool:
+        started = time.monotonic()
         try:
             self.client.update_item(
                 TableName=self.table,
@@ -126,7 +178,39 @@ class DynamoLocks:
             )
         except self.client.exceptions.ConditionalCheckFailedException:
             return False
+        lease.valid_until = started + ttl_s
         return True
+
+    def advance(self, lease: Lease, fence: int) -> None:
+        """Move a held lease to `fence`, and the counter at least there (its item was lost, or
+        the table recreated): only the lease's owner can, and only while it holds it."""
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key={"lock_key": {"S": lease.key}},
+                UpdateExpression="SET fence = :to",
+                ConditionExpression="#o = :owner AND fence = :fence AND expires_at >= :now",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={
+                    ":to": {"N": str(fence)},
+                    ":owner": {"S": lease.owner},
+                    ":fence": {"N": str(lease.fence)},
+                    ":now": {"N": f"{time.time():.6f}"},
+                },
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            lease._lost.set()
+            raise LeaseLost(
+                f"lock {lease.key!r}: lease with fence {lease.fence} expired or was taken over"
+            ) from None
+        with suppress(self.client.exceptions.ConditionalCheckFailedException):
+            self.client.update_item(
+                TableName=self.table,
+                Key={"lock_key": {"S": f"{lease.key}#fence"}},
+                UpdateExpression="SET fence = :to",
+                ConditionExpression="attribute_not_exists(fence) OR fence < :to",
+                ExpressionAttributeValues={":to": {"N": str(fence)}},
+            )
 
     def verify(self, lease: Lease) -> None:
         item = self.client.get_item(
@@ -152,6 +236,7 @@ class DynamoLocks:
         deadline = time.monotonic() + (ttl_s if wait_s is None else wait_s)
         while True:
             fence = self._next_fence(key)
+            started = time.monotonic()
             if self._try_acquire(key, owner, fence, ttl_s):
                 break
             if time.monotonic() >= deadline:
@@ -159,7 +244,14 @@ class DynamoLocks:
                     f"lock {key!r} in DynamoDB table {self.table} is held by another writer"
                 )
             time.sleep(self.poll_s)
-        lease = Lease(key=key, fence=fence, owner=owner, _verify=self.verify)
+        lease = Lease(
+            key=key,
+            fence=fence,
+            owner=owner,
+            _verify=self.verify,
+            _advance=self.advance,
+            valid_until=started + ttl_s,
+        )
         stop = threading.Event()
 
         def keep_alive() -> None:
@@ -184,7 +276,10 @@ class DynamoLocks:
                     Key={"lock_key": {"S": key}},
                     ConditionExpression="#o = :owner AND fence = :fence",
                     ExpressionAttributeNames={"#o": "owner"},
-                    ExpressionAttributeValues={":owner": {"S": owner}, ":fence": {"N": str(fence)}},
+                    ExpressionAttributeValues={
+                        ":owner": {"S": owner},
+                        ":fence": {"N": str(lease.fence)},
+                    },
                 )
 
 

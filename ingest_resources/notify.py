@@ -1,6 +1,8 @@
 """After a publish: one message with the manifest summary, to SNS or to the log.
 
-A failed notification is reported (returned and logged), never raised: the data is published.
+A failed notification is reported (returned and logged), never raised: the data is published,
+and the next run sends it again. Every message carries a deduplication id (dataset and
+version): a FIFO topic drops a repeat itself, and a subscriber of a standard topic can.
 """
 
 import json
@@ -24,7 +26,12 @@ def summary(manifest: dict[str, Any]) -> dict[str, Any]:
         "rows_total": manifest.get("rows_total"),
         "high_water_marks": manifest.get("high_water_marks", {}),
         "created_at": manifest.get("created_at"),
+        "dedup_id": dedup_id(manifest),
     }
+
+
+def dedup_id(manifest: dict[str, Any]) -> str:
+    return f"{manifest['dataset_id']}:{manifest['version']}"[:128]
 
 
 class Notifier:
@@ -38,9 +45,20 @@ class Notifier:
             log.info("published %s", json.dumps(message, sort_keys=True))
             return None
         subject = f"ingest: {message['dataset_id']} {message['version']}"[:100]
+        extra: dict[str, Any] = {
+            "MessageAttributes": {
+                "dedup_id": {"DataType": "String", "StringValue": message["dedup_id"]}
+            }
+        }
+        if topic_arn.endswith(".fifo"):
+            extra["MessageGroupId"] = message["dataset_id"]
+            extra["MessageDeduplicationId"] = message["dedup_id"]
         try:
             self._sns_client().publish(
-                TopicArn=topic_arn, Subject=subject, Message=json.dumps(message, sort_keys=True)
+                TopicArn=topic_arn,
+                Subject=subject,
+                Message=json.dumps(message, sort_keys=True),
+                **extra,
             )
         except Exception as exc:  # noqa: BLE001 - any failure is reported, none un-publishes
             error = f"notification to {topic_arn} failed: {type(exc).__name__}: {exc}"

@@ -4,6 +4,7 @@ Immutable objects are written once; the `current` pointer is replaced by compare
 The local store gives the same guarantees with a file lock and atomic renames.
 """
 
+import contextlib
 import hashlib
 import math
 import os
@@ -65,6 +66,33 @@ class ObjectStore(ABC):
     def delete_prefix(self, prefix: str) -> None: ...
 
     @abstractmethod
+    def stat_list(self, prefix: str, hidden: bool = False) -> dict[str, tuple[int, float]]:
+        """Every key under `prefix` (recursive) with its size and modification time (seconds
+        since the epoch). `hidden`: a local store's scratch files (`.name`) too."""
+
+    def list_sizes(self, prefix: str) -> dict[str, int]:
+        return {key: size for key, (size, _) in self.stat_list(prefix).items()}
+
+    def list_folders(self, prefix: str) -> "list[str]":
+        """The names of the folders just below `prefix`, sorted."""
+        base = prefix.rstrip("/") + "/"
+        return sorted(
+            {
+                key[len(base) :].split("/", 1)[0]
+                for key in self.list(prefix)
+                if "/" in key[len(base) :]
+            }
+        )
+
+    def sha256(self, key: str) -> str:
+        """The sha256 of the object's bytes, read in chunks (KeyError if there is none)."""
+        digest = hashlib.sha256()
+        with self.local_file(key) as path, open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    @abstractmethod
     def describe(self) -> str: ...
 
     def write_parquet(self, key: str, table: pa.Table, durable: bool = True) -> None:
@@ -84,21 +112,33 @@ class ObjectStore(ABC):
 
     # --- large objects, in bounded memory -------------------------------------------------------
 
-    def put_file(self, key: str, path: Path, move: bool = False, durable: bool = True) -> None:
+    def put_file(
+        self,
+        key: str,
+        path: Path,
+        move: bool = False,
+        durable: bool = True,
+        immutable: bool = False,
+    ) -> bool:
         """Store a local file under `key`; with `move`, the file is the store's to take (a
         scratch file: moved into place or deleted once stored), else it is left as it is.
-        `durable=False` as for `write_parquet`."""
-        self._upload(key, Path(path))
+        `durable=False` as for `write_parquet`. `immutable`: only if `key` does not exist yet
+        (S3: If-None-Match); False when it did (nothing written). Else True."""
+        written = self._upload(key, Path(path), immutable)
         if move:
             Path(path).unlink(missing_ok=True)
+        return written
 
     def sync(self, keys: Iterable[str]) -> None:
         """Make objects stored with `durable=False` safe from a crash, all at once (a network
         store's objects are when they are stored)."""
         return None
 
-    def _upload(self, key: str, path: Path) -> None:
+    def _upload(self, key: str, path: Path, immutable: bool = False) -> bool:
+        if immutable:
+            return self.put_if_absent(key, path.read_bytes())
         self.put(key, path.read_bytes())
+        return True
 
     @contextmanager
     def local_file(self, key: str) -> Iterator[Path]:
@@ -376,8 +416,9 @@ class LocalObjectStore(ObjectStore):
         return self._path(key).exists()
 
     def copy(self, source: str, key: str, durable: bool = True) -> None:
-        """A hard link when the disk allows it (no bytes written; `key` is later replaced by a
-        rename, never written in place, so `source` stays as it is), else a copy."""
+        """A copy of the bytes (the kernel's copy_file_range: no trip through Python), never a
+        hard link: `key` may be a derived file that someone truncates or rewrites in place, and
+        that must not reach an immutable `source`."""
         origin, target = self._path(source), self._path(key)
         if not origin.is_file():
             raise KeyError(f"{self.describe()}: no object {source!r}")
@@ -385,20 +426,22 @@ class LocalObjectStore(ObjectStore):
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         os.close(fd)
         try:
-            os.unlink(tmp)
-            try:
-                os.link(origin, tmp)
-            except OSError:  # another file system, or one without links
-                shutil.copyfile(origin, tmp)
-                if durable:
-                    with open(tmp, "rb+") as handle:
-                        os.fsync(handle.fileno())
+            shutil.copyfile(origin, tmp)
+            if durable:
+                _fsync(Path(tmp))
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
 
-    def put_file(self, key: str, path: Path, move: bool = False, durable: bool = True) -> None:
+    def put_file(
+        self,
+        key: str,
+        path: Path,
+        move: bool = False,
+        durable: bool = True,
+        immutable: bool = False,
+    ) -> bool:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         source = Path(path)
@@ -411,7 +454,16 @@ class LocalObjectStore(ObjectStore):
             path = Path(tmp)
         if durable:
             _fsync(path)
-        os.replace(path, target)
+        if not immutable:
+            os.replace(path, target)
+            return True
+        try:  # a link fails where the target exists: no object is ever replaced
+            os.link(path, target)
+        except FileExistsError:
+            return False
+        finally:
+            Path(path).unlink(missing_ok=True)
+        return True
 
     def sync(self, keys: Iterable[str]) -> None:
         """fsync the objects on threads at once: the file system commits them together (165
@@ -446,6 +498,24 @@ class LocalObjectStore(ObjectStore):
             if path.is_file() and not path.name.startswith("."):
                 keys.append(path.relative_to(self.root).as_posix())
         return sorted(keys)
+
+    def stat_list(self, prefix: str, hidden: bool = False) -> dict[str, tuple[int, float]]:
+        base = self._path(prefix)
+        if not base.exists():
+            return {}
+        found = {}
+        for path in [base] if base.is_file() else base.rglob("*"):
+            if (hidden or not path.name.startswith(".")) and path.is_file():
+                with contextlib.suppress(FileNotFoundError):  # (removed meanwhile)
+                    info = path.stat()
+                    found[path.relative_to(self.root).as_posix()] = (info.st_size, info.st_mtime)
+        return dict(sorted(found.items()))
+
+    def list_folders(self, prefix: str) -> "list[str]":
+        base = self._path(prefix)
+        if not base.is_dir():
+            return []
+        return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
 
     def delete_prefix(self, prefix: str) -> None:
         path = self._path(prefix)

@@ -5,6 +5,8 @@ Immutable objects are written with `If-None-Match: *`; the `current` pointer is 
 race gets 412 and changes nothing.
 """
 
+import hashlib
+from contextlib import suppress
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -17,6 +19,7 @@ from ingest_resources.object_store import CasConflict, ObjectStore
 FOOTER_GUESS = 64 << 10  # bytes read from a Parquet object's end: its footer, usually whole
 CONFLICT_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
+PART_BYTES = 64 << 20  # an immutable object larger than this is uploaded in parts of this size
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
@@ -63,8 +66,52 @@ class S3ObjectStore(ObjectStore):
     def put(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
 
-    def _upload(self, key: str, path: Path) -> None:
-        self.client.upload_file(str(path), self.bucket, self._key(key))  # multipart when large
+    def _upload(self, key: str, path: Path, immutable: bool = False) -> bool:
+        if not immutable:
+            self.client.upload_file(str(path), self.bucket, self._key(key))  # multipart when large
+            return True
+        # boto3's transfer manager takes no If-None-Match: one PUT, or parts completed under it
+        condition = {"IfNoneMatch": "*"}
+        try:
+            size = path.stat().st_size
+            if size <= PART_BYTES:
+                with open(path, "rb") as body:
+                    self.client.put_object(
+                        Bucket=self.bucket, Key=self._key(key), Body=body, **condition
+                    )
+                return True
+            self._multipart(self._key(key), path, size, condition)
+        except ClientError as error:
+            if _code(error) in CONFLICT_CODES:
+                return False
+            raise
+        return True
+
+    def _multipart(self, key: str, path: Path, size: int, condition: dict) -> None:
+        upload = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
+        try:
+            parts = []
+            with open(path, "rb") as body:
+                for number in range(1, -(-size // PART_BYTES) + 1):
+                    response = self.client.upload_part(
+                        Bucket=self.bucket,
+                        Key=key,
+                        UploadId=upload,
+                        PartNumber=number,
+                        Body=body.read(PART_BYTES),
+                    )
+                    parts.append({"ETag": response["ETag"], "PartNumber": number})
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload,
+                MultipartUpload={"Parts": parts},
+                **condition,
+            )
+        except BaseException:
+            with suppress(ClientError):
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload)
+            raise
 
     def _download(self, key: str, path: Path) -> None:
         try:
@@ -154,6 +201,42 @@ class S3ObjectStore(ObjectStore):
                 if key == full or key.startswith(full.rstrip("/") + "/"):
                     keys.append(key[strip:])
         return sorted(keys)
+
+    def stat_list(self, prefix: str, hidden: bool = False) -> dict[str, tuple[int, float]]:
+        full = self._key(prefix)
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        found = {}
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=full
+        ):
+            for item in page.get("Contents", []):
+                key = item["Key"]
+                if key == full or key.startswith(full.rstrip("/") + "/"):
+                    found[key[strip:]] = (item["Size"], item["LastModified"].timestamp())
+        return dict(sorted(found.items()))
+
+    def list_folders(self, prefix: str) -> "list[str]":
+        full = self._key(prefix).rstrip("/") + "/"
+        names = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=full, Delimiter="/"
+        ):
+            names += [
+                item["Prefix"][len(full) :].rstrip("/") for item in page.get("CommonPrefixes", [])
+            ]
+        return sorted(names)
+
+    def sha256(self, key: str) -> str:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as error:
+            if _code(error) in MISSING_CODES:
+                raise KeyError(f"{self.describe()}: no object {key!r}") from None
+            raise
+        digest = hashlib.sha256()
+        for chunk in response["Body"].iter_chunks(1 << 20):
+            digest.update(chunk)
+        return digest.hexdigest()
 
     def delete_prefix(self, prefix: str) -> None:
         keys = [self._key(k) for k in self.list(prefix)]

@@ -1,0 +1,84 @@
+"""The stored key index (`index/keys.parquet`): every published key_hash with its row_hash and
+the version that wrote it, as of the version named in its footer. Derived from the events:
+brought up to the chain's head by folding the versions it misses, and rebuilt from every event
+when it is missing, unreadable, of an older layout or from a version not in the chain."""
+
+import pyarrow as pa
+
+from ingest_assets import layout
+from ingest_assets.eventstore.keyindex import SCHEMA, KeyIndex, digest_parts
+from ingest_assets.eventstore.manifest import Manifest
+from ingest_assets.eventstore.projections import Guard, _allowed
+from ingest_assets.hashing import KEY_HASH, ROW_HASH
+from ingest_resources.object_store import ObjectStore
+
+VERSION_META = b"ingest.version"
+ROW_GROUP = 500_000  # rows encoded at a time when the index is written
+UNREADABLE = (OSError, pa.ArrowException, ValueError, KeyError)
+
+
+def indexed_version(store: ObjectStore, dataset_id: str) -> str | None:
+    """The version the stored index reflects; None if there is none or it cannot be read."""
+    try:
+        schema = store.parquet_schema(layout.index(dataset_id))
+    except UNREADABLE:
+        return None
+    if schema.names != SCHEMA.names:
+        return None
+    return (schema.metadata or {}).get(VERSION_META, b"").decode() or None
+
+
+def _stored(store: ObjectStore, dataset_id: str) -> tuple[KeyIndex, str | None]:
+    key = layout.index(dataset_id)
+    try:
+        footer = store.parquet_metadata(key)
+        schema = footer.schema.to_arrow_schema()
+        if schema.names != SCHEMA.names:  # an older layout: rebuilt
+            return KeyIndex.empty(), None
+        index = KeyIndex.from_batches(store.iter_parquet(key), footer.num_rows)
+    except UNREADABLE:
+        return KeyIndex.empty(), None
+    return index, (schema.metadata or {}).get(VERSION_META, b"").decode() or None
+
+
+def load(store: ObjectStore, dataset_id: str, chain: list[Manifest]) -> tuple[KeyIndex, bool]:
+    """The key index as of the chain's head, and whether the stored one had to be caught up."""
+    if not chain:
+        return KeyIndex.empty(), False
+    index, indexed = _stored(store, dataset_id)
+    if indexed == chain[-1].version:
+        return index, False
+    versions = [manifest.version for manifest in chain]
+    if indexed in versions:
+        missing = chain[versions.index(indexed) + 1 :]
+    else:
+        index, missing = KeyIndex.empty(), chain
+    for manifest in missing:
+        for file in manifest.file_keys:
+            rows = store.read_parquet(file, columns=[KEY_HASH, ROW_HASH])
+            index = index.merged(
+                [digest_parts(rows[KEY_HASH])], [digest_parts(rows[ROW_HASH])], manifest.version
+            )
+    return index, True
+
+
+def write(
+    store: ObjectStore, dataset_id: str, index: KeyIndex, version: str, guard: Guard = _allowed
+) -> None:
+    table = index.to_table().replace_schema_metadata({VERSION_META: version.encode()})
+    groups = (table.slice(start, ROW_GROUP) for start in range(0, table.num_rows, ROW_GROUP))
+    guard()
+    store.write_parquet_batches(layout.index(dataset_id), groups, table.schema)
+
+
+def heal(
+    store: ObjectStore, dataset_id: str, chain: list[Manifest], guard: Guard = _allowed
+) -> KeyIndex | None:
+    """Bring the stored index up to the chain's head. Returns it when it had to be read (else
+    None: it is up to date, and a caller that needs it reads it with `load`)."""
+    if not chain or indexed_version(store, dataset_id) == chain[-1].version:
+        return None
+    index, stale = load(store, dataset_id, chain)
+    if stale:
+        write(store, dataset_id, index, chain[-1].version, guard)
+    return index

@@ -1,0 +1,162 @@
+"""`ingest verify`: walk the chain from `current` and check every manifest, parent link and
+event file (size and sha256), then the derived files (key index, projections) against a replay
+of the events. Every problem is named; nothing is changed."""
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from ingest_assets import layout
+from ingest_assets.contract import DatasetConfig
+from ingest_assets.eventstore import follow_ups, projections
+from ingest_assets.eventstore import index as key_index
+from ingest_assets.eventstore.chain import chain_problems, read_current, version_chain
+from ingest_assets.eventstore.errors import EventStoreError
+from ingest_assets.eventstore.events import VERSION
+from ingest_assets.eventstore.keyindex import KeyIndex, digest_parts
+from ingest_assets.eventstore.manifest import Manifest
+from ingest_assets.eventstore.replay import replay
+from ingest_assets.hashing import KEY_HASH, ROW_HASH, digest_columns
+from ingest_resources.object_store import ObjectStore
+
+
+@dataclass
+class Report:
+    dataset_id: str
+    version: str | None = None
+    versions: int = 0
+    files: int = 0
+    bytes: int = 0
+    rows: int = 0
+    windows: int = 0
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify(store: ObjectStore, config: DatasetConfig, derived: bool = True) -> Report:
+    started = time.perf_counter()
+    report = Report(config.dataset_id)
+    try:
+        _verify(store, config, derived, report)
+    except EventStoreError as exc:
+        report.problems.append(str(exc))
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _verify(store: ObjectStore, config: DatasetConfig, derived: bool, report: Report) -> None:
+    dataset_id = config.dataset_id
+    current, _ = read_current(store, dataset_id)
+    if current is None:
+        report.notes.append("nothing published yet")
+        return
+    chain = version_chain(store, dataset_id, current)
+    report.version, report.versions = current.version, len(chain)
+    for manifest in chain:
+        if manifest.dataset_id != dataset_id:
+            report.problems.append(
+                f"{layout.manifest(dataset_id, manifest.version)} names dataset "
+                f"{manifest.dataset_id!r}"
+            )
+    report.files = sum(len(manifest.files) for manifest in chain)
+    report.bytes = sum(file.bytes or 0 for manifest in chain for file in manifest.files)
+    report.problems += chain_problems(store, dataset_id, chain, checksums=True)
+    for version in follow_ups.pending(store, dataset_id):
+        report.notes.append(f"follow-ups of version {version} not finished (the next run does)")
+    if report.problems or not derived:
+        return  # (derived files are checked against whole events only)
+    latest = replay(store, chain)
+    report.rows = 0 if latest is None else latest.num_rows
+    report.problems += _index_problems(store, dataset_id, current, latest)
+    if config.publish.object_store:
+        report.problems += _projection_problems(store, config, current, latest, report)
+
+
+def _index_problems(
+    store: ObjectStore, dataset_id: str, current: Manifest, latest: pa.Table | None
+) -> list[str]:
+    key = layout.index(dataset_id)
+    indexed = key_index.indexed_version(store, dataset_id)
+    if indexed != current.version:
+        return [
+            f"{key} reflects version {indexed or 'none (missing or unreadable)'}, current is "
+            f"{current.version} (the next publish or `ingest repair {dataset_id}` rebuilds it)"
+        ]
+    index, _ = key_index.load(store, dataset_id, [current])
+    expected = _index_rows(
+        digest_parts(latest[KEY_HASH]) if latest is not None else _empty_parts(),
+        digest_parts(latest[ROW_HASH]) if latest is not None else _empty_parts(),
+        latest[VERSION].to_pylist() if latest is not None else [],
+    )
+    found = _index_rows(index.keys, index.rows, [index.versions[c] for c in index.version_codes])
+    if len(found[0]) != len(expected[0]):
+        return [f"{key} holds {len(found[0])} keys, the events {len(expected[0])}"]
+    differing = int(np.sum(np.any(np.stack(found[:-1]) != np.stack(expected[:-1]), axis=0)))
+    differing += int(np.sum(found[-1] != expected[-1]))
+    return [f"{key}: {differing} key(s) differ from the events"] if differing else []
+
+
+def _empty_parts():
+    return KeyIndex.empty().keys
+
+
+def _index_rows(keys, rows, versions: list[str]) -> list[np.ndarray]:
+    """Key parts, row parts and versions, sorted by key."""
+    columns = [*keys, *rows]
+    order = np.lexsort(tuple(reversed(columns[:3])))
+    return [column[order] for column in columns] + [np.asarray(versions, dtype=object)[order]]
+
+
+def _projection_problems(
+    store: ObjectStore,
+    config: DatasetConfig,
+    current: Manifest,
+    latest: pa.Table | None,
+    report: Report,
+) -> list[str]:
+    dataset_id = config.dataset_id
+    problems = []
+    state = projections.state_version(store, dataset_id)
+    if state != current.version:
+        problems.append(
+            f"{layout.projections_state(dataset_id)} says {state or 'nothing (missing or unreadable)'}, "
+            f"current is {current.version} (the next publish or `ingest repair` rebuilds them)"
+        )
+    expected = projections.expected_windows(config, latest)
+    stored = {key for key in store.list(layout.projections(dataset_id)) if key.endswith(".parquet")}
+    report.windows = len(expected)
+    for key in sorted(stored - set(expected)):
+        problems.append(f"{key} holds rows no key's latest version has (a stale window)")
+    for key in sorted(set(expected) - stored):
+        problems.append(f"{key} is missing ({expected[key].num_rows} rows expected)")
+    for key in sorted(set(expected) & stored):
+        try:
+            found = digest_columns(store.read_parquet(key, columns=[KEY_HASH, ROW_HASH, VERSION]))
+        except Exception as exc:  # noqa: BLE001 - reported, one problem of many
+            problems.append(f"{key} is unreadable ({type(exc).__name__}: {exc})")
+            continue
+        want = expected[key].select([KEY_HASH, ROW_HASH, VERSION])
+        if not _same_rows(found, want):
+            problems.append(
+                f"{key} holds {found.num_rows} rows, not the {want.num_rows} latest rows of its "
+                "keys in that series and month"
+            )
+    return problems
+
+
+def _same_rows(found: pa.Table, want: pa.Table) -> bool:
+    if found.num_rows != want.num_rows:
+        return False
+    order = [(KEY_HASH, "ascending")]
+    found, want = found.sort_by(order), want.sort_by(order)
+    return all(
+        found[name].cast(want.schema.field(name).type).equals(want[name])
+        for name in (KEY_HASH, ROW_HASH, VERSION)
+    )
