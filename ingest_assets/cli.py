@@ -139,6 +139,7 @@ def _materialize(config: DatasetConfig, partition: str | None, instance, log_lev
                 "rows_rejected",
                 "rows_added",
                 "rows_revised",
+                "rows_superseded",
                 "version",
                 "bytes",
                 "rows_upserted",
@@ -149,6 +150,9 @@ def _materialize(config: DatasetConfig, partition: str | None, instance, log_lev
         print(
             f"{prefix}{materialization.asset_key.to_user_string()}: {json.dumps(shown, default=str)}"
         )
+        follow_up_errors = materialization.metadata.get("follow_up_errors")
+        for error in follow_up_errors.value if follow_up_errors else []:
+            print(f"{prefix}warning: {error} (the next run finishes it)", file=sys.stderr)
     for evaluation in result.get_asset_check_evaluations():
         if not evaluation.passed:
             level = "blocked publish" if evaluation.severity.value == "ERROR" else "warning"

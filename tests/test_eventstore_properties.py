@@ -106,6 +106,10 @@ def stored_windows(store, config, shape: str) -> dict[str, list]:
     return found
 
 
+def pairs(table: pa.Table) -> list[tuple[str, str]]:
+    return sorted(zip(table[KEY_HASH].to_pylist(), table[ROW_HASH].to_pylist(), strict=True))
+
+
 def check_against_model(store, config, shape: str, state: dict) -> None:
     assert stored_windows(store, config, shape) == model_windows(config, shape, state)
     current, _ = eventstore.read_current(store, config.dataset_id)
@@ -117,9 +121,7 @@ def check_against_model(store, config, shape: str, state: dict) -> None:
     expected_hashes = hex_columns(
         table_of(config, shape, {k: v for k, v in state.items()}).select([KEY_HASH, ROW_HASH])
     )
-    assert sorted(zip(exported[KEY_HASH].to_pylist(), exported[ROW_HASH].to_pylist())) == sorted(
-        zip(expected_hashes[KEY_HASH].to_pylist(), expected_hashes[ROW_HASH].to_pylist())
-    )
+    assert pairs(exported) == pairs(expected_hashes)
     report = eventstore.verify(store, config)
     assert report.ok, report.problems
 

@@ -123,9 +123,7 @@ def settle(
         if follow_ups.NOTIFY in tasks:
             todo[follow_ups.NOTIFY] = follow_ups.notifier_task(notify, manifest)
         failed = follow_ups.run(todo, f"dataset {config.dataset_id}: published version {version}")
-        errors += failed
-        if not failed:
-            follow_ups.drop(store, config.dataset_id, version)
+        errors += follow_ups.settled(store, manifest, failed)
     return index, errors
 
 
@@ -310,7 +308,11 @@ def commit(
         if done != (prepared.parent.version if prepared.parent else None):
             projections.refresh(store, config, chain, guard)  # (behind: settle failed)
             return
-        projections.apply(store, config, manifest.file_keys, prepared.windows, guard)
+        try:
+            projections.apply(store, config, manifest.file_keys, prepared.windows, guard)
+        except projections.UNREADABLE:  # a window that cannot be read: all anew
+            projections.rebuild(store, config, chain, guard)
+            return
         failpoint("after_projections")
         projections.set_state(store, dataset_id, manifest.version, guard)
 
@@ -318,7 +320,7 @@ def commit(
     # derived from the events, each healed on its own); its arrays go once it is written
     with ThreadPoolExecutor(max_workers=1) as writing:
         written = writing.submit(_merge_index, store, prepared, guard)
-        errors = follow_ups.run(
+        failed = follow_ups.run(
             {
                 follow_ups.RECORD: lambda: follow_ups.record(store, manifest, guard),
                 follow_ups.PROJECTIONS: make_projections,
@@ -327,9 +329,7 @@ def commit(
             },
             f"dataset {dataset_id}: published version {manifest.version}",
         )
-    if not errors:
-        follow_ups.drop(store, dataset_id, manifest.version)
-    return errors
+    return follow_ups.settled(store, manifest, failed)
 
 
 def _merge_index(store: ObjectStore, prepared: Prepared, guard: Guard) -> None:

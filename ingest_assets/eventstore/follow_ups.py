@@ -48,15 +48,25 @@ def record(store: ObjectStore, manifest: Manifest, guard: Guard = _allowed) -> N
     store.put_if_absent(layout.commit(manifest.dataset_id, manifest.version), body)
 
 
-def run(tasks: dict[str, Callable[[], None]], describe: str) -> list[str]:
-    """Run each task; what failed, as "published vN; follow-up X failed: ..."."""
-    errors = []
+def run(tasks: dict[str, Callable[[], None]], describe: str) -> dict[str, str]:
+    """Run each task; those that failed, each with "published vN; follow-up X failed: ..."."""
+    failed = {}
     for name, task in tasks.items():
         try:
             task()
         except Exception as exc:  # noqa: BLE001 - reported; the publish stands
-            errors.append(f"{describe}; follow-up {name} failed: {type(exc).__name__}: {exc}")
-    return errors
+            failed[name] = f"{describe}; follow-up {name} failed: {type(exc).__name__}: {exc}"
+    return failed
+
+
+def settled(store: ObjectStore, manifest: Manifest, failed: dict[str, str]) -> list[str]:
+    """The plan after a try: gone when every task is done, else only what failed (a task done
+    is never done again: a notification is sent once). Returns the errors."""
+    if failed:
+        plan(store, manifest, list(failed))
+    else:
+        drop(store, manifest.dataset_id, manifest.version)
+    return list(failed.values())
 
 
 def notifier_task(notify: Notify | None, manifest: Manifest) -> Callable[[], None]:

@@ -31,6 +31,7 @@ from ingest_assets.eventstore.parallel import in_parallel
 from ingest_assets.hashing import KEY_HASH, digest_columns
 from ingest_resources.object_store import ObjectStore
 
+UNREADABLE = (OSError, pa.ArrowException, KeyError)  # a window or state that cannot be read
 Guard = Callable[[], None]  # raises when this writer may no longer write (its lease is lost)
 Window = tuple[str, int | None, int | None]  # series, year, month
 
@@ -204,18 +205,39 @@ def _windows_by_series(store: ObjectStore, dataset_id: str) -> dict[str, list[st
     return found
 
 
-def state_version(store: ObjectStore, dataset_id: str) -> str | None:
-    """The version the projections reflect; None if not known (missing or unreadable)."""
+# Projections written by code before this format (no "format" in their state) may hold rows
+# under the wrong series: they are rebuilt once
+STATE_FORMAT = 2
+
+
+def _windows(store: ObjectStore, dataset_id: str) -> list[str]:
+    return [k for k in store.list(layout.projections(dataset_id)) if k.endswith("/data.parquet")]
+
+
+def state_version(store: ObjectStore, dataset_id: str, count: bool = False) -> str | None:
+    """The version the projections reflect; None if not known (missing, unreadable, or of
+    an older format). `count`: None too when windows were removed or added since (the state
+    records how many there were)."""
     key = layout.projections_state(dataset_id)
     try:
-        return json.loads(store.get(key))["version"]
-    except (KeyError, ValueError, TypeError):
+        state = json.loads(store.get(key))
+        if state.get("format") != STATE_FORMAT:
+            return None
+        if count and state.get("windows") != len(_windows(store, dataset_id)):
+            return None
+        return state["version"]
+    except (KeyError, ValueError, TypeError, AttributeError):
         return None
 
 
 def set_state(store: ObjectStore, dataset_id: str, version: str, guard: Guard = _allowed) -> None:
     guard()
-    store.put(layout.projections_state(dataset_id), json.dumps({"version": version}).encode())
+    state = {
+        "version": version,
+        "format": STATE_FORMAT,
+        "windows": len(_windows(store, dataset_id)),
+    }
+    store.put(layout.projections_state(dataset_id), json.dumps(state).encode())
 
 
 def rebuild(
@@ -242,7 +264,7 @@ def refresh(
     (publish.object_store: false) has none to bring up."""
     if not chain or not config.publish.object_store:
         return 0
-    done = state_version(store, config.dataset_id)
+    done = state_version(store, config.dataset_id, count=True)
     if done == chain[-1].version:
         return 0
     versions = [manifest.version for manifest in chain]
@@ -253,7 +275,7 @@ def refresh(
     try:
         for manifest in missing:
             apply(store, config, manifest.file_keys, guard=guard)
-    except (OSError, pa.ArrowException, KeyError):  # a window unreadable: start again
+    except UNREADABLE:  # a window unreadable: start again
         rebuild(store, config, chain, guard)
         return len(chain)
     set_state(store, config.dataset_id, chain[-1].version, guard)

@@ -93,7 +93,8 @@ def repair(
                 )
             head, chain = best
             report.dropped = [v for v in report.dropped if v > head.version]
-            store.put_if_match(layout.current(dataset_id), head.to_bytes(), etag)
+            body = store.get(layout.manifest(dataset_id, head.version))  # (as it was written)
+            store.put_if_match(layout.current(dataset_id), body, etag)
             dropped = ", ".join(report.dropped)
             report.actions.append(
                 f"{layout.current(dataset_id)} restored to version {head.version}"
