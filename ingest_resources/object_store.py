@@ -461,6 +461,11 @@ class LocalObjectStore(ObjectStore):
             os.link(path, target)
         except FileExistsError:
             return False
+        except OSError:  # a file system without links: the check and the rename, locked
+            with self._lock(target):
+                if target.exists():
+                    return False
+                os.replace(path, target)
         finally:
             Path(path).unlink(missing_ok=True)
         return True

@@ -593,3 +593,56 @@ def test_a_format_1_store_stays_readable_and_is_published_on(tmp_path, dataset_i
         eventstore.read_current(store, dataset_id)
     eventstore.repair(store, locks, config)
     assert store.get(layout.current(dataset_id)) == lost
+
+
+def _frozen_writer(endpoint: str, bucket: str, table: str, root: str) -> None:
+    from ingest_resources.runtime import aws_client
+    from ingest_resources.s3_store import S3ObjectStore
+
+    aws_client.cache_clear()
+    os.environ["INGEST_FAULT_INJECT"] = "after_reading_current:pause"
+    store = S3ObjectStore(aws_client("s3", endpoint), bucket, "frozen")
+    locks = DynamoLocks(aws_client("dynamodb", endpoint), table)
+    writer = Store(Path(root), config=make_config(ttl_s=2), store=store, locks=locks)
+    writer.clock += dt.timedelta(hours=1)
+    try:
+        writer.publish({i: 9.0 for i in range(40)})
+    except eventstore.StaleWriter:
+        os._exit(3)  # refused, as it must be
+    except LeaseLost:
+        os._exit(4)  # refused while settling derived files
+    os._exit(0)
+
+
+def test_a_writer_frozen_past_its_lease_writes_nothing_when_it_wakes(aws, tmp_path):
+    """SIGSTOP a writer holding a DynamoDB lease right after it read `current`; another writer
+    publishes once the lease expired; the frozen one, woken, must neither publish nor roll the
+    derived files back to what it had read."""
+    import multiprocessing
+    import signal
+
+    from ingest_resources.runtime import aws_client
+    from ingest_resources.s3_store import S3ObjectStore
+
+    store = S3ObjectStore(aws_client("s3", aws["endpoint"]), aws["bucket"], "frozen")
+    locks = DynamoLocks(aws_client("dynamodb", aws["endpoint"]), aws["table"])
+    ds = Store(tmp_path, config=make_config(ttl_s=2), store=store, locks=locks)
+    ds.publish({i: 1.0 for i in range(40)})
+    child = multiprocessing.get_context("fork").Process(
+        target=_frozen_writer, args=(aws["endpoint"], aws["bucket"], aws["table"], str(tmp_path))
+    )
+    child.start()
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{child.pid}/stat").read_text().split(") ")[1][0] != "T":
+        assert time.monotonic() < deadline, "the writer never froze"
+        time.sleep(0.05)
+    newer = ds.publish({i: 2.0 for i in range(40)})  # waits out the frozen lease (2 s)
+    assert newer.committed
+    snapshot = {key: store.get(key) for key in store.list("datasets/F")}
+    os.kill(child.pid, signal.SIGCONT)
+    child.join(60)
+    assert child.exitcode in (3, 4), child.exitcode
+    assert {key: store.get(key) for key in store.list("datasets/F")} == snapshot
+    assert ds.current().version == newer.version
+    assert ds.exported() == {i: 2.0 for i in range(40)}
+    assert ds.verify().ok

@@ -158,6 +158,7 @@ def prepare(
     columns = [f.name for f in source_schema if f.name not in HIDDEN_COLUMNS]
     schema = digest_schema(pa.schema([source_schema.field(c) for c in columns]))
     current, etag, chain = open_chain(store, dataset_id)
+    failpoint("after_reading_current")
     check_key_change(dataset_id, current.primary_keys if current else None, config.primary_keys)
     check_type_changes(dataset_id, current.schema if current else None, hex_schema(schema))
     guard = guard_of(lease)

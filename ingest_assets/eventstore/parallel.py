@@ -1,6 +1,7 @@
 """Threads for the event store's I/O and encoding, and the fault points tests kill it at."""
 
 import os
+import signal
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -24,6 +25,10 @@ def in_parallel(function: Callable[[Any], None], items: list, workers: int) -> N
 
 
 def failpoint(name: str) -> None:
-    """Crash here if INGEST_FAULT_INJECT names this point (tests kill a publisher mid-way)."""
-    if os.environ.get(FAULT_ENV) == name:
+    """Crash here if INGEST_FAULT_INJECT names this point (tests kill a publisher mid-way), or
+    freeze (SIGSTOP) if it names it with `:pause` (tests freeze a writer past its lease)."""
+    wanted = os.environ.get(FAULT_ENV)
+    if wanted == name:
         os._exit(137)
+    if wanted == f"{name}:pause":
+        os.kill(os.getpid(), signal.SIGSTOP)
