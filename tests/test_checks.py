@@ -7,7 +7,7 @@ import pytest
 
 from ingest_assets import stages
 from ingest_assets.checks import planned_checks
-from ingest_assets.publish import read_current
+from ingest_assets.eventstore import read_current
 
 BASE = """
 dataset_id: CHECKED
@@ -76,7 +76,7 @@ def test_the_planned_checks(write_dataset, tmp_path):
 def test_a_passing_partition_publishes_with_its_results(checked):
     failed, result, _ = checked(GOOD)
     assert failed == [] and result.rows_added == 2
-    assert result.manifest["checks"]["range:value"] == {
+    assert result.manifest.checks["range:value"] == {
         "passed": True,
         "severity": "error",
         "detail": "0 of 2 rows outside [0.0, 100.0]",
@@ -138,8 +138,8 @@ def test_a_warning_reports_and_publishes(checked):
         f"1,-5,a,ARS/USD,{TODAY}\n2,7,b,ARS/USD,{TODAY}\n", severity="{range:value: warn}"
     )
     assert failed == ["range:value"] and result.committed
-    assert result.manifest["checks"]["range:value"]["passed"] is False
-    assert result.manifest["checks"]["range:value"]["severity"] == "warn"
+    assert result.manifest.checks["range:value"]["passed"] is False
+    assert result.manifest.checks["range:value"]["severity"] == "warn"
 
 
 def test_freshness_warns_by_default_and_blocks_when_asked(checked):
@@ -147,8 +147,7 @@ def test_freshness_warns_by_default_and_blocks_when_asked(checked):
     failed, result, _ = checked(stale)
     assert failed == ["freshness"] and result.committed  # a warning by default
     assert (
-        "newest day 2020-01-02T00:00:00+00:00 is"
-        in result.manifest["checks"]["freshness"]["detail"]
+        "newest day 2020-01-02T00:00:00+00:00 is" in result.manifest.checks["freshness"]["detail"]
     )
     failed, result, error = checked(
         stale.replace("2020-01-02", "2020-01-03"), severity="{freshness: error}"
@@ -158,7 +157,7 @@ def test_freshness_warns_by_default_and_blocks_when_asked(checked):
 
 def test_schema_drift_against_the_published_version(checked, runtime):
     checked(GOOD)
-    version = read_current(runtime.store, "CHECKED")[0]["version"]
+    version = read_current(runtime.store, "CHECKED")[0].version
     failed, result, error = checked(
         f"1,5,a,ARS/USD,{TODAY},x\n2,7,b,ARS/USD,{TODAY},y\n", header="id,value,code,unit,day,extra"
     )
@@ -172,7 +171,7 @@ def test_schema_drift_against_the_published_version(checked, runtime):
     )
     assert "schema_drift" in failed and "- code (string) is missing" in error
     assert "declare it" not in error  # (a missing column: nothing to declare)
-    assert read_current(runtime.store, "CHECKED")[0]["version"] == version
+    assert read_current(runtime.store, "CHECKED")[0].version == version
 
 
 def test_a_new_column_declared_in_the_contract_is_not_drift(

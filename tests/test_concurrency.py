@@ -6,10 +6,12 @@ import multiprocessing
 import pyarrow.compute as pc
 import pytest
 
-from ingest_assets import layout, publish, stages
+from ingest_assets import eventstore as publish
+from ingest_assets import layout, stages
 from ingest_assets.configs import load_config_file
+from ingest_assets.eventstore import read_current, version_chain
+from ingest_assets.eventstore.events import read_event_rows
 from ingest_assets.export import published_table
-from ingest_assets.publish import read_current, read_event_rows, version_chain
 from ingest_resources.locks import LocalLocks, LockBusy
 
 CONFIG = """
@@ -38,7 +40,7 @@ def _all_event_keys(store, dataset_id):
     current, _ = read_current(store, dataset_id)
     keys = []
     for manifest in version_chain(store, dataset_id, current):
-        rows = read_event_rows(store, manifest, ["key_hash"])
+        rows = read_event_rows(store, manifest.file_keys, ["key_hash"])
         keys += rows.column("key_hash").to_pylist() if rows is not None else []
     return keys
 
@@ -101,7 +103,7 @@ def test_two_processes_publish_at_once(runtime, dataset, partitions):
     keys = _all_event_keys(runtime.store, "RACE")
     assert len(keys) == len(set(keys)) == 200
     current, _ = read_current(runtime.store, "RACE")
-    assert current["parent_version"] is None  # one version, no fork in the chain
+    assert current.parent_version is None  # one version, no fork in the chain
     assert pc.sum(published_table(runtime.store, config)["value"]).as_py() == sum(
         i * 1.5 for i in range(200)
     )

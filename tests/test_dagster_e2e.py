@@ -99,7 +99,7 @@ def test_dagster_cli_materializes_a_dataset(isolated_env):
 
 def test_rejected_rows_fail_the_run_and_leave_current_untouched(tmp_path, isolated_env):
     from ingest_assets.configs import parse_config
-    from ingest_assets.publish import read_current
+    from ingest_assets.eventstore import read_current
     from ingest_assets.stages import local_runtime
 
     csv = tmp_path / "rates.csv"

@@ -7,10 +7,11 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from ingest_assets import layout, publish, stages
+from ingest_assets import eventstore as publish
+from ingest_assets import layout, stages
+from ingest_assets.eventstore import events, read_current, version_chain
 from ingest_assets.export import published_table
 from ingest_assets.hashing import DIGEST_TYPE, hex_columns
-from ingest_assets.publish import read_current, version_chain
 from ingest_resources import object_store
 
 CSV_CONFIG = """
@@ -106,7 +107,7 @@ def test_revision_publishes_one_update_and_projection_shows_it(runtime, rates):
     config = rates("A,2024-01-02,10.5\nA,2024-01-03,10.9\nA,2024-01-04,11.0\n")
     result = run_all(runtime, config)
     assert (result.rows_added, result.rows_revised, result.rows_repeated) == (1, 1, 1)
-    events = pq.read_table(runtime.store.root / result.manifest["files"][0]).to_pylist()
+    events = pq.read_table(runtime.store.root / result.manifest.file_keys[0]).to_pylist()
     assert sorted((e["op"], e["value"]) for e in events) == [("insert", 11.0), ("update", 10.9)]
     projection = runtime.store.read_parquet(
         layout.projection("RATES", "RATES", 2024, 1)
@@ -114,9 +115,9 @@ def test_revision_publishes_one_update_and_projection_shows_it(runtime, rates):
     assert [r["value"] for r in projection] == [10.5, 10.9, 11.0]
     assert published_table(runtime.store, config).column("value").to_pylist() == [10.5, 10.9, 11.0]
     chain = version_chain(runtime.store, "RATES", read_current(runtime.store, "RATES")[0])
-    assert [m["counts"]["revised"] for m in chain] == [0, 1]
+    assert [m.counts["revised"] for m in chain] == [0, 1]
     # the old value is still readable as of the first version
-    old = published_table(runtime.store, config, chain[0]["version"])
+    old = published_table(runtime.store, config, chain[0].version)
     assert old.column("value").to_pylist() == [10.5, 10.7]
 
 
@@ -161,8 +162,8 @@ def test_rejects_within_the_ratio_publish_the_good_rows(runtime, rates):
     config = rates("A,2024-01-02,10.5\nA,2024-01-03,11\nA,2024-01-04,x\n", ratio=0.5)
     result = run_all(runtime, config)
     assert result.rows_added == 2
-    assert result.manifest["counts"]["rejected"] == 1
-    assert result.manifest["checks"]["rejected_ratio"]["passed"] is True
+    assert result.manifest.counts["rejected"] == 1
+    assert result.manifest.checks["rejected_ratio"]["passed"] is True
 
 
 def test_conflicting_duplicate_keys_are_quarantined_exact_repeats_counted(runtime, rates):
@@ -266,7 +267,7 @@ def test_a_local_midnight_skipped_by_dst_moves_forward(runtime, tmp_path, write_
         """
     )
     result = run_all(runtime, config)
-    assert result.rows_added == 3 and result.manifest["counts"]["rejected"] == 0
+    assert result.rows_added == 3 and result.manifest.counts["rejected"] == 0
     days = [d.isoformat() for d in published_table(runtime.store, config).column("day").to_pylist()]
     # UTC-3 before, UTC-2 from the first real instant (01:00 local) of 2007-12-30
     assert days == [
@@ -290,7 +291,7 @@ def test_a_new_window_is_its_event_file_and_a_later_version_merges_into_it(runti
         runtime, rates("B,2024-01-03,2\nA,2024-01-03,1\nA,2024-01-02,0\nA,2024-02-01,5\n")
     )
     store = runtime.store
-    for file in first.manifest["files"]:
+    for file in first.manifest.file_keys:
         window = layout.projection("RATES", "RATES", *layout.event_month(file))
         assert store.get(window) == store.get(file)
         footer = store.parquet_metadata(file)
@@ -317,7 +318,7 @@ def test_a_new_window_is_its_event_file_and_a_later_version_merges_into_it(runti
         ("B", 2.0, "insert"),
     }
     assert [(r[1], r[4]) for r in january] == sorted((r[1], r[4]) for r in january)
-    (march_file,) = [f for f in second.manifest["files"] if "month=03" in f]
+    (march_file,) = [f for f in second.manifest.file_keys if "month=03" in f]
     assert store.get(layout.projection("RATES", "RATES", 2024, 3)) == store.get(march_file)
 
 
@@ -328,10 +329,10 @@ def test_months_too_large_to_sort_take_the_general_projection_path(tmp_path, rat
 
     config = rates("".join(f"{s},2024-01-{d:02d},{d}\n" for d in range(28, 0, -1) for s in "BA"))
     windows = []
-    for group_bytes in (publish.EventWriter.GROUP_BYTES, 1):
-        monkeypatch.setattr(publish.EventWriter, "GROUP_BYTES", group_bytes)
+    for group_bytes in (events.EventWriter.GROUP_BYTES, 1):
+        monkeypatch.setattr(events.EventWriter, "GROUP_BYTES", group_bytes)
         runtime = local_runtime(tmp_path / f"store-{group_bytes}")
-        (file,) = run_all(runtime, config).manifest["files"]
+        (file,) = run_all(runtime, config).manifest.file_keys
         sorted_file = group_bytes > 1
         assert (
             bool(runtime.store.parquet_metadata(file).row_group(0).sorting_columns) is sorted_file
@@ -351,28 +352,28 @@ def test_one_event_file_a_month_from_rows_spilled_in_any_order(runtime, rates, m
     some were spilled and the last ones still held, or all were held (encoded from memory);
     every row is published once, in its file and projection."""
     monkeypatch.setattr(object_store, "BATCH_ROWS", (4, 4))
-    monkeypatch.setattr(publish.EventWriter, "GROUP_BYTES", 1)
+    monkeypatch.setattr(events.EventWriter, "GROUP_BYTES", 1)
     spills, held_at_close = [], []
-    spill, close = publish.EventWriter._spill_held, publish.EventWriter.close
+    spill, close = events.EventWriter._spill_held, events.EventWriter.close
     monkeypatch.setattr(
-        publish.EventWriter, "_spill_held", lambda self: spills.append(1) or spill(self)
+        events.EventWriter, "_spill_held", lambda self: spills.append(1) or spill(self)
     )
     monkeypatch.setattr(
-        publish.EventWriter,
+        events.EventWriter,
         "close",
         lambda self: held_at_close.append(self.held_bytes) or close(self),
     )
     if held == "each batch":  # 9 spills, read by threads that keep 2 of them open at most
-        monkeypatch.setattr(publish.EventWriter, "HOLD_BYTES", 1)
-        monkeypatch.setattr(publish.EventWriter, "READERS", 2)
+        monkeypatch.setattr(events.EventWriter, "HOLD_BYTES", 1)
+        monkeypatch.setattr(events.EventWriter, "READERS", 2)
     if held == "some":  # a spill every few batches; the last batches are held at the end
-        monkeypatch.setattr(publish.EventWriter, "HOLD_BYTES", 600)
+        monkeypatch.setattr(events.EventWriter, "HOLD_BYTES", 600)
     pairs = [(1, 2), (3, 4), (1, 5), (6, 2), (7, 1), (8, 3), (9, 10), (11, 12), (12, 1)]
     days = [f"2024-{m:02d}-{n + 1:02d}" for n, pair in enumerate(pairs) for m in pair]
     config = rates("".join(f"{s},{d},{i}\n" for i, d in enumerate(days) for s in "AB"))
     result = run_all(runtime, config)
     assert (result.rows_added, result.committed) == (36, True)
-    files = result.manifest["files"]
+    files = result.manifest.file_keys
     assert [int(f.split("month=")[1][:2]) for f in files] == list(range(1, 13))
     assert all(f.endswith("part-00000.parquet") for f in files)
     for month, file in enumerate(files, start=1):
@@ -407,8 +408,8 @@ def test_a_failed_event_write_leaves_no_version_and_no_scratch(runtime, rates, m
         stored.append(item)
         original(self, item)
 
-    original = publish.EventWriter._store_file
-    monkeypatch.setattr(publish.EventWriter, "_store_file", store_then_fail)
+    original = events.EventWriter._store_file
+    monkeypatch.setattr(events.EventWriter, "_store_file", store_then_fail)
     with pytest.raises(OSError, match="disk full"):
         run_all(runtime, config)
     assert read_current(runtime.store, "RATES")[0] is None
@@ -424,16 +425,32 @@ def _as_written_before(store, prefix: str) -> None:
             store.write_parquet(key, hex_columns(store.read_parquet(key)))
 
 
+def _manifests_as_written_before(store, dataset_id: str) -> None:
+    """Rewrite the manifests as stores of hex hashes have them: format 1 (no `format_version`,
+    `files` a list of keys, no sizes or checksums recorded; no `commits/` folder). A format 2
+    manifest records its event files' sizes and sha256, which the hex files above no longer
+    have: such a store never existed, and a chain like it is refused as broken."""
+    keys = [k for k in store.list(layout.events(dataset_id)) if k.endswith("/manifest.json")]
+    for key in [*keys, layout.current(dataset_id)]:
+        data = json.loads(store.get(key))
+        data["files"] = [file["key"] for file in data["files"]]
+        for name in ("format_version", "latest_partition"):
+            data.pop(name)
+        store.put(key, json.dumps(data, indent=2, sort_keys=True).encode())
+    store.delete_prefix(layout.commits(dataset_id))
+
+
 def test_a_store_published_with_hex_hashes_is_continued(runtime, rates):
     """Event files and windows written before hashes were stored as bytes hold them as hex
     text: the next run compares against them exactly, adds no type change, stores its own
     events as bytes, merges the old windows into bytes, and exports hex as always."""
     config = rates("A,2024-01-02,10.5\nA,2024-01-03,11\nB,2024-01-02,3\n")
     first = run_all(runtime, config)
-    assert first.manifest["schema"]["key_hash"] == "string"  # (as people see it)
+    assert first.manifest.schema["key_hash"] == "string"  # (as people see it)
     dataset = layout.dataset("RATES")
     _as_written_before(runtime.store, f"{dataset}/events")
     _as_written_before(runtime.store, f"{dataset}/projections")
+    _manifests_as_written_before(runtime.store, "RATES")
     runtime.store.delete_prefix(layout.index("RATES"))  # rebuilt from the hex events
     window_key = layout.projection("RATES", "RATES", 2024, 1)
     assert runtime.store.read_parquet(window_key).schema.field("key_hash").type == pa.string()
@@ -441,8 +458,8 @@ def test_a_store_published_with_hex_hashes_is_continued(runtime, rates):
     config = rates("A,2024-01-02,10.5\nA,2024-01-03,12\nB,2024-01-02,3\nB,2024-01-03,4\n")
     second = run_all(runtime, config)
     assert (second.rows_added, second.rows_revised, second.rows_repeated) == (1, 1, 2)
-    assert second.manifest["schema"] == first.manifest["schema"]
-    for file in second.manifest["files"]:
+    assert second.manifest.schema == first.manifest.schema
+    for file in second.manifest.file_keys:
         event = runtime.store.read_parquet(file)
         assert event.schema.field("key_hash").type == DIGEST_TYPE == event["row_hash"].type
     window = runtime.store.read_parquet(window_key)
@@ -481,7 +498,7 @@ def test_event_files_and_parts_are_made_durable_before_anything_points_to_them(
     assert not [key for key in existing if key.endswith("meta.json") and "normalized" in key]
     assert all(key in existing for key in parts)
     files, existing = next((k, e) for k, e in synced if k and "/events/" in k[0])
-    assert files == result.manifest["files"] and len(files) == 3
+    assert files == result.manifest.file_keys and len(files) == 3
     assert layout.manifest("RATES", result.version) not in existing
 
 
@@ -524,7 +541,7 @@ def test_a_changed_primary_key_is_refused_before_anything_is_published(
     ):
         run_all(runtime, write_dataset(yaml.format(path=csv, keys="name")))
     current, _ = read_current(runtime.store, "CATALOG")
-    assert current["version"] == first.version and current["rows_total"] == 2
+    assert current.version == first.version and current.rows_total == 2
     assert run_all(runtime, write_dataset(yaml.format(path=csv, keys="code"))).committed is False
 
 
@@ -537,7 +554,7 @@ def test_without_the_object_store_no_projections_are_written(runtime, rates, wri
     text["publish"] = {"object_store": False, "postgres": {"table": "rates"}}
     config = write_dataset(yaml.safe_dump(text))
     first = run_all(runtime, config)
-    assert first.rows_added == 2 and len(first.manifest["files"]) == 2
+    assert first.rows_added == 2 and len(first.manifest.file_keys) == 2
     assert runtime.store.list(layout.projections("RATES")) == []
     assert runtime.store.exists(layout.index("RATES"))
     assert sorted(published_table(runtime.store, config)["value"].to_pylist()) == [1.0, 2.0]
@@ -547,12 +564,12 @@ def test_without_the_object_store_no_projections_are_written(runtime, rates, wri
 def test_a_failed_spill_fails_the_publish_cleanly(runtime, rates, monkeypatch):
     """A spill that fails (a full disk) fails the publish, which leaves no version and no
     scratch file."""
-    monkeypatch.setattr(publish.EventWriter, "HOLD_BYTES", 1)
+    monkeypatch.setattr(events.EventWriter, "HOLD_BYTES", 1)
 
     def full_disk(self):
         raise OSError("no space left on device")
 
-    monkeypatch.setattr(publish.EventWriter, "_spill_held", full_disk)
+    monkeypatch.setattr(events.EventWriter, "_spill_held", full_disk)
     config = rates("A,2024-01-02,1\nA,2024-02-02,2\n")
     with pytest.raises(OSError, match="no space left"):
         run_all(runtime, config)

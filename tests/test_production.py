@@ -100,7 +100,7 @@ def test_publish_sends_one_sns_message(aws, tmp_path):
     )
     config = _csv_dataset(tmp_path, aws["topic"])
     result = _run_stages(config)
-    assert result.committed and result.notification_error is None
+    assert result.committed and result.follow_up_errors == ()
     assert _run_stages(config).committed is False  # nothing new: no version, no message
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)[
         "Messages"
@@ -115,10 +115,9 @@ def test_failed_notification_is_reported_and_publish_stands(aws, tmp_path):
     config = _csv_dataset(tmp_path, "arn:aws:sns:us-east-1:123456789012:no-such-topic")
     result = _run_stages(config)
     assert result.committed and result.rows_added == 2
-    assert (
-        "notification to arn:aws:sns:us-east-1:123456789012:no-such-topic failed"
-        in result.notification_error
-    )
+    (error,) = result.follow_up_errors  # the notification failed, nothing else
+    assert "follow-up notify failed" in error
+    assert "notification to arn:aws:sns:us-east-1:123456789012:no-such-topic failed" in error
     current = json.loads(runtime_from_env().store.get(layout.current("NOTIFIED")))
     assert current["version"] == result.version
 
@@ -136,7 +135,7 @@ def test_s3_source_records_its_etag(aws, tmp_path):
         assert info["etag"] == put["ETag"] and info["bytes"] == 24
         assert info["source"] == f"s3://{aws['bucket']}/inbox/rates.csv"
     result = _run_stages(config)
-    assert result.rows_added == 3 and result.manifest["inputs"]["etag"] == put["ETag"]
+    assert result.rows_added == 3 and result.manifest.inputs["etag"] == put["ETag"]
 
 
 def test_missing_s3_object_is_a_clear_error(aws, tmp_path):

@@ -8,16 +8,13 @@ import time
 
 import pytest
 
-from ingest_assets import layout, publish, stages
+from ingest_assets import eventstore as publish
+from ingest_assets import layout, stages
 from ingest_assets.configs import parse_config
+from ingest_assets.eventstore import StaleWriter, read_current, version_chain
+from ingest_assets.eventstore.events import read_event_rows
+from ingest_assets.eventstore.parallel import FAULT_ENV
 from ingest_assets.export import published_table
-from ingest_assets.publish import (
-    FAULT_ENV,
-    StaleWriter,
-    read_current,
-    read_event_rows,
-    version_chain,
-)
 from ingest_resources.locks import DynamoLocks, LockBusy
 from ingest_resources.runtime import aws_client, build_runtime
 
@@ -64,7 +61,7 @@ def event_keys(store) -> list[str]:
     current, _ = read_current(store, "FAULTS")
     keys = []
     for manifest in version_chain(store, "FAULTS", current):
-        rows = read_event_rows(store, manifest, ["key_hash"])
+        rows = read_event_rows(store, manifest.file_keys, ["key_hash"])
         keys += rows.column("key_hash").to_pylist() if rows is not None else []
     return keys
 
@@ -114,10 +111,8 @@ def test_several_processes_publish_one_dataset_at_once(aws, tmp_path):
     chain = version_chain(runtime.store, "FAULTS", read_current(runtime.store, "FAULTS")[0])
     committed = sum(1 for outcome in outcomes if outcome[3])
     assert len(chain) == committed
-    assert [m["parent_version"] for m in chain] == [None] + [
-        m["version"] for m in chain[:-1]
-    ]  # no fork
-    fences = [m["fence"] for m in chain]
+    assert [m.parent_version for m in chain] == [None] + [m.version for m in chain[:-1]]  # no fork
+    fences = [m.fence for m in chain]
     assert fences == sorted(fences) and len(set(fences)) == len(fences)
     manifests = [
         k for k in runtime.store.list(layout.events("FAULTS")) if k.endswith("manifest.json")
@@ -139,7 +134,7 @@ def test_lost_compare_and_swap_on_s3_withdraws_the_event(aws, tmp_path):
     publish.commit(runtime.store, first)
     with pytest.raises(publish.PublishConflict, match="lost the race"):
         publish.commit(runtime.store, second)
-    assert read_current(runtime.store, "FAULTS")[0]["version"] == first.version
+    assert read_current(runtime.store, "FAULTS")[0].version == first.version
     assert runtime.store.list(layout.event("FAULTS", second.version)) == []
     assert len(event_keys(runtime.store)) == 2
 
@@ -175,9 +170,9 @@ def test_killed_publisher_leaves_current_readable_and_the_rerun_converges(aws, t
 
     current = read_current(runtime.store, "FAULTS")[0]
     if fault == "after_swap":  # the swap happened; only the derived index/projections lag
-        assert current["parent_version"] == v1
+        assert current.parent_version == v1
     else:
-        assert current["version"] == v1
+        assert current.version == v1
         assert values(runtime, config) == V1  # still readable, still the old data
     started = time.monotonic()
     rerun = stages.run_publish(runtime, config, "v2")  # waits out the dead writer's lease
@@ -207,7 +202,10 @@ def test_a_writer_whose_lease_expired_is_refused(aws, tmp_path):
         time.sleep(1.3)
         with locks.hold(config.lock_key, ttl_s=30, wait_s=5) as fresh:
             assert fresh.fence > stale.fence
-            with pytest.raises(StaleWriter, match="expired or was taken over"):
+            # (refused before any round trip: its TTL has passed, as the lease itself knows)
+            with pytest.raises(
+                StaleWriter, match=rf"lease \(fence {stale.fence}\) was lost or expired"
+            ):
                 publish.commit(runtime.store, prepared, stale)
             assert read_current(runtime.store, "FAULTS") == (None, None)
             assert runtime.store.list(layout.event("FAULTS", prepared.version)) == []
@@ -215,7 +213,7 @@ def test_a_writer_whose_lease_expired_is_refused(aws, tmp_path):
                 runtime.store, config, "all", normalized, {}, {}, now, fence=fresh.fence
             )
             publish.commit(runtime.store, newer, fresh)
-    assert read_current(runtime.store, "FAULTS")[0]["fence"] == fresh.fence
+    assert read_current(runtime.store, "FAULTS")[0].fence == fresh.fence
 
 
 def test_a_writer_with_an_older_fence_cannot_publish_over_a_newer_one(aws, tmp_path):
@@ -230,7 +228,7 @@ def test_a_writer_with_an_older_fence_cannot_publish_over_a_newer_one(aws, tmp_p
     older = publish.prepare(runtime.store, config, "all", normalized, {}, {}, now, fence=6)
     with pytest.raises(StaleWriter, match="published under fence 7, newer than this writer's 6"):
         publish.commit(runtime.store, older)
-    assert read_current(runtime.store, "FAULTS")[0]["version"] == newer.version
+    assert read_current(runtime.store, "FAULTS")[0].version == newer.version
 
 
 # --- the DynamoDB lock itself ----------------------------------------------------------------------

@@ -52,8 +52,8 @@ def test_raw_stage_records_fingerprints_and_publishes(httpserver, runtime):
     stages.run_normalize(runtime, config, "all")
     result = stages.run_publish(runtime, config, "all")
     assert result.rows_added == 2
-    assert result.manifest["inputs"]["etag"] == '"v1"'
-    assert result.manifest["inputs"]["source"] == httpserver.url_for("/data.csv")
+    assert result.manifest.inputs["etag"] == '"v1"'
+    assert result.manifest.inputs["source"] == httpserver.url_for("/data.csv")
 
 
 def test_secret_in_url_is_masked_in_errors(httpserver):

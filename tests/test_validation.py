@@ -9,8 +9,8 @@ import pytest
 from ingest_assets import stages
 from ingest_assets.cli import main
 from ingest_assets.configs import parse_config
+from ingest_assets.eventstore import read_current
 from ingest_assets.parsers import ParseError
-from ingest_assets.publish import read_current
 from tests.conftest import FIXTURES
 
 
@@ -120,7 +120,7 @@ def test_a_renamed_header_fails_at_parse_time_and_keeps_the_published_data(runti
         match=r"the source has no column 'value' \(from normalize.schema\); it has: 'id', 'valor'. Was a header renamed\?",
     ):
         stages.run_parse(runtime, config, "all")
-    assert read_current(runtime.store, "MALFORMED")[0]["version"] == before
+    assert read_current(runtime.store, "MALFORMED")[0].version == before
 
 
 def test_a_new_source_column_is_reported_at_parse_time(runtime, tmp_path):
@@ -153,7 +153,7 @@ def test_a_column_turned_text_is_quarantined_naming_the_column(runtime, tmp_path
     ]
     with pytest.raises(stages.ChecksFailedError, match="rejected_ratio: 2 of 2 rows rejected"):
         stages.run_publish(runtime, config, "all")
-    assert read_current(runtime.store, "MALFORMED")[0]["counts"]["added"] == 2  # untouched
+    assert read_current(runtime.store, "MALFORMED")[0].counts["added"] == 2  # untouched
 
 
 def test_quarantine_replay_after_the_contract_is_fixed(runtime, tmp_path, capsys, monkeypatch):

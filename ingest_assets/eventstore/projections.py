@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from ingest_assets import layout
 from ingest_assets.arrays import repeated as repeated_value
 from ingest_assets.contract import SERIES_CODE, DatasetConfig
-from ingest_assets.eventstore.events import VERSION, time_column, window_order, year_month
+from ingest_assets.eventstore.events import OP, VERSION, time_column, window_order, year_month
 from ingest_assets.eventstore.manifest import Manifest
 from ingest_assets.eventstore.parallel import in_parallel
 from ingest_assets.hashing import KEY_HASH, digest_columns
@@ -125,7 +125,7 @@ def apply(
     of one. Projections skip the fsync (derived state, rebuilt if a crash loses it)."""
     if not files:
         return
-    if not keeps_keys_in_place(config, store.parquet_schema(files[0])):
+    if not keeps_keys_in_place(config, store.parquet_schema(files[0])) and _revises(store, files):
         _lay_out_series(store, config, files, guard)
         return
     existing = set(store.list(layout.projections(config.dataset_id)))
@@ -165,6 +165,15 @@ def apply(
     for file in files:
         by_month.setdefault(file.rsplit("/", 1)[0], []).append(file)
     in_parallel(fold, list(by_month.values()), workers=store.concurrency)
+
+
+def _revises(store: ObjectStore, files: list[str]) -> bool:
+    """Whether the event holds updates (only an update can move a key to another month: an
+    insert is a key no window holds yet, when versions are folded in order)."""
+    return any(
+        pc.any(pc.equal(store.read_parquet(file, columns=[OP])[OP], "update")).as_py()
+        for file in files
+    )
 
 
 def _lay_out_series(
