@@ -109,6 +109,32 @@ def test_publish_sends_one_sns_message(aws, tmp_path):
     body = json.loads(json.loads(messages[0]["Body"])["Message"])
     assert body["dataset_id"] == "NOTIFIED" and body["version"] == result.version
     assert body["rows_added"] == 2 and body["rows_total"] == 2
+    assert body["dedup_id"] == f"NOTIFIED:{result.version}"
+
+
+def test_a_fifo_topic_gets_the_deduplication_id(aws, tmp_path):
+    """A FIFO topic refuses a message without a group and deduplication id: it gets both, and
+    sending the same version twice (a retried follow-up) is one message."""
+    sns, sqs = aws_client("sns", aws["endpoint"]), aws_client("sqs", aws["endpoint"])
+    topic = sns.create_topic(
+        Name="versions.fifo", Attributes={"FifoTopic": "true", "ContentBasedDeduplication": "false"}
+    )["TopicArn"]
+    queue = sqs.create_queue(QueueName="inbox.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    config = _csv_dataset(tmp_path, topic)
+    result = _run_stages(config)
+    assert result.committed and result.follow_up_errors == ()
+    notifier = runtime_from_env().notifier
+    assert notifier.notify(topic, result.manifest.to_dict()) is None  # the same version again
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)[
+        "Messages"
+    ]
+    assert len(messages) == 1
+    body = json.loads(json.loads(messages[0]["Body"])["Message"])
+    assert body["dedup_id"] == f"NOTIFIED:{result.version}"
 
 
 def test_failed_notification_is_reported_and_publish_stands(aws, tmp_path):

@@ -7,19 +7,15 @@ its layout (DESIGN.md, "Published storage layout"). No Dagster here.
 - keyindex.py, index.py: the key index in memory, and its stored file
 - diff.py: new, revised and superseded rows; versions; high-water marks; schema changes
 - projections.py: per-series monthly windows, right by construction
+- settle.py: the chain, whole, and what a run before left undone, brought up to date
 - commit.py: prepare, swap, follow-ups (follow_ups.py), publish
+- guard.py: whether a writer may still write (its lease)
 - replay.py: the latest row per key, replayed from the events (exports)
 - verify.py, repair.py, gc.py: `ingest verify`, `ingest repair`, `ingest gc`
 """
 
 from ingest_assets.eventstore.chain import read_current, read_manifest, version_chain
-from ingest_assets.eventstore.commit import (
-    PublishResult,
-    bring_up_to_date,
-    commit,
-    prepare,
-    publish,
-)
+from ingest_assets.eventstore.commit import PublishResult, commit, prepare, publish
 from ingest_assets.eventstore.errors import (
     BrokenChain,
     CurrentLost,
@@ -34,6 +30,7 @@ from ingest_assets.eventstore.manifest import FORMAT_VERSION, EventFile, Manifes
 from ingest_assets.eventstore.repair import RepairReport, repair
 from ingest_assets.eventstore.replay import published_table, replay
 from ingest_assets.eventstore.rows import Rows, StagedRows, TableRows
+from ingest_assets.eventstore.settle import bring_up_to_date
 from ingest_assets.eventstore.verify import Report, verify
 
 __all__ = [

@@ -8,8 +8,8 @@ import json
 from collections.abc import Callable
 
 from ingest_assets import layout
+from ingest_assets.eventstore.guard import Guard, unguarded
 from ingest_assets.eventstore.manifest import Manifest
-from ingest_assets.eventstore.projections import Guard, _allowed
 from ingest_resources.object_store import ObjectStore
 
 RECORD, INDEX, PROJECTIONS, NOTIFY = "record", "index", "projections", "notify"
@@ -41,7 +41,7 @@ def pending(store: ObjectStore, dataset_id: str) -> dict[str, list[str]]:
     return found
 
 
-def record(store: ObjectStore, manifest: Manifest, guard: Guard = _allowed) -> None:
+def record(store: ObjectStore, manifest: Manifest, guard: Guard = unguarded) -> None:
     """The commit record: this version was published (it outlives a lost `current`)."""
     guard()
     body = json.dumps({"version": manifest.version, "parent": manifest.parent_version}).encode()

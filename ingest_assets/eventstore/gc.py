@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from ingest_assets import layout
 from ingest_assets.contract import DatasetConfig
-from ingest_assets.eventstore.commit import Locks, open_chain
+from ingest_assets.eventstore.settle import Locks, open_chain
 from ingest_resources.object_store import ObjectStore
 
 

@@ -6,9 +6,9 @@ when it is missing, unreadable, of an older layout or from a version not in the 
 import pyarrow as pa
 
 from ingest_assets import layout
+from ingest_assets.eventstore.guard import Guard, unguarded
 from ingest_assets.eventstore.keyindex import SCHEMA, KeyIndex, digest_parts
 from ingest_assets.eventstore.manifest import Manifest
-from ingest_assets.eventstore.projections import Guard, _allowed
 from ingest_assets.hashing import KEY_HASH, ROW_HASH
 from ingest_resources.object_store import ObjectStore
 
@@ -63,7 +63,7 @@ def load(store: ObjectStore, dataset_id: str, chain: list[Manifest]) -> tuple[Ke
 
 
 def write(
-    store: ObjectStore, dataset_id: str, index: KeyIndex, version: str, guard: Guard = _allowed
+    store: ObjectStore, dataset_id: str, index: KeyIndex, version: str, guard: Guard = unguarded
 ) -> None:
     table = index.to_table().replace_schema_metadata({VERSION_META: version.encode()})
     groups = (table.slice(start, ROW_GROUP) for start in range(0, table.num_rows, ROW_GROUP))
@@ -72,7 +72,7 @@ def write(
 
 
 def heal(
-    store: ObjectStore, dataset_id: str, chain: list[Manifest], guard: Guard = _allowed
+    store: ObjectStore, dataset_id: str, chain: list[Manifest], guard: Guard = unguarded
 ) -> KeyIndex | None:
     """Bring the stored index up to the chain's head. Returns it when it had to be read (else
     None: it is up to date, and a caller that needs it reads it with `load`)."""

@@ -16,7 +16,7 @@ Right by construction, whatever order versions are folded in:
 import json
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -26,18 +26,14 @@ from ingest_assets import layout
 from ingest_assets.arrays import repeated as repeated_value
 from ingest_assets.contract import SERIES_CODE, DatasetConfig
 from ingest_assets.eventstore.events import OP, VERSION, time_column, window_order, year_month
+from ingest_assets.eventstore.guard import Guard, unguarded
 from ingest_assets.eventstore.manifest import Manifest
 from ingest_assets.eventstore.parallel import in_parallel
 from ingest_assets.hashing import KEY_HASH, digest_columns
 from ingest_resources.object_store import ObjectStore
 
 UNREADABLE = (OSError, pa.ArrowException, KeyError)  # a window or state that cannot be read
-Guard = Callable[[], None]  # raises when this writer may no longer write (its lease is lost)
 Window = tuple[str, int | None, int | None]  # series, year, month
-
-
-def _allowed() -> None:
-    return None
 
 
 def latest_rows(tables: list[pa.Table]) -> pa.Table | None:
@@ -118,7 +114,7 @@ def apply(
     config: DatasetConfig,
     files: list[str],
     whole: frozenset[str] = frozenset(),
-    guard: Guard = _allowed,
+    guard: Guard = unguarded,
 ) -> None:
     """Fold event files into the windows. `whole`: files known to be, as they are, the window
     of their month (a dataset without series, encoded in window order): a new window is a copy
@@ -239,7 +235,7 @@ def state_version(store: ObjectStore, dataset_id: str, count: bool = False) -> s
         return None
 
 
-def set_state(store: ObjectStore, dataset_id: str, version: str, guard: Guard = _allowed) -> None:
+def set_state(store: ObjectStore, dataset_id: str, version: str, guard: Guard = unguarded) -> None:
     guard()
     state = {
         "version": version,
@@ -250,7 +246,7 @@ def set_state(store: ObjectStore, dataset_id: str, version: str, guard: Guard = 
 
 
 def rebuild(
-    store: ObjectStore, config: DatasetConfig, chain: list[Manifest], guard: Guard = _allowed
+    store: ObjectStore, config: DatasetConfig, chain: list[Manifest], guard: Guard = unguarded
 ) -> None:
     """The projections anew from every event of the chain (oldest first)."""
     guard()
@@ -265,7 +261,7 @@ def refresh(
     store: ObjectStore,
     config: DatasetConfig,
     chain: list[Manifest],
-    guard: Guard = _allowed,
+    guard: Guard = unguarded,
 ) -> int:
     """Bring the projections up to the chain's head: fold the versions they miss, or rebuild
     them all when their state is unknown, not in the chain, or a window cannot be read.

@@ -21,9 +21,10 @@ from ingest_assets.eventstore.chain import (
     read_manifest,
     version_chain,
 )
-from ingest_assets.eventstore.commit import Locks, guard_of, settle
 from ingest_assets.eventstore.errors import BrokenChain, CurrentLost, EventStoreError
+from ingest_assets.eventstore.guard import guard_of
 from ingest_assets.eventstore.manifest import Manifest
+from ingest_assets.eventstore.settle import Locks, settle
 from ingest_resources.object_store import ObjectStore
 
 
