@@ -646,3 +646,35 @@ def test_a_writer_frozen_past_its_lease_writes_nothing_when_it_wakes(aws, tmp_pa
     assert ds.current().version == newer.version
     assert ds.exported() == {i: 2.0 for i in range(40)}
     assert ds.verify().ok
+
+
+def test_the_commands_verify_repair_and_gc(ds, monkeypatch, capsys):
+    config_dir = ds.root / "configs"
+    config_dir.mkdir()
+    (config_dir / "f.yaml").write_text(
+        "dataset_id: F\nsource: {kind: file, path: unused.csv, format: csv}\n"
+        "normalize: {primary_keys: [id], schema: {id: int64, value: float64}}\n"
+    )
+    monkeypatch.setenv("INGEST_CONFIG_DIR", str(config_dir))
+    monkeypatch.setenv("INGEST_STORE_ROOT", str(ds.root / "store"))
+    ds.locks = LocalLocks(ds.root / "store" / ".locks")  # (where the CLI's runtime keeps them)
+    ds.publish({i: 1.0 for i in range(10)})
+    head = ds.publish({i: 2.0 for i in range(10, 20)})
+    assert main(["verify", "--all"]) == 0
+    ds.path(layout.current("F")).unlink()
+    assert main(["verify", "F"]) == 1
+    assert "ingest repair F" in capsys.readouterr().out
+    assert main(["repair", "F"]) == 0
+    out = capsys.readouterr().out
+    assert f"restored to version {head.version}" in out and f"current is {head.version}" in out
+    assert main(["verify", "F"]) == 0
+    scratch = ds.path("datasets/F/events/.events-old/.0.arrow")
+    scratch.parent.mkdir(parents=True)
+    scratch.write_bytes(b"z" * 100)
+    os.utime(scratch, (time.time() - 3600, time.time() - 3600))
+    assert main(["gc", "F", "--dry-run"]) == 0
+    assert "would remove datasets/F/events/.events-old" in capsys.readouterr().out
+    assert scratch.exists()
+    assert main(["gc", "F"]) == 0
+    assert "freed 1 file(s), 100 bytes" in capsys.readouterr().out
+    assert not scratch.exists() and main(["verify", "F"]) == 0
