@@ -9,9 +9,7 @@ so a writer that stalled past its TTL cannot publish over a newer one.
 """
 
 import math
-import os
 import re
-import tempfile
 import threading
 import time
 import uuid
@@ -21,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from filelock import FileLock, Timeout
+
+from ingest_resources.object_store import write_atomic
 
 
 class LockBusy(Exception):
@@ -107,17 +107,8 @@ def _read_counter(path: Path) -> int:
 
 
 def _write_counter(path: Path, fence: int) -> None:
-    """Written to a temporary file, fsynced and renamed: never a truncated counter."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(str(fence))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Written whole or not at all (fsynced, renamed): never a truncated counter."""
+    write_atomic(path, str(fence).encode())
 
 
 class DynamoLocks:

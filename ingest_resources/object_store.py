@@ -331,6 +331,23 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
+    """Write a file whole or not at all: a temporary file beside it (fsynced if `durable`),
+    renamed over it. Readers see the old or the new content, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def content_etag(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -369,24 +386,10 @@ class LocalObjectStore(ObjectStore):
         return data, content_etag(data)
 
     def _put(self, key: str, data: bytes, durable: bool) -> None:
-        self._write_atomic(self._path(key), data, durable)
-
-    def _write_atomic(self, path: Path, data: bytes, durable: bool = True) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                if durable:
-                    handle.flush()
-                    os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(self._path(key), data, durable)
 
     def put(self, key: str, data: bytes) -> None:
-        self._write_atomic(self._path(key), data)
+        write_atomic(self._path(key), data)
 
     def _lock(self, path: Path) -> FileLock:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -397,7 +400,7 @@ class LocalObjectStore(ObjectStore):
         with self._lock(path):
             if path.exists():
                 return False
-            self._write_atomic(path, data)
+            write_atomic(path, data)
             return True
 
     def put_if_match(self, key: str, data: bytes, etag: str | None) -> str:
@@ -409,7 +412,7 @@ class LocalObjectStore(ObjectStore):
                 raise CasConflict(
                     f"{key}: expected ETag {etag}, found {current_etag}: another writer published first"
                 )
-            self._write_atomic(path, data)
+            write_atomic(path, data)
         return content_etag(data)
 
     def exists(self, key: str) -> bool:
