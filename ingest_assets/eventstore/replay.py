@@ -12,9 +12,12 @@ from ingest_assets.hashing import KEY_HASH, digest_columns, hex_columns
 from ingest_resources.object_store import ObjectStore
 
 
-def replay(store: ObjectStore, chain: list[Manifest]) -> pa.Table | None:
-    """The latest row per key (hashes as bytes) of the chain's events, with op and version."""
-    tables = [read_event_rows(store, manifest.file_keys) for manifest in chain]
+def replay(
+    store: ObjectStore, chain: list[Manifest], columns: list[str] | None = None
+) -> pa.Table | None:
+    """The latest row per key (hashes as bytes) of the chain's events, with op and version
+    (`columns`: only those, which must hold key_hash and version)."""
+    tables = [read_event_rows(store, manifest.file_keys, columns) for manifest in chain]
     return latest_rows([digest_columns(table) for table in tables if table is not None])
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from ingest_assets import layout
-from ingest_assets.contract import DatasetConfig
+from ingest_assets.contract import SERIES_CODE, DatasetConfig
 from ingest_assets.eventstore import follow_ups, projections
 from ingest_assets.eventstore import index as key_index
 from ingest_assets.eventstore.chain import chain_problems, read_current, version_chain
@@ -72,11 +72,20 @@ def _verify(store: ObjectStore, config: DatasetConfig, derived: bool, report: Re
         report.notes.append(f"follow-ups of version {version} not finished (the next run does)")
     if report.problems or not derived:
         return  # (derived files are checked against whole events only)
-    latest = replay(store, chain)
+    latest = replay(store, chain, _checked_columns(store, config, chain))
     report.rows = 0 if latest is None else latest.num_rows
     report.problems += _index_problems(store, dataset_id, current, latest)
     if config.publish.object_store:
         report.problems += _projection_problems(store, config, current, latest, report)
+
+
+def _checked_columns(store: ObjectStore, config: DatasetConfig, chain: list[Manifest]) -> list[str]:
+    """What the derived files are checked on: the hashes, the version, and what places a row
+    in its window (series, time); not the values (their row_hash stands for them)."""
+    first = next((m.file_keys[0] for m in chain if m.files), None)
+    names = set(store.parquet_schema(first).names) if first else set()
+    placing = [SERIES_CODE, config.normalize.time_column, "collection_date"]
+    return [KEY_HASH, ROW_HASH, VERSION, *(name for name in placing if name in names)]
 
 
 def _index_problems(
