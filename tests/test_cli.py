@@ -92,3 +92,20 @@ def test_backfill_runs_each_partition_once(capsys):
         main(["backfill", DATASET, "--start", "2026-11-20", "--end", "2026-11-18"])
     with pytest.raises(SystemExit, match="not a partition of REDDIT_HOMELAB_FEED"):
         main(["backfill", DATASET, "--start", "1990-01-01", "--end", "2026-11-18"])
+
+
+def test_the_console_command_exits_with_mains_code_without_the_interpreters_teardown(tmp_path):
+    """`ingest` ends with os._exit once its output is flushed (native pools torn down at exit
+    aborted some runs after they had printed their result): the code and the output stand."""
+    import subprocess
+    import sys
+
+    code = "import sys; from ingest_assets.cli import console; sys.argv = ['ingest', *sys.argv[1:]]; console()"
+    missing = subprocess.run(
+        [sys.executable, "-c", code, "history", "NOPE"], capture_output=True, text=True, timeout=60
+    )
+    assert missing.returncode == 1 and "ingest: no dataset 'NOPE'" in missing.stderr
+    listed = subprocess.run(
+        [sys.executable, "-c", code, "list"], capture_output=True, text=True, timeout=60
+    )
+    assert listed.returncode == 0 and listed.stdout.strip(), listed.stderr
