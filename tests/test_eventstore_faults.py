@@ -678,3 +678,21 @@ def test_the_commands_verify_repair_and_gc(ds, monkeypatch, capsys):
     assert main(["gc", "F"]) == 0
     assert "freed 1 file(s), 100 bytes" in capsys.readouterr().out
     assert not scratch.exists() and main(["verify", "F"]) == 0
+
+
+def test_verify_finds_an_index_that_differs_from_the_events(ds):
+    """An index that says it is current but holds another row hash or version for a key."""
+    ds.publish({i: 1.0 for i in range(50)})
+    head = ds.publish({i: 2.0 for i in range(25, 75)})
+    chain = eventstore.version_chain(ds.store, "F", ds.current())
+    for change in ("row", "version"):
+        index, _ = key_index.load(ds.store, "F", chain)
+        if change == "row":
+            index.rows[0][7] ^= 1
+        else:
+            index.version_codes[:] = index.versions.index(head.version)  # all at the newest
+        key_index.write(ds.store, "F", index, head.version)
+        report = ds.verify()
+        assert any("key(s) differ from the events" in p for p in report.problems), change
+        eventstore.repair(ds.store, ds.locks, ds.config)
+        assert ds.verify().ok

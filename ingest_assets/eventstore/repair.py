@@ -102,10 +102,10 @@ def repair(
                 + (f" (dropped {dropped}: their events are not whole)" if dropped else "")
             )
         guard = guard_of(lease)
-        if moved or key_index.indexed_version(store, dataset_id) != chain[-1].version:
-            store.delete_prefix(layout.index(dataset_id))
-            key_index.heal(store, dataset_id, chain, guard)
-            report.actions.append(f"{layout.index(dataset_id)} rebuilt from the events")
+        # (a stored index may say it is current and still differ: it is rebuilt all the same)
+        store.delete_prefix(layout.index(dataset_id))
+        key_index.heal(store, dataset_id, chain, guard)
+        report.actions.append(f"{layout.index(dataset_id)} rebuilt from the events")
         if config.publish.object_store:
             projections.rebuild(store, config, chain, guard)
             report.actions.append("projections rebuilt from the events")

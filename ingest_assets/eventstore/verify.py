@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ingest_assets import layout
 from ingest_assets.contract import SERIES_CODE, DatasetConfig
@@ -99,28 +100,41 @@ def _index_problems(
             f"{current.version} (the next publish or `ingest repair {dataset_id}` rebuilds it)"
         ]
     index, _ = key_index.load(store, dataset_id, [current])
+    # versions as numbers: their position in one list of every version either side names
+    names = sorted(set(index.versions) | set(_versions(latest)))
     expected = _index_rows(
         digest_parts(latest[KEY_HASH]) if latest is not None else _empty_parts(),
         digest_parts(latest[ROW_HASH]) if latest is not None else _empty_parts(),
-        latest[VERSION].to_pylist() if latest is not None else [],
+        _codes(latest[VERSION], names) if latest is not None else np.zeros(0, np.int64),
     )
-    found = _index_rows(index.keys, index.rows, [index.versions[c] for c in index.version_codes])
+    remap = np.asarray([names.index(v) for v in index.versions], dtype=np.int64)
+    found = _index_rows(index.keys, index.rows, remap[index.version_codes])
     if len(found[0]) != len(expected[0]):
         return [f"{key} holds {len(found[0])} keys, the events {len(expected[0])}"]
-    differing = int(np.sum(np.any(np.stack(found[:-1]) != np.stack(expected[:-1]), axis=0)))
-    differing += int(np.sum(found[-1] != expected[-1]))
+    differing = int(np.sum(np.any(np.stack(found) != np.stack(expected), axis=0)))
     return [f"{key}: {differing} key(s) differ from the events"] if differing else []
+
+
+def _versions(latest: pa.Table | None) -> list[str]:
+    if latest is None:
+        return []
+    return pc.unique(latest[VERSION]).to_pylist()
+
+
+def _codes(versions: "pa.ChunkedArray", names: list[str]) -> np.ndarray:
+    found = pc.index_in(versions, value_set=pa.array(names, pa.string()))
+    return found.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def _empty_parts():
     return KeyIndex.empty().keys
 
 
-def _index_rows(keys, rows, versions: list[str]) -> list[np.ndarray]:
-    """Key parts, row parts and versions, sorted by key."""
-    columns = [*keys, *rows]
+def _index_rows(keys, rows, versions: np.ndarray) -> list[np.ndarray]:
+    """Key parts, row parts and version codes, sorted by key (as unsigned integers alike)."""
+    columns = [*keys, *rows, versions]
     order = np.lexsort(tuple(reversed(columns[:3])))
-    return [column[order] for column in columns] + [np.asarray(versions, dtype=object)[order]]
+    return [np.asarray(column[order]).astype(np.uint64) for column in columns]
 
 
 def _projection_problems(
