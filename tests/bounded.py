@@ -4,6 +4,7 @@ long it took and its peak RSS."""
 
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -53,8 +54,16 @@ def run_bounded(
     )
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.monotonic()
+        # prlimit execs the command in the same process (spawned, not forked from this one:
+        # a fork would count the parent's pages in the child's peak RSS)
+        limited = shutil.which("prlimit")
         process = subprocess.Popen(
-            args, stdout=out, stderr=err, env=environment, cwd=cwd, preexec_fn=_limit(memory_mb)
+            [limited, f"--as={memory_mb << 20}", "--", *args] if limited else args,
+            stdout=out,
+            stderr=err,
+            env=environment,
+            cwd=cwd,
+            preexec_fn=None if limited else _limit(memory_mb),
         )
         timer = threading.Timer(timeout_s, process.kill)
         timer.start()
