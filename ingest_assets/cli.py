@@ -16,24 +16,47 @@ from filelock import FileLock, Timeout
 from ingest_assets import settings
 from ingest_assets.configs import (
     ConfigError,
+    ConfigSet,
     Problem,
     config_files,
     duplicate_ids,
-    load_configs,
+    load_config_dir,
     load_each,
 )
 from ingest_assets.contract import BUILTIN_NORMALIZERS, BUILTIN_PARSERS, DatasetConfig
 
 
+def _warn_left_out(loaded: ConfigSet) -> None:
+    if loaded.problems:
+        files = loaded.broken_files
+        print(
+            f"ingest: warning: {len(files)} dataset config file(s) left out, "
+            f"`ingest validate` says why: {', '.join(files)}",
+            file=sys.stderr,
+        )
+
+
 def _configs() -> list[DatasetConfig]:
-    return load_configs(config_files(settings.config_dir()))
+    """Every valid dataset; a broken file beside them is named, never a reason to stop."""
+    loaded = load_config_dir(settings.config_dir())
+    _warn_left_out(loaded)
+    return loaded.configs
 
 
 def _config(dataset_id: str) -> DatasetConfig:
-    for config in _configs():
-        if config.dataset_id == dataset_id:
-            return config
-    raise SystemExit(f"ingest: no dataset {dataset_id!r} in {settings.config_dir()}")
+    loaded = load_config_dir(settings.config_dir())
+    try:
+        config = loaded.get(dataset_id)  # ConfigError naming its file and field: exit 1
+    except LookupError:
+        lines = [f"ingest: no dataset {dataset_id!r} in {settings.config_dir()}"]
+        if loaded.problems:
+            lines += [
+                "these files have problems (one of them may be it):",
+                *map(str, loaded.problems),
+            ]
+        raise SystemExit("\n".join(lines)) from None
+    _warn_left_out(loaded)
+    return config
 
 
 def _plugin_problems(path: str, config: DatasetConfig) -> list[Problem]:
