@@ -3,35 +3,62 @@
 import argparse
 import contextlib
 import gc
+import hashlib
 import io
 import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 from ingest_assets import settings
 from ingest_assets.configs import (
     ConfigError,
+    ConfigSet,
     Problem,
     config_files,
     duplicate_ids,
-    load_configs,
+    load_config_dir,
     load_each,
 )
 from ingest_assets.contract import BUILTIN_NORMALIZERS, BUILTIN_PARSERS, DatasetConfig
 
 
+def _warn_left_out(loaded: ConfigSet) -> None:
+    if loaded.problems:
+        files = loaded.broken_files
+        print(
+            f"ingest: warning: {len(files)} dataset config file(s) left out, "
+            f"`ingest validate` says why: {', '.join(files)}",
+            file=sys.stderr,
+        )
+
+
 def _configs() -> list[DatasetConfig]:
-    return load_configs(config_files(settings.config_dir()))
+    """Every valid dataset; a broken file beside them is named, never a reason to stop."""
+    loaded = load_config_dir(settings.config_dir())
+    _warn_left_out(loaded)
+    return loaded.configs
 
 
 def _config(dataset_id: str) -> DatasetConfig:
-    for config in _configs():
-        if config.dataset_id == dataset_id:
-            return config
-    raise SystemExit(f"ingest: no dataset {dataset_id!r} in {settings.config_dir()}")
+    loaded = load_config_dir(settings.config_dir())
+    try:
+        config = loaded.get(dataset_id)  # ConfigError naming its file and field: exit 1
+    except LookupError:
+        lines = [f"ingest: no dataset {dataset_id!r} in {settings.config_dir()}"]
+        if loaded.problems:
+            lines += [
+                "these files have problems (one of them may be it):",
+                *map(str, loaded.problems),
+            ]
+        raise SystemExit("\n".join(lines)) from None
+    _warn_left_out(loaded)
+    return config
 
 
 def _plugin_problems(path: str, config: DatasetConfig) -> list[Problem]:
@@ -85,10 +112,36 @@ def sqlalchemy_url(url: str) -> str:
     return url
 
 
+INSTANCE_LOCK = ".instance.lock"  # in DAGSTER_HOME: one process at a time sets the instance up
+INSTANCE_LOCK_WAIT_S = 300
+INSTANCE_READY = ".instance.ready"  # in DAGSTER_HOME: written once its storage is set up
+
+
+@contextmanager
+def _instance_lock(home: Path) -> Iterator[None]:
+    """Held while DAGSTER_HOME's config is written and its storage is created or opened: runs
+    that start together (a sensor tick, a schedule, a user) would otherwise each create the
+    SQLite tables and stamp their schema at once ("table run_tags already exists", "database is
+    locked", alembic's "more than one head")."""
+    lock = FileLock(str(home / INSTANCE_LOCK))
+    try:
+        lock.acquire(timeout=INSTANCE_LOCK_WAIT_S)
+    except Timeout:
+        raise SystemExit(
+            f"ingest: {home / INSTANCE_LOCK} has been held for over {INSTANCE_LOCK_WAIT_S} s by "
+            "another process setting up the Dagster instance; wait for it, or end it"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def ensure_dagster_home() -> tuple[Path, str]:
     """DAGSTER_HOME (default `.dagster_home/`) with the instance config the environment asks for:
     SQLite from dagster.yaml, or PostgreSQL from dagster.postgres.yaml when INGEST_DAGSTER_PG_URL
-    is set. A dagster.yaml the user wrote there is left alone."""
+    is set. A dagster.yaml the user wrote there is left alone; ours is written under the
+    instance lock, whole (a run starting meanwhile reads the old file or the new)."""
     home = Path(os.environ.get("DAGSTER_HOME") or settings.project_root() / ".dagster_home")
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
@@ -100,16 +153,76 @@ def ensure_dagster_home() -> tuple[Path, str]:
     if not template.exists():  # configs kept outside this repository: use the repository's
         template = CODE_ROOT / name
     target = home / "dagster.yaml"
-    managed = not target.exists() or target.read_text().startswith(MANAGED[:30])
-    if template.exists() and managed:
+    if template.exists():
         wanted = MANAGED.format(name=name) + template.read_text()
-        if not target.exists() or target.read_text() != wanted:
-            target.write_text(wanted)
+        if _managed_differs(target, wanted):
+            with _instance_lock(home):
+                if _managed_differs(target, wanted):
+                    _write_whole(target, wanted)
     return home, "postgres" if postgres else "sqlite"
 
 
+def _write_whole(path: Path, text: str) -> None:
+    """`text` into a file beside `path` (this process's), renamed over it: a process reading it
+    meanwhile gets the old text or the new, never a part (its mode is a plain file's)."""
+    scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        scratch.write_text(text)
+        os.replace(scratch, path)
+    finally:
+        scratch.unlink(missing_ok=True)
+
+
+def _managed_differs(target: Path, wanted: str) -> bool:
+    """Whether `target` is ours (absent, or written by `ingest instance`) and not `wanted`."""
+    if not target.exists():
+        return True
+    text = target.read_text()
+    return text.startswith(MANAGED[:30]) and text != wanted
+
+
+def open_instance():
+    """The Dagster instance of DAGSTER_HOME, set up first (see `_open_instance`)."""
+    home, _ = ensure_dagster_home()
+    return _open_instance(home)
+
+
+def _open_instance(home: Path):
+    """The instance, its storage created (or opened) by one process at a time: the first run on
+    a fresh home creates the SQLite storage while the others wait. A home set up under this
+    Dagster and this config (its stamp, INSTANCE_READY, says so) is opened without the lock:
+    opening costs a first process a second of imports, which runs would otherwise queue for."""
+    import dagster as dg
+
+    ready, stamp = home / INSTANCE_READY, _instance_stamp(home)
+    if ready.exists() and ready.read_text() == stamp:
+        return dg.DagsterInstance.get()
+    with _instance_lock(home):
+        instance = dg.DagsterInstance.get()
+        _write_whole(ready, stamp)
+    return instance
+
+
+def _instance_stamp(home: Path) -> str:
+    """What the instance's storage was set up for: the Dagster version, the instance config
+    and the PostgreSQL URL (a digest: the URL may hold a password)."""
+    import dagster as dg
+
+    config = home / "dagster.yaml"
+    parts = [
+        dg.__version__,
+        config.read_text() if config.exists() else "",
+        os.environ.get("INGEST_DAGSTER_PG_URL", ""),
+    ]
+    return f"dagster {dg.__version__}, config {hashlib.sha256(repr(parts).encode()).hexdigest()}\n"
+
+
 def cmd_instance(args: argparse.Namespace) -> int:
+    """Prepare DAGSTER_HOME: its config and its storage, created now (under the instance lock)
+    rather than by whichever of several `dagster` processes starts first."""
     home, storage = ensure_dagster_home()
+    with _open_instance(home):
+        pass
     print(f"DAGSTER_HOME={home} (instance storage: {storage})")
     return 0
 
@@ -155,6 +268,9 @@ def _materialize(config: DatasetConfig, partition: str | None, instance, log_lev
         follow_up_errors = materialization.metadata.get("follow_up_errors")
         for error in follow_up_errors.value if follow_up_errors else []:
             print(f"{prefix}warning: {error} (the next run finishes it)", file=sys.stderr)
+        nothing_new = _nothing_new(config, materialization.metadata)
+        if nothing_new:
+            print(f"{prefix}{nothing_new}")
     for evaluation in result.get_asset_check_evaluations():
         if not evaluation.passed:
             level = "blocked publish" if evaluation.severity.value == "ERROR" else "warning"
@@ -168,8 +284,24 @@ def _materialize(config: DatasetConfig, partition: str | None, instance, log_lev
             if event.is_step_failure:
                 error = event.step_failure_data.error
                 message = error.message.strip() if error else "failed"
+                message = message.removeprefix(FAILURE)  # (the stage's own words follow)
                 print(f"{prefix}{event.step_key}: {message}", file=sys.stderr)
     return result.success
+
+
+FAILURE = "dagster._core.definitions.events.Failure: "  # how Dagster names a stage's failure
+
+
+def _nothing_new(config: DatasetConfig, metadata: dict) -> str | None:
+    """The line saying that a publish found nothing new (a rerun, or a run that overlapped
+    another of the same input, which published it): None when it published a version."""
+    new_version = metadata.get("new_version")
+    if new_version is None or new_version.value:
+        return None
+    version = metadata["version"].value if "version" in metadata else ""
+    if not version:
+        return f"{config.dataset_id}: nothing new to publish; nothing is published yet"
+    return f"{config.dataset_id}: nothing new to publish; the published version is {version}"
 
 
 def _settle() -> None:
@@ -190,10 +322,7 @@ def _partitions(config: DatasetConfig):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import dagster as dg
-
     config = _config(args.dataset)
-    ensure_dagster_home()
     partitions = _partitions(config)
     partition = args.partition
     if partitions is None and partition:
@@ -206,15 +335,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise SystemExit(
             f"ingest: {partition!r} is not a partition of {config.dataset_id} ({config.partitions.kind})"
         )
-    with dg.DagsterInstance.get() as instance:
+    with open_instance() as instance:
         _settle()
         return 0 if _materialize(config, partition, instance, args.log_level) else 1
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     """Every partition from --start to --end (inclusive), one run each, oldest first."""
-    import dagster as dg
-
     config = _config(args.dataset)
     partitions = _partitions(config)
     if partitions is None:
@@ -230,9 +357,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     selected = keys[keys.index(args.start) : keys.index(args.end) + 1]
     if not selected:
         raise SystemExit(f"ingest: --start {args.start} is after --end {args.end}")
-    ensure_dagster_home()
     failed = []
-    with dg.DagsterInstance.get() as instance:
+    with open_instance() as instance:
         _settle()
         for partition in selected:
             if not _materialize(config, partition, instance, args.log_level):

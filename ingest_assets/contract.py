@@ -143,6 +143,22 @@ class Source(Strict):
     breaker: Breaker = Field(default_factory=Breaker)
     timeout_s: float = Field(default=30, gt=0)
     max_bytes: int = Field(default=104_857_600, gt=0)
+    # the whole download, retries' waits included (default: 12 x timeout_s)
+    deadline_s: float | None = Field(default=None, gt=0)
+    # bytes a compressed source (gzip/deflate body, xlsx/zip members) may inflate to (default:
+    # 20 x max_bytes), checked as it inflates
+    max_inflated_bytes: int | None = Field(default=None, gt=0)
+    # where a redirect may take the request with source.headers and credentials: another
+    # origin gets none of them unless `any`; `never` refuses redirects
+    follow_redirects: Literal["same_origin", "any", "never"] = "same_origin"
+
+    @property
+    def deadline(self) -> float:
+        return self.deadline_s if self.deadline_s is not None else 12 * self.timeout_s
+
+    @property
+    def inflated_limit(self) -> int:
+        return self.max_inflated_bytes if self.max_inflated_bytes is not None else 20 * self.max_bytes
 
     @field_validator("encoding")
     @classmethod
@@ -311,9 +327,27 @@ class Incremental(Strict):
     revisions: Literal["update", "ignore"] = "update"
 
 
+POSTGRES_NAME_BYTES = 63  # PostgreSQL truncates longer identifiers (NAMEDATALEN - 1)
+
+
+def postgres_name(value: str) -> str:
+    """An identifier PostgreSQL keeps as written: at most 63 bytes in UTF-8 (not characters)."""
+    if len(value.encode()) > POSTGRES_NAME_BYTES:
+        raise ValueError(
+            f"{value[:80]!r} is {len(value.encode())} bytes in UTF-8; PostgreSQL keeps "
+            f"{POSTGRES_NAME_BYTES} (it would cut the name and the next load would fail)"
+        )
+    return value
+
+
 class PostgresTarget(Strict):
     table: str = Field(min_length=1, max_length=63)
     schema_: str = Field(default="public", alias="schema", min_length=1, max_length=63)
+
+    @field_validator("table", "schema_")
+    @classmethod
+    def _fits(cls, value: str) -> str:
+        return postgres_name(value)
 
 
 class Publish(Strict):
@@ -440,6 +474,18 @@ class DatasetConfig(Strict):
                 "normalize.primary_keys",
                 f"normalize.primary_keys is required for parse plugin {plugin!r} (the columns that identify a row)",
             )
+        if self.publish.postgres is not None:  # the warehouse table's column names
+            declared = {
+                "normalize.primary_keys": self.normalize.primary_keys,
+                "normalize.schema": list(self.normalize.schema_),
+                "transform.metadata": list(self.transform.metadata),
+            }
+            for field, names in declared.items():
+                for name in names:
+                    try:
+                        postgres_name(name)
+                    except ValueError as exc:
+                        raise field_error(field, f"column {exc}; rename it in a plugin") from None
         return self
 
     @property

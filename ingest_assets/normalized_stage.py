@@ -6,8 +6,11 @@ a part whose batch it meets again under the same contract, code and day (an inpu
 its end normalizes only its new batches); rejected rows go to quarantine with a reason.
 """
 
+import dataclasses
 import datetime as dt
+import hashlib
 import json
+import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,6 +29,7 @@ from ingest_assets.hashing import hex_schema
 from ingest_assets.normalize import KEY_HASH, conflict_reason, normalize, rejected_rows
 from ingest_assets.parsers.base import CELLS_META, HIDDEN_COLUMNS, ROW_COLUMN
 from ingest_assets.staged_parts import (
+    PART_NAME,
     PartWriter,
     batch_digest,
     iter_parts,
@@ -43,7 +47,9 @@ from ingest_assets.staging import (
     StageError,
     _stage_key,
     _visible,
+    discard,
     normalized_fingerprint,
+    reporting_full_disk,
 )
 from ingest_resources.object_store import ObjectStore
 from ingest_resources.runtime import Runtime
@@ -133,20 +139,36 @@ def run_normalize(
     """Type, key and check the parsed rows, batch by batch; rejected rows go to quarantine.
     Parsed data with the fingerprint of the staged normalized data is not normalized again
     (its checks are: they depend on the published version and the clock), and a batch of it
-    that a part already holds, under the same contract and day, is not either."""
-    store = rt.store
+    that a part already holds, under the same contract and day, is not either.
+
+    Runs of one partition may overlap (a sensor, a schedule, a user): a run removes nothing
+    another may be reading. The last meta.json stays until this run's replaces it whole, parts
+    are named after what they hold (two runs of one input write the same parts), and old parts
+    go by name once the new list is written."""
+    staging = layout.staging(config.dataset_id, "normalized", partition)
+    with reporting_full_disk(rt.store, config, "normalized", partition, f"{staging}/") as store:
+        outcome = _run_normalize(store, config, partition, staging, today)
+    pa.default_memory_pool().release_unused()
+    return dataclasses.replace(outcome, store=rt.store)
+
+
+def _run_normalize(
+    store: ObjectStore,
+    config: DatasetConfig,
+    partition: str,
+    staging: str,
+    today: dt.date | None,
+) -> NormalizeOutcome:
     parsed_key = _stage_key(store, config, "parsed", partition, "parsed")
     raw = _raw_of(store, config, partition, parsed_key)
-    staging = layout.staging(config.dataset_id, "normalized", partition)
     meta_key = f"{staging}/{META}"
     quarantine_key = f"{layout.quarantine(config.dataset_id, partition)}/{PART}"
     day = today or dt.datetime.now(dt.UTC).date()
     earlier = _read_meta(store, meta_key)
     data = _reuse_normalized(store, staging, earlier, quarantine_key, raw, day)
     if data is None:
-        store.delete_prefix(meta_key)  # no meta until every part is written: publish waits
         data = _normalize_partition(
-            store, config, parsed_key, staging, quarantine_key, day, earlier
+            store, config, parsed_key, staging, quarantine_key, day, earlier, raw
         )
     keys = [part["key"] for part in data.parts]
     schema = data.staged.schema
@@ -176,12 +198,29 @@ def run_normalize(
         "parts": data.parts,
     }
     store.put(meta_key, json.dumps(meta, default=str).encode())
-    for stale in set(part_keys(store, staging)) - set(keys):  # now no list names them
-        store.delete_prefix(stale)
-    pa.default_memory_pool().release_unused()
+    _remove_old_parts(store, config, staging, keys, earlier)
     return NormalizeOutcome(
         data.staged, data.counts, results, quarantine_key, data.high_water_marks, store, keys
     )
+
+
+def _remove_old_parts(
+    store: ObjectStore, config: DatasetConfig, staging: str, keys: list[str], earlier: dict | None
+) -> None:
+    """Once this run's list is written: the parts the list before it named and no list names
+    now (an overlapping run's list may have replaced this one's meanwhile: its parts stay),
+    and parts no list names that are older than the lock TTL (left by a run that crashed, or
+    made by an overlapping run whose list lost). A part another run is writing or listing now
+    is never removed."""
+    stored = _read_meta(store, f"{staging}/{META}") or {}
+    listed = set(keys) | {part["key"] for part in staged_parts(stored, staging)}
+    old = {part["key"] for part in staged_parts(earlier, staging)} - listed if earlier else set()
+    cutoff = time.time() - config.lock.ttl_s
+    for key, (_, modified) in store.stat_list(staging).items():
+        if PART_NAME.search(key) and key not in listed and modified < cutoff:
+            old.add(key)
+    for key in sorted(old):
+        discard(store, key)
 
 
 def _read_meta(store: ObjectStore, meta_key: str) -> dict | None:
@@ -256,10 +295,14 @@ def _normalize_partition(
     quarantine_key: str,
     day: dt.date,
     earlier: dict | None,
+    raw: dict,
 ) -> _NormalizedData:
     """One part per parsed batch: kept from the last run when it holds the same batch (digest),
-    made under the same contract, code and day (all in the part's name), else normalized now."""
+    made under the same contract, code and day (all in the part's name), else normalized now.
+    A part of no batch of its own (a plugin's whole partition) is named after the parsed
+    data's fingerprint instead: two runs of one input make parts of the same names."""
     made_with = normalized_fingerprint(config, day)
+    whole = f"whole:{raw['fingerprint']}:{made_with}" if raw.get("fingerprint") else None
     kept = {part["key"]: part for part in (earlier or {}).get("parts", [])}
     state = {
         "parsed": 0,
@@ -306,7 +349,7 @@ def _normalize_partition(
     ahead: deque[tuple] = deque()
     try:
         for index, (batch, digest) in enumerate(_parsed_batches(store, parsed_key, config)):
-            key = part_key(staging, index, f"{digest}:{made_with}" if digest else None)
+            key = part_key(staging, index, f"{digest}:{made_with}" if digest else whole)
             maybe_kept = digest is not None and (kept.get(key) or {}).get("clean", False)
             normalizing = None if maybe_kept else pool.submit(normalize, batch, config, day)
             ahead.append((batch, digest, key, normalizing))
@@ -329,11 +372,12 @@ def _normalize_partition(
         for table in _part_columns(store, keys, config):
             state["hwm"] = high_water_marks(config, table, state["hwm"])
     rejected = state["rejected"] + ([conflicts] if conflicts.num_rows else [])
-    store.delete_prefix(quarantine_key.rsplit("/", 1)[0])
     rows_rejected = sum(t.num_rows for t in rejected)
     all_rejected = pa.concat_tables(rejected, promote_options="permissive") if rejected else None
-    if all_rejected is not None:
+    if all_rejected is not None:  # replaces the last run's, whole
         store.write_parquet(quarantine_key, all_rejected)
+    else:
+        discard(store, quarantine_key)
     counts = {
         "parsed": state["parsed"],
         "rejected": rows_rejected,
@@ -448,11 +492,14 @@ def _take_positions(store: ObjectStore, parts: list[dict], positions: np.ndarray
 
 def _drop_positions(store: ObjectStore, parts: list[dict], positions: np.ndarray) -> None:
     """Rewrite the parts that hold `positions` without those rows (no longer their batch's
-    normalized rows as such: not kept for a later run)."""
+    normalized rows as such: not kept for a later run), each as a part named after the part it
+    is made of and the rows left out (the part it replaces stays until no list names it)."""
     for index, part, local in list(_part_spans(parts, positions)):
         table = store.read_parquet(part["key"])
         keep = np.ones(table.num_rows, dtype=bool)
         keep[local] = False
-        key = part_key(part["key"].rsplit("/", 1)[0], index, None)  # a new part
+        left_out = hashlib.sha256(np.ascontiguousarray(local, dtype=np.int64).tobytes())
+        made_of = f"{part['key']} without {left_out.hexdigest()}"
+        key = part_key(part["key"].rsplit("/", 1)[0], index, made_of)
         store.write_parquet(key, table.filter(pa.array(keep)))
         part.update(key=key, rows=int(keep.sum()), clean=False)

@@ -1,11 +1,14 @@
 """Fetching a dataset's source bytes: local files, HTTP and S3 objects.
 
 Secrets in URL, headers and params are resolved here, at run time; error messages and metadata
-carry the masked URL, never a credential.
+carry the masked URL, never a credential. The headers and credentials of an HTTP source go to
+the origin of `source.url` only (see ingest_resources.http), and one deadline bounds the whole
+fetch, pages included. When INGEST_SOURCE_ROOTS is set, a file source must resolve inside it.
 """
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +16,16 @@ from ingest_assets import settings
 from ingest_assets.configs import Secrets
 from ingest_assets.contract import DatasetConfig
 from ingest_assets.windows import Window, fill_window
-from ingest_resources.http import Download, FetchError, HttpClient, RetryPolicy, shared_breaker
+from ingest_resources.http import (
+    Deadline,
+    Download,
+    FetchError,
+    HttpClient,
+    RetryPolicy,
+    shared_breaker,
+)
+
+SOURCE_ROOTS = "INGEST_SOURCE_ROOTS"
 
 EXTENSIONS = {
     "csv": "csv",
@@ -79,20 +91,47 @@ def _extension(config: DatasetConfig, name: str) -> str:
     return EXTENSIONS[config.source.format]
 
 
-def _fetch_file(config: DatasetConfig) -> Fetched:
+def source_roots() -> list[Path]:
+    """The folders (real paths) that file sources must resolve inside: INGEST_SOURCE_ROOTS,
+    separated by os.pathsep; none when it is unset or empty."""
+    listed = os.environ.get(SOURCE_ROOTS, "").split(os.pathsep)
+    return [Path(os.path.realpath(root)) for root in listed if root.strip()]
+
+
+def local_file(config: DatasetConfig) -> Path:
+    """The file a `kind: file` source names. With INGEST_SOURCE_ROOTS set, its real path (every
+    symlink followed) must lie inside one of the roots, and that real path is what is read, so
+    that what was checked is what is read: a config cannot take /etc/passwd or a secret key
+    through a `..` or a symlink."""
     path = resolve_path(config.source.path or "")
     label = f"dataset {config.dataset_id}: source.path {path}"
+    roots = source_roots()
+    if roots:
+        real = Path(os.path.realpath(path))
+        if not any(real.is_relative_to(root) for root in roots):
+            listed = os.pathsep.join(str(root) for root in roots)
+            raise FetchError(
+                f"{label} resolves to {real}, outside {SOURCE_ROOTS} ({listed}); refused"
+            )
+        path = real
     if not path.is_file():
         raise FetchError(f"{label}: file not found")
+    return path
+
+
+def _fetch_file(config: DatasetConfig) -> Fetched:
+    shown = resolve_path(config.source.path or "")
+    path = local_file(config)
     size = path.stat().st_size
     if size > config.source.max_bytes:
         raise FetchError(
-            f"{label}: {size:,} bytes, over source.max_bytes {config.source.max_bytes:,}"
+            f"dataset {config.dataset_id}: source.path {shown}: {size:,} bytes, over "
+            f"source.max_bytes {config.source.max_bytes:,}"
         )
-    return Fetched(content=b"", ext=_extension(config, path.name), source=str(path), path=path)
+    return Fetched(content=b"", ext=_extension(config, shown.name), source=str(shown), path=path)
 
 
-def _client(config: DatasetConfig) -> HttpClient:
+def _client(config: DatasetConfig, secrets: Secrets) -> HttpClient:
     source = config.source
     retry = RetryPolicy(**source.retry.model_dump())
     return HttpClient(
@@ -100,6 +139,10 @@ def _client(config: DatasetConfig) -> HttpClient:
         source.max_bytes,
         retry,
         shared_breaker(source.breaker.failures, source.breaker.cooldown_s),
+        deadline_s=source.deadline,
+        max_inflated_bytes=source.inflated_limit,
+        follow_redirects=source.follow_redirects,
+        mask=secrets.mask,
     )
 
 
@@ -123,7 +166,7 @@ def _fetch_http(config: DatasetConfig, secrets: Secrets, window: Window | None) 
     url, headers, params = _request(config, secrets, window)
     masked = secrets.mask(url)
     label = f"dataset {config.dataset_id}: GET {masked}"
-    client = _client(config)
+    client = _client(config, secrets)
     try:
         if config.source.pagination is not None:
             content, first = _fetch_pages(client, config, url, headers, params, label)
@@ -160,8 +203,10 @@ def _dotted(body: object, path: str) -> object:
 def _fetch_pages(client: HttpClient, config: DatasetConfig, url: str, headers, params, label: str):
     """Every page of a paginated JSON API, stored as `{"pages": [body, ...]}` (json_records reads
     the records of each page). Stops at the last page; more than max_pages is an error, not a
-    silent truncation."""
+    silent truncation. One deadline for all the pages; the headers go only to the origin of
+    source.url, wherever a next link points."""
     pagination = config.source.pagination
+    deadline: Deadline = client.deadline()
     pages: list[object] = []
     first: Download | None = None
     next_url: str | None = url
@@ -182,7 +227,12 @@ def _fetch_pages(client: HttpClient, config: DatasetConfig, url: str, headers, p
             query[pagination.limit_param] = pagination.limit
         target = next_url if pagination.kind == "next_link" else url
         response = client.get(
-            target, headers=headers, params=query if target == url else {}, label=label
+            target,
+            headers=headers,
+            params=query if target == url else {},
+            label=label,
+            deadline=deadline,
+            home=url,
         )
         first = first or response
         try:
@@ -267,9 +317,7 @@ def probe(
     previous = previous or {}
     kind = config.source.kind
     if kind == "file":
-        path = resolve_path(config.source.path or "")
-        if not path.is_file():
-            raise FetchError(f"dataset {config.dataset_id}: source.path {path}: file not found")
+        path = local_file(config)
         digest = hashlib.sha256()
         with path.open("rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
@@ -286,7 +334,9 @@ def probe(
         conditional["If-Modified-Since"] = previous["last_modified"]
     label = f"dataset {config.dataset_id}: GET {secrets.mask(url)}"
     try:
-        response = _client(config).get(url, headers=conditional, params=params, label=label)
+        response = _client(config, secrets).get(
+            url, headers=conditional, params=params, label=label
+        )
     except FetchError as exc:
         raise FetchError(secrets.mask(str(exc))) from None
     if response.status == 304 and previous.get("version"):

@@ -6,6 +6,7 @@ stages, never pickles) and returns the metadata a user wants to see. The Dagster
 """
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -40,10 +41,13 @@ from ingest_assets.staging import (  # noqa: F401 - what callers of the stages c
     PREVIEW_HEAD,
     RAW_META,
     ChecksFailedError,
+    DiskFullError,
     Staged,
     StageError,
     _Head,
     input_fingerprint,
+    nothing_published,
+    reporting_full_disk,
 )
 from ingest_assets.windows import window_for
 from ingest_resources.object_store import ObjectStore
@@ -57,24 +61,26 @@ def run_raw(
 ) -> dict[str, Any]:
     current, _ = eventstore.read_current(rt.store, config.dataset_id)
     fetched = fetch(config, secrets, window_for(config, partition, current))
-    if fetched.path is None:
-        sha256, size = hashlib.sha256(fetched.content).hexdigest(), len(fetched.content)
-        key = layout.raw(config.dataset_id, partition, sha256, fetched.ext)
-        rt.store.put_if_absent(key, fetched.content)
-    else:
-        key, sha256, size = _store_raw_file(rt.store, config, partition, fetched)
-    info = {
-        "key": key,
-        "sha256": sha256,
-        "bytes": size,
-        "source": fetched.source,
-        "etag": fetched.etag,
-        "last_modified": fetched.last_modified,
-        "fetched_at": dt.datetime.now(dt.UTC).isoformat(),
-    }
-    rt.store.put(
-        layout.raw_latest(config.dataset_id, partition), json.dumps(info, indent=2).encode()
-    )
+    folder = layout.raw_latest(config.dataset_id, partition).rsplit("/", 1)[0]
+    with reporting_full_disk(rt.store, config, "raw", partition, f"{folder}/") as store:
+        if fetched.path is None:
+            sha256, size = hashlib.sha256(fetched.content).hexdigest(), len(fetched.content)
+            key = layout.raw(config.dataset_id, partition, sha256, fetched.ext)
+            store.put_if_absent(key, fetched.content)
+        else:
+            key, sha256, size = _store_raw_file(store, config, partition, fetched)
+        info = {
+            "key": key,
+            "sha256": sha256,
+            "bytes": size,
+            "source": fetched.source,
+            "etag": fetched.etag,
+            "last_modified": fetched.last_modified,
+            "fetched_at": dt.datetime.now(dt.UTC).isoformat(),
+        }
+        store.put(
+            layout.raw_latest(config.dataset_id, partition), json.dumps(info, indent=2).encode()
+        )
     return info
 
 
@@ -119,7 +125,9 @@ def _with_meta(batches, key: bytes, value: bytes, ctx: ParseContext, first: list
 
 
 def run_parse(rt: Runtime, config: DatasetConfig, partition: str) -> tuple[Staged, dict[str, Any]]:
-    """Parse the raw object into the parsed stage, in batches when the format streams."""
+    """Parse the raw object into the parsed stage, in batches when the format streams. Its one
+    part is written under a name of this run's and renamed over the last one: a reader (a
+    concurrent run's normalize) gets the old part or the new, whole; nothing is removed first."""
     latest_key = layout.raw_latest(config.dataset_id, partition)
     if not rt.store.exists(latest_key):
         raise StageError(
@@ -128,19 +136,33 @@ def run_parse(rt: Runtime, config: DatasetConfig, partition: str) -> tuple[Stage
         )
     raw = json.loads(rt.store.get(latest_key))
     raw["fingerprint"] = input_fingerprint(config, raw["sha256"])
-    context = ParseContext(config, raw["source"])
-    prefix = layout.staging(config.dataset_id, "parsed", partition)
-    reused = _reuse(rt.store, f"{prefix}/{PART}", raw["fingerprint"])
+    key = f"{layout.staging(config.dataset_id, 'parsed', partition)}/{PART}"
+    reused = _reuse(rt.store, key, raw["fingerprint"])
     if reused is not None:  # the same bytes under the same contract: parsed already
         return reused, raw
-    rt.store.delete_prefix(prefix)
+    with reporting_full_disk(rt.store, config, "parsed", partition, key) as store:
+        rows, schema, head = _write_parsed(store, config, raw, key)
+    if schema is None:
+        raise StageError(
+            f"dataset {config.dataset_id}: {raw['source']}: the parser {config.parser!r} gave "
+            f"no table at all for partition {partition!r} (expected a table, even an empty one)"
+        )
+    pa.default_memory_pool().release_unused()
+    return Staged(rows, schema, head.table(schema)), raw
+
+
+def _write_parsed(
+    store: ObjectStore, config: DatasetConfig, raw: dict[str, Any], key: str
+) -> tuple[int, pa.Schema | None, _Head]:
+    """The parser's batches into the parsed part at `key`, each tagged with the raw info."""
+    context = ParseContext(config, raw["source"])
     raw_meta = json.dumps(raw).encode()
-    with rt.store.local_file(raw["key"]) as path:
+    with store.local_file(raw["key"]) as path:
         try:
             head = _Head(
                 _with_meta(parse_batches(path, context), RAW_META, raw_meta, context, [True])
             )
-            rows, schema = rt.store.write_parquet_batches(f"{prefix}/{PART}", head)
+            rows, schema = store.write_parquet_batches(key, head)
         except pa.ArrowInvalid as exc:  # Arrow reads this CSV differently from pandas
             log.warning(
                 "dataset %s: %s: read whole by the general CSV reader (memory grows with the "
@@ -151,9 +173,8 @@ def run_parse(rt: Runtime, config: DatasetConfig, partition: str) -> tuple[Stage
             )
             whole = parse_batches(path, context, whole=True)
             head = _Head(_with_meta(whole, RAW_META, raw_meta, context, [True]))
-            rows, schema = rt.store.write_parquet_batches(f"{prefix}/{PART}", head)
-    pa.default_memory_pool().release_unused()
-    return Staged(rows, schema, head.table(schema)), raw
+            rows, schema = store.write_parquet_batches(key, head)
+    return rows, schema, head
 
 
 def _reuse(store: ObjectStore, key: str, fingerprint: str) -> "Staged | None":
@@ -220,39 +241,64 @@ def run_publish(rt: Runtime, config: DatasetConfig, partition: str) -> eventstor
         for k in ("sha256", "bytes", "etag", "last_modified", "source", "fetched_at", "fingerprint")
     }
     current, _ = eventstore.read_current(rt.store, config.dataset_id)
-    if current and raw.get("fingerprint") and current.fingerprint == raw["fingerprint"]:
-        # `current` was published from this very input: every row is there, unchanged; what a
-        # run before left undone (derived files, follow-ups) is finished all the same
-        current, errors = eventstore.bring_up_to_date(
-            rt.store, rt.locks, config, notifier(rt, config)
+    published = functools.partial(_published_since, rt.store, config, current)
+    events = f"{layout.events(config.dataset_id)}/"
+    with reporting_full_disk(rt.store, config, "published", partition, events, published) as store:
+        if current and raw.get("fingerprint") and current.fingerprint == raw["fingerprint"]:
+            return _bring_up_to_date(rt, store, config, counts["normalized"])
+        parts = tuple(
+            (part["key"], part["rows"] if content_named(part["key"]) and "rows" in part else -1)
+            for part in staged_parts(meta, staging)
         )
-        assert current is not None
-        return eventstore.PublishResult(
-            dataset_id=config.dataset_id,
-            version=current.version,
-            parent=current.version,
-            committed=False,
-            rows_added=0,
-            rows_revised=0,
-            rows_repeated=counts["normalized"],
-            manifest=current,
-            follow_up_errors=tuple(errors),
+        inputs["parts"] = [key for key, _ in parts]  # what this version is published from
+        return eventstore.publish(
+            store,
+            rt.locks,
+            config,
+            partition,
+            eventstore.StagedRows(store, parts),
+            inputs,
+            counts,
+            checks,
+            notify=notifier(rt, config),
         )
-    parts = tuple(
-        (part["key"], part["rows"] if content_named(part["key"]) and "rows" in part else -1)
-        for part in staged_parts(meta, staging)
+
+
+def _bring_up_to_date(
+    rt: Runtime, store: ObjectStore, config: DatasetConfig, rows: int
+) -> eventstore.PublishResult:
+    """`current` was published from this very input: every row is there, unchanged; what a
+    run before left undone (derived files, follow-ups) is finished all the same."""
+    current, errors = eventstore.bring_up_to_date(store, rt.locks, config, notifier(rt, config))
+    assert current is not None
+    return eventstore.PublishResult(
+        dataset_id=config.dataset_id,
+        version=current.version,
+        parent=current.version,
+        committed=False,
+        rows_added=0,
+        rows_revised=0,
+        rows_repeated=rows,
+        manifest=current,
+        follow_up_errors=tuple(errors),
     )
-    inputs["parts"] = [key for key, _ in parts]  # what this version is published from
-    return eventstore.publish(
-        rt.store,
-        rt.locks,
-        config,
-        partition,
-        eventstore.StagedRows(rt.store, parts),
-        inputs,
-        counts,
-        checks,
-        notify=notifier(rt, config),
+
+
+def _published_since(
+    store: ObjectStore, config: DatasetConfig, before: "eventstore.Manifest | None"
+) -> str:
+    """Whether a publish that failed had swapped `current` first (then its version is
+    published, and what it left undone is finished by the next run), in words."""
+    was = before.version if before else None
+    try:
+        now, _ = eventstore.read_current(store, config.dataset_id)
+    except Exception as exc:  # noqa: BLE001 - the message is what matters here
+        return f"whether anything was published could not be read: {exc}"
+    if now is None or now.version == was:
+        return nothing_published(was)
+    return (
+        f"version {now.version} is published all the same (it is current; what it left "
+        "undone is finished by the next run)"
     )
 
 

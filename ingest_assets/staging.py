@@ -4,11 +4,13 @@ chosen here, once, for every stage)."""
 
 import contextlib
 import datetime as dt
+import errno
 import functools
 import hashlib
 import importlib
 import json
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -17,6 +19,7 @@ import pyarrow as pa
 
 from ingest_assets import layout
 from ingest_assets.contract import DatasetConfig
+from ingest_assets.eventstore.chain import read_current
 from ingest_assets.eventstore.commit import CODE_VERSION
 from ingest_assets.parsers.base import HIDDEN_COLUMNS
 from ingest_resources.object_store import ObjectStore
@@ -50,6 +53,11 @@ class ChecksFailedError(StageError):
     def __init__(self, message: str, failed: dict[str, dict]):
         super().__init__(message)
         self.failed = failed
+
+
+class DiskFullError(StageError):
+    """The disk (or the quota) filled up while a stage wrote: the message names the dataset,
+    the stage, the key being written and what was published."""
 
 
 PREVIEW_HEAD = 20
@@ -91,6 +99,118 @@ class _Head:
 def _visible(table: pa.Table) -> pa.Table:
     hidden = [c for c in HIDDEN_COLUMNS if c in table.column_names]
     return table.drop_columns(hidden) if hidden else table
+
+
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+WRITING = "ingest_key"  # set on an OSError by a write of `naming_writes`: the key it wrote
+_KEY_ARGUMENT = {  # the store's writes, and where each takes the key it writes
+    "put": 0,
+    "put_if_absent": 0,
+    "put_if_match": 0,
+    "put_file": 0,
+    "write_parquet": 0,
+    "write_parquet_batches": 0,
+    "copy": 1,
+}
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """ENOSPC or EDQUOT, as Python raises it or as Arrow does (an OSError whose errno may be
+    unset, with "[errno 28]" in its text)."""
+    if not isinstance(exc, OSError):
+        return False
+    if exc.errno in DISK_FULL:
+        return True
+    text = str(exc).lower()
+    return any(f"[errno {number}]" in text for number in DISK_FULL)
+
+
+class _NamingWrites:
+    """The store, but an OSError raised by one of its writes carries the key it was writing
+    (attribute WRITING): a full disk's error names no file (neither Python's `write` nor
+    Arrow's), and the stage's message must say what was being written. Everything else is
+    the store's own."""
+
+    def __init__(self, store: ObjectStore):
+        self._store = store
+
+    def __getattr__(self, name: str):
+        method = getattr(self._store, name)
+        if name not in _KEY_ARGUMENT:
+            return method
+        position = _KEY_ARGUMENT[name]
+
+        @functools.wraps(method)
+        def write(*args, **kwargs):
+            try:
+                return method(*args, **kwargs)
+            except OSError as exc:
+                if getattr(exc, WRITING, None) is None:
+                    key = kwargs.get("key", args[position] if len(args) > position else None)
+                    setattr(exc, WRITING, key)
+                raise
+
+        return write
+
+
+def naming_writes(store: ObjectStore) -> ObjectStore:
+    """`store`, its writes' errors naming their keys (see `_NamingWrites`)."""
+    if isinstance(store, _NamingWrites):
+        return store
+    return _NamingWrites(store)  # type: ignore[return-value] - it has every method of `store`
+
+
+def nothing_published(version: str | None) -> str:
+    """What a stage that stopped before publishing left published, in words."""
+    if version is None:
+        return "nothing was published (nothing is published yet)"
+    return f"nothing was published (the published version is still {version})"
+
+
+def unchanged_version(store: ObjectStore, dataset_id: str) -> str:
+    """`nothing_published` of the version now current."""
+    try:
+        current, _ = read_current(store, dataset_id)
+    except Exception as exc:  # noqa: BLE001 - the message is what matters here
+        return f"nothing was published (the published version could not be read: {exc})"
+    return nothing_published(current.version if current else None)
+
+
+@contextlib.contextmanager
+def reporting_full_disk(
+    store: ObjectStore,
+    config: DatasetConfig,
+    stage: str,
+    partition: str,
+    output: str,
+    published: Callable[[], str] | None = None,
+) -> Iterator[ObjectStore]:
+    """Run a stage's writes; a full disk (ENOSPC, EDQUOT) becomes a DiskFullError naming the
+    dataset, the stage, the key being written (else `output`, what the stage writes) and
+    `published()`: what is published now (by default: nothing was, this stage does not
+    publish). Yields the store whose write errors name their keys."""
+    try:
+        yield naming_writes(store)
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        key = getattr(exc, WRITING, None) or output
+        where = f" (file {exc.filename})" if exc.filename else ""
+        full = "the disk quota is exceeded" if exc.errno == errno.EDQUOT else "the disk is full"
+        reason = os.strerror(exc.errno) if exc.errno in DISK_FULL else "no space left"
+        state = published() if published else unchanged_version(store, config.dataset_id)
+        raise DiskFullError(
+            f"dataset {config.dataset_id}: stage {stage}, partition {partition!r}: {full} "
+            f"writing {key} in {store.describe()}{where}: {reason}; {state}. Free some space "
+            f"(`ingest gc {config.dataset_id}` removes old scratch files) and run the partition "
+            "again"
+        ) from exc
+
+
+def discard(store: ObjectStore, key: str) -> None:
+    """Remove one object, if it is still there (another run may have removed it first)."""
+    with contextlib.suppress(FileNotFoundError):
+        store.delete_prefix(key)
 
 
 def _stage_key(

@@ -368,14 +368,16 @@ def test_rows_that_do_not_fit_the_table_fail_the_load_and_change_nothing(warehou
 def test_a_value_the_server_refuses_fails_the_load_and_changes_nothing(warehouse_env):
     """PostgreSQL stops the COPY (text cannot hold a NUL byte): the error is the server's, the
     encoding thread stops, and the table and the ledger are as they were."""
-    from ingest_resources.warehouse import Warehouse
+    from ingest_resources.warehouse import Warehouse, WarehouseError
 
     warehouse = Warehouse(warehouse_env)
     good = pa.table({"code": ["a"], "note": ["fine"], "op": ["insert"]})
     warehouse.load("NUL", "v1", "all", good, ["code"], "public", "nul")
     batches = [pa.table({"code": [f"k{i}"], "note": ["x"], "op": ["insert"]}) for i in range(50)]
     batches[1] = pa.table({"code": ["bad"], "note": ["a\x00b"], "op": ["insert"]})
-    with pytest.raises(psycopg2.Error, match="0x00"):
+    with pytest.raises(
+        WarehouseError, match=r"dataset NUL: table \"public\".\"nul\": version v2 not loaded .*0x00"
+    ):
         warehouse.load("NUL", "v2", "all", iter(batches), ["code"], "public", "nul")
     assert query(warehouse_env, "SELECT code, note FROM nul") == [("a", "fine")]
     assert query(warehouse_env, "SELECT count(*) FROM ingest_loads WHERE dataset = 'NUL'") == [(1,)]

@@ -1,8 +1,10 @@
 """`rss`: RSS 0.91/1.0/2.0 and Atom feeds, one row per item, keyed by guid/id, link, or a hash."""
 
 import calendar
+import codecs
 import datetime as dt
 import hashlib
+import re
 import xml.sax
 
 import feedparser
@@ -27,7 +29,56 @@ def _item_id(entry: dict) -> str:
     return "sha1:" + hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
+ROOT_START = re.compile(r"<[^!?/]")  # the first tag that is not a declaration, PI or comment
+COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+ENTITY_DECLARATION = re.compile(r"<!ENTITY\s+(?:%\s*)?([^\s>]*)", re.IGNORECASE)
+INTERNAL_SUBSET = re.compile(r"<!DOCTYPE[^\[>]*\[", re.IGNORECASE)
+PROLOG_BYTES = 1 << 20  # a feed's root element comes long before
+BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+
+
+def _prolog(data: bytes) -> str:
+    """What comes before the root element, as text, comments blanked (a DOCTYPE can only be
+    there). UTF-16 and UTF-32 by their BOM or their `<` (no BOM); every other encoding a
+    feed uses is ASCII in its markup, so latin-1 reads the declarations whatever it is."""
+    encoding = next((name for bom, name in BOMS if data.startswith(bom)), None)
+    if encoding is None and data[:4] in (b"<\0?\0", b"\0<\0?"):
+        encoding = "utf-16-le" if data[0] == 0x3C else "utf-16-be"
+    text = data[:PROLOG_BYTES].decode(encoding or "latin-1", errors="replace")
+    text = COMMENT.sub(lambda comment: re.sub(r"[^\n]", " ", comment.group()), text)
+    root = ROOT_START.search(text)
+    return text[: root.start()] if root else text
+
+
+def _refuse_entity_declarations(data: bytes, ctx: ParseContext) -> None:
+    """An entity declaration is how XXE (`SYSTEM "file:///etc/passwd"`) and entity expansion
+    (billion laughs) work, and a feed never needs one: refused by name before any parser
+    sees the feed (feedparser would drop the declarations and then fail on the undefined
+    references, which reads like a truncated download). A DOCTYPE naming an external DTD
+    only, as RSS 0.91 does, is kept: nothing fetches it."""
+    prolog = _prolog(data)
+    declared = ENTITY_DECLARATION.search(prolog)
+    subset = INTERNAL_SUBSET.search(prolog)
+    if declared is None and subset is None:
+        return
+    where = declared or subset
+    line = prolog.count("\n", 0, where.start()) + 1
+    if declared:
+        found = f"declares the entity {declared.group(1)!r} in its DOCTYPE (line {line})"
+        refused = "entity declarations are refused"
+    else:
+        found = f"has an internal DTD subset ([...]) in its DOCTYPE (line {line})"
+        refused = "DTD declarations, where entities are declared, are refused"
+    raise ctx.error(f"feed {found}: {refused} (XXE / entity expansion), so nothing from it is used")
+
+
 def parse_rss(data: bytes, ctx: ParseContext) -> pd.DataFrame:
+    _refuse_entity_declarations(data, ctx)
     feed = feedparser.parse(data)
     problem = feed.get("bozo_exception")
     if isinstance(problem, xml.sax.SAXException) or (feed.bozo and not feed.entries):

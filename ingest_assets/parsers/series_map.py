@@ -19,6 +19,7 @@ from python_calamine import CalamineWorkbook
 
 from ingest_assets.contract import SERIES_CODE, SeriesMapEntry
 from ingest_assets.parsers.base import CELL_COLUMN, ROW_COLUMN, ParseContext
+from ingest_assets.parsers.workbook_guard import reader_failed, refuse_hostile_workbook
 
 COLUMN_LETTERS = re.compile(r"^[A-Z]{1,3}$")
 TEXT_DATE = re.compile(r"^\s*(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4}|\d{4}-?\d{2})")
@@ -101,9 +102,12 @@ def _resolve(
 
 def parse_series_map(data: bytes, ctx: ParseContext) -> pd.DataFrame:
     config = ctx.config
+    refuse_hostile_workbook(data, ctx)
     try:
         workbook = CalamineWorkbook.from_filelike(io.BytesIO(data))
-    except Exception as exc:
+    except BaseException as exc:  # a Rust panic in calamine is a BaseException
+        if not reader_failed(exc):
+            raise
         raise ctx.error(f"cannot read workbook: {exc}") from None
     sheets: dict[str, list[list[object]]] = {}
     frames = []
@@ -133,7 +137,12 @@ def _sheet_rows(
             f"{where}: no sheet {sheet!r} (sheets: {', '.join(repr(n) for n in names)})"
         )
     if sheet not in cache:
-        cache[sheet] = workbook.get_sheet_by_name(sheet).to_python(skip_empty_area=False)
+        try:
+            cache[sheet] = workbook.get_sheet_by_name(sheet).to_python(skip_empty_area=False)
+        except BaseException as exc:
+            if not reader_failed(exc):
+                raise
+            raise ctx.error(f"{where}: cannot read sheet {sheet!r}: {exc}") from None
     return sheet, cache[sheet]
 
 

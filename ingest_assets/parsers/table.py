@@ -16,6 +16,7 @@ from pandas._libs.parsers import STR_NA_VALUES
 from ingest_assets.arrays import row_numbers
 from ingest_assets.parsers.base import CELLS_META, ROW_COLUMN, ParseContext, to_arrow
 from ingest_assets.parsers.series_map import column_letters
+from ingest_assets.parsers.workbook_guard import reader_failed, refuse_hostile_workbook
 
 MANGLED = re.compile(r"^(.*)\.(\d+)$")
 
@@ -83,6 +84,7 @@ def _read_csv(data: bytes, ctx: ParseContext) -> pd.DataFrame:
 def _read_excel(data: bytes, ctx: ParseContext) -> pd.DataFrame:
     source = ctx.config.source
     sheet = 0 if source.sheet is None else source.sheet
+    refuse_hostile_workbook(data, ctx)
     try:
         return pd.read_excel(
             io.BytesIO(data),
@@ -93,7 +95,9 @@ def _read_excel(data: bytes, ctx: ParseContext) -> pd.DataFrame:
         )
     except ValueError as exc:
         raise ctx.error(f"source.sheet {sheet!r}: {exc}") from None
-    except Exception as exc:
+    except BaseException as exc:  # a Rust panic in calamine is a BaseException
+        if not reader_failed(exc):
+            raise
         raise ctx.error(f"cannot read workbook: {type(exc).__name__}: {exc}") from None
 
 

@@ -50,6 +50,9 @@ source:
   pagination: {kind: next_link, next_path: links.next, max_pages: 50}
   timeout_s: 30
   max_bytes: 104857600
+  deadline_s: 300
+  max_inflated_bytes: 1048576000
+  follow_redirects: same_origin
 parse:
   plugin: bcra_infomondia
   options: {}
