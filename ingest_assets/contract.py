@@ -158,7 +158,9 @@ class Source(Strict):
 
     @property
     def inflated_limit(self) -> int:
-        return self.max_inflated_bytes if self.max_inflated_bytes is not None else 20 * self.max_bytes
+        return (
+            self.max_inflated_bytes if self.max_inflated_bytes is not None else 20 * self.max_bytes
+        )
 
     @field_validator("encoding")
     @classmethod
