@@ -101,6 +101,18 @@ class Store:
     def verify(self):
         return eventstore.verify(self.store, self.config)
 
+    def for_the_cli(self, monkeypatch) -> None:
+        """The dataset as `ingest` commands see it: its YAML, this store and its locks."""
+        config_dir = self.root / "configs"
+        config_dir.mkdir()
+        (config_dir / "f.yaml").write_text(
+            "dataset_id: F\nsource: {kind: file, path: unused.csv, format: csv}\n"
+            "normalize: {primary_keys: [id], schema: {id: int64, value: float64}}\n"
+        )
+        monkeypatch.setenv("INGEST_CONFIG_DIR", str(config_dir))
+        monkeypatch.setenv("INGEST_STORE_ROOT", str(self.root / "store"))
+        self.locks = LocalLocks(self.root / "store" / ".locks")  # (where the CLI keeps them)
+
 
 @pytest.fixture
 def ds(tmp_path):
@@ -180,14 +192,7 @@ def test_publish_refuses_a_broken_chain_naming_the_file(ds, damage, capsys, monk
     report = ds.verify()
     assert not report.ok and any(broken in problem for problem in report.problems)
     # the CLI names it too, and exits 1 (history says what is wrong, no traceback)
-    monkeypatch.setenv("INGEST_STORE_ROOT", str(ds.root / "store"))
-    config_dir = ds.root / "configs"
-    config_dir.mkdir()
-    (config_dir / "f.yaml").write_text(
-        "dataset_id: F\nsource: {kind: file, path: unused.csv, format: csv}\n"
-        "normalize: {primary_keys: [id], schema: {id: int64, value: float64}}\n"
-    )
-    monkeypatch.setenv("INGEST_CONFIG_DIR", str(config_dir))
+    ds.for_the_cli(monkeypatch)
     assert main(["verify", "F"]) == 1
     assert broken in capsys.readouterr().out
     if damage == "parent manifest gone":
@@ -649,15 +654,7 @@ def test_a_writer_frozen_past_its_lease_writes_nothing_when_it_wakes(aws, tmp_pa
 
 
 def test_the_commands_verify_repair_and_gc(ds, monkeypatch, capsys):
-    config_dir = ds.root / "configs"
-    config_dir.mkdir()
-    (config_dir / "f.yaml").write_text(
-        "dataset_id: F\nsource: {kind: file, path: unused.csv, format: csv}\n"
-        "normalize: {primary_keys: [id], schema: {id: int64, value: float64}}\n"
-    )
-    monkeypatch.setenv("INGEST_CONFIG_DIR", str(config_dir))
-    monkeypatch.setenv("INGEST_STORE_ROOT", str(ds.root / "store"))
-    ds.locks = LocalLocks(ds.root / "store" / ".locks")  # (where the CLI's runtime keeps them)
+    ds.for_the_cli(monkeypatch)
     ds.publish({i: 1.0 for i in range(10)})
     head = ds.publish({i: 2.0 for i in range(10, 20)})
     assert main(["verify", "--all"]) == 0
