@@ -37,6 +37,9 @@ class Lease:
     fence: int
     owner: str
     _lost: threading.Event = field(default_factory=threading.Event)
+    # held while the fence changes or the lease is renewed: a renewal never runs between the
+    # store's fence moving and this lease's
+    _fence_lock: threading.Lock = field(default_factory=threading.Lock)
     _verify: object = None  # callable raising LeaseLost, for stores that can check remotely
     _advance: object = None  # callable(lease, fence) moving this lease to a higher fence
     # time.monotonic() past which the lease may have expired unnoticed (a writer frozen past
@@ -61,9 +64,10 @@ class Lease:
         was reset or lost starts again above the highest fence already published."""
         if fence <= self.fence:
             return
-        if callable(self._advance):
-            self._advance(self, fence)
-        self.fence = fence
+        with self._fence_lock:
+            if callable(self._advance):
+                self._advance(self, fence)
+            self.fence = fence
 
 
 def _file_name(key: str) -> str:
@@ -152,6 +156,10 @@ class DynamoLocks:
         return True
 
     def _renew(self, lease: Lease, ttl_s: float) -> bool:
+        with lease._fence_lock:
+            return self._renew_held(lease, ttl_s)
+
+    def _renew_held(self, lease: Lease, ttl_s: float) -> bool:
         started = time.monotonic()
         try:
             self.client.update_item(
