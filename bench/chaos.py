@@ -51,6 +51,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from measure import commit_of
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 BIN = REPO / ".venv" / "bin"
@@ -1015,22 +1017,6 @@ def run_backend(name: str, args, seed: int, deadline: float) -> dict:
     return result
 
 
-def git_commit() -> str:
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "ingest_assets", "ingest_resources"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        return head + ("+uncommitted changes" if dirty else "")
-    except OSError:
-        return "unknown"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=15, help="chaos rounds per backend")
@@ -1051,7 +1037,7 @@ def main() -> int:
         "may be editing meanwhile",
     )
     args = parser.parse_args()
-    code = f"working tree at {git_commit()}"
+    code = f"working tree at {commit_of()}"
     snapshot = None
     if args.snapshot:
         snapshot = Path(tempfile.mkdtemp(prefix="ingest-snapshot-"))
@@ -1061,7 +1047,7 @@ def main() -> int:
         os.environ["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(snapshot), os.environ.get("PYTHONPATH", "")) if p
         )
-        code = f"snapshot of {git_commit().split('+')[0]} (git archive HEAD)"
+        code = f"snapshot of {commit_of().split('+')[0]} (git archive HEAD)"
     print(f"code: {code}", flush=True)
 
     started = time.monotonic()
@@ -1082,7 +1068,7 @@ def main() -> int:
     entry = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "code": code,
-        "commit_at_end": git_commit(),
+        "commit_at_end": commit_of(),
         "machine": f"{os.cpu_count()} cores, Python {platform.python_version()}",
         "args": vars(args),
         "seconds": round(time.monotonic() - started, 1),

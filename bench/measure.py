@@ -51,14 +51,17 @@ def code_version(env: Mapping[str, str]) -> str:
         Path(tempfile.gettempdir()),
     )
     checkout = Path(out.strip()).parent.parent
+    return f"{commit_of(checkout)} ({checkout})"
+
+
+def commit_of(checkout: Path = REPO) -> str:
+    """The short commit of a checkout, with "+changes" if its Ingest code differs from it."""
 
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=checkout, capture_output=True, text=True).stdout
 
     dirty = git("status", "--porcelain", "--", "ingest_assets", "ingest_resources").strip()
-    return (
-        f"{git('rev-parse', '--short', 'HEAD').strip()}{'+changes' if dirty else ''} ({checkout})"
-    )
+    return f"{git('rev-parse', '--short', 'HEAD').strip()}{'+changes' if dirty else ''}"
 
 
 def save(out: Path, label: str, result: dict, env: Mapping[str, str]) -> None:

@@ -36,6 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from measure import commit_of
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 BIN = REPO / ".venv" / "bin"
@@ -308,7 +310,7 @@ def main() -> int:
 
     entry = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "commit": _commit(),
+        "commit": commit_of(),
         "machine": f"{os.cpu_count()} cores, Python {platform.python_version()}",
         "load_average_at_start_and_end": [load_at_start, [round(x, 2) for x in os.getloadavg()]],
         "spec": spec,
@@ -352,19 +354,6 @@ def main() -> int:
     print(json.dumps(shown, indent=1))
     print(f"wrote {out} [{args.label}]")
     return 0
-
-
-def _commit() -> str:
-    head = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-    ).stdout.strip()
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--", "ingest_assets", "ingest_resources"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    return head + ("+uncommitted changes" if dirty else "")
 
 
 if __name__ == "__main__":
