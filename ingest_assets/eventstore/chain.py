@@ -64,24 +64,16 @@ def read_manifest(store: ObjectStore, dataset_id: str, version: str) -> Manifest
     return Manifest.from_bytes(store.get(key), key)
 
 
-class NotInChain(KeyError):
-    """The version a walk was to stop at is not an ancestor of the head."""
-
-
-def version_chain(
-    store: ObjectStore, dataset_id: str, head: Manifest | None, stop: str | None = None
-) -> list[Manifest]:
-    """Manifests from just after `stop` (or the first version) up to `head`, oldest first.
-    A parent that is missing is a BrokenChain naming it; a `stop` that is not an ancestor of
-    `head`, NotInChain."""
+def version_chain(store: ObjectStore, dataset_id: str, head: Manifest | None) -> list[Manifest]:
+    """Manifests from the first version up to `head`, oldest first. A parent that is missing,
+    or not older than its child, is a BrokenChain naming it."""
     chain: list[Manifest] = []
     manifest = head
-    while manifest is not None and manifest.version != stop:
+    while manifest is not None:
         chain.append(manifest)
         parent = manifest.parent_version
         if not parent:
-            manifest = None
-            continue
+            break
         if parent >= manifest.version:
             raise BrokenChain(
                 f"dataset {dataset_id}: version {manifest.version} names parent {parent}, "
@@ -94,8 +86,6 @@ def version_chain(
                 f"dataset {dataset_id}: {layout.manifest(dataset_id, parent)} is missing "
                 f"(the parent of version {chain[-1].version})"
             ) from None
-    if stop is not None and manifest is None:
-        raise NotInChain(stop)
     return chain[::-1]
 
 

@@ -8,7 +8,7 @@ with it (high-water marks, fingerprints, checks). Typed, with a `format_version`
 Manifests of both formats are read; new ones are written as FORMAT_VERSION. Pure: no I/O."""
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ingest_assets.eventstore.errors import BrokenChain, UnknownFormat
@@ -60,9 +60,6 @@ class Manifest:
 
     def to_bytes(self) -> bytes:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True).encode()
-
-    def with_changes(self, **changes: Any) -> "Manifest":
-        return replace(self, **changes)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str) -> "Manifest":
