@@ -497,7 +497,7 @@ def event_problems(backend: Backend, dataset: str) -> tuple[list[str], list[tupl
     and only with another row; and the chain as (partition, added, revised, rows_total)."""
     from ingest_assets.eventstore.chain import read_current, version_chain
     from ingest_assets.eventstore.events import OP, read_event_rows
-    from ingest_assets.hashing import KEY_HASH, ROW_HASH, digest_columns
+    from ingest_assets.rows.hashing import KEY_HASH, ROW_HASH, digest_columns
 
     store = backend.runtime("chaos").store
     current, _ = read_current(store, dataset)
@@ -814,7 +814,7 @@ class Chaos:
     def reference(self, dataset: str, record: dict) -> None:
         """The same source, published into the reference store without faults."""
         from ingest_assets import layout, stages
-        from ingest_assets.configs import load_config_file
+        from ingest_assets.contract.loading import load_config_file
 
         runtime = self.b.runtime("ref")
         config = load_config_file(self.b.config_dir / f"{dataset.lower()}.yaml")
@@ -827,8 +827,8 @@ class Chaos:
 
     def reference_export(self, dataset: str) -> list[dict]:
         """The reference store's export, in-process (the code `ingest export` runs)."""
-        from ingest_assets.configs import load_config_file
-        from ingest_assets.export import export_dataset
+        from ingest_assets.contract.loading import load_config_file
+        from ingest_assets.stages.export import export_dataset
 
         config = load_config_file(self.b.config_dir / f"{dataset.lower()}.yaml")
         out = self.b.work / "reference-export.csv"
@@ -837,7 +837,7 @@ class Chaos:
 
     def quick_check(self, dataset: str, record: dict) -> None:
         """In-process verify of the chaos store after every trial (its runs have ended)."""
-        from ingest_assets.configs import load_config_file
+        from ingest_assets.contract.loading import load_config_file
         from ingest_assets.eventstore import verify
 
         config = load_config_file(self.b.config_dir / f"{dataset.lower()}.yaml")

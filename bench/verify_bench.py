@@ -55,7 +55,7 @@ normalize: {primary_keys: [code, obs_time], schema: {value: float64}}
 def config():
     import yaml
 
-    from ingest_assets.configs import parse_config
+    from ingest_assets.contract.loading import parse_config
 
     return parse_config(yaml.safe_load(CONFIG_YAML), "verify_bench.yaml")
 
@@ -84,7 +84,7 @@ def version_table(k: int, rows: int, revised: float, seed: int):
     import numpy as np
     import pyarrow as pa
 
-    from ingest_assets.hashing import KEY_HASH, ROW_HASH, key_hashes, row_hashes
+    from ingest_assets.rows.hashing import KEY_HASH, ROW_HASH, key_hashes, row_hashes
 
     rng = np.random.default_rng(seed * 1000 + k)
     n_revised = int(rows * revised) if k > 0 else 0

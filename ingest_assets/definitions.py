@@ -11,10 +11,10 @@ import logging
 import dagster as dg
 
 from ingest_assets import settings
-from ingest_assets.automation import build_automation
-from ingest_assets.configs import Problem, load_config_dir
-from ingest_assets.contract import DatasetConfig
-from ingest_assets.factory import dataset_assets
+from ingest_assets.contract.loading import Problem, load_config_dir
+from ingest_assets.contract.models import DatasetConfig
+from ingest_assets.orchestration.automation import build_automation
+from ingest_assets.orchestration.factory import dataset_assets
 from ingest_resources.resource import IngestResource
 
 log = logging.getLogger(__name__)

@@ -38,8 +38,8 @@ import pyarrow.compute as pc
 from pgpq import ArrowToPostgresBinaryEncoder
 from psycopg2 import sql
 
-from ingest_assets.arrays import repeated
-from ingest_assets.contract import POSTGRES_NAME_BYTES
+from ingest_assets.contract.models import POSTGRES_NAME_BYTES
+from ingest_assets.rows.arrays import repeated
 
 LEDGER = "ingest_loads"
 SOURCE_COLUMN = "source"

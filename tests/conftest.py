@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ingest_assets.configs import load_config_file
-from ingest_assets.stages import Runtime, local_runtime
+from ingest_assets.contract.loading import load_config_file
 from ingest_resources.http import reset_breakers
+from ingest_resources.runtime import Runtime, local_runtime
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"

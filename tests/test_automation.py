@@ -9,9 +9,9 @@ import pytest
 from werkzeug import Request, Response
 
 from ingest_assets import stages
-from ingest_assets.automation import cron_schedule, source_sensor, tick
-from ingest_assets.configs import parse_config
-from ingest_assets.sources import probe
+from ingest_assets.contract.loading import parse_config
+from ingest_assets.orchestration.automation import cron_schedule, source_sensor, tick
+from ingest_assets.sources.fetch import probe
 
 FAST = {"max_attempts": 2, "backoff_s": 0.01}
 
@@ -167,7 +167,7 @@ def test_a_scheduled_tick_in_the_code_location_runs_only_its_dataset():
 
 
 def test_automation_runs_the_warehouse_too(tmp_path):
-    from ingest_assets.automation import dataset_keys
+    from ingest_assets.orchestration.automation import dataset_keys
 
     config = make(
         {"kind": "file", "path": str(tmp_path / "x.csv"), "format": "csv"},

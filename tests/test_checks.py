@@ -6,8 +6,8 @@ import datetime as dt
 import pytest
 
 from ingest_assets import stages
-from ingest_assets.checks import planned_checks
 from ingest_assets.eventstore import read_current
+from ingest_assets.rows.checks import planned_checks
 
 BASE = """
 dataset_id: CHECKED
@@ -201,7 +201,7 @@ def test_unique_primary_key_fails_on_a_repeated_key_hash(write_dataset, tmp_path
     """normalize quarantines conflicting keys, so this guards the invariant itself."""
     import pyarrow as pa
 
-    from ingest_assets.checks import CheckInputs, evaluate
+    from ingest_assets.rows.checks import CheckInputs, evaluate
 
     config = write_dataset(BASE.format(path=tmp_path / "x.csv", severity="{}", lag_days=3))
     table = pa.table(

@@ -8,11 +8,12 @@ import pytest
 
 from ingest_assets import eventstore as publish
 from ingest_assets import layout, stages
-from ingest_assets.configs import load_config_file
+from ingest_assets.contract.loading import load_config_file
 from ingest_assets.eventstore import read_current, version_chain
 from ingest_assets.eventstore.events import read_event_rows
-from ingest_assets.export import published_table
+from ingest_assets.stages.export import published_table
 from ingest_resources.locks import LocalLocks, LockBusy
+from ingest_resources.runtime import local_runtime
 
 CONFIG = """
 dataset_id: RACE
@@ -68,7 +69,7 @@ def test_lost_cas_race_aborts_and_changes_nothing(runtime, dataset):
 
 def _publish_in_process(dataset_path, store_root, partition, barrier, results):
     config = load_config_file(dataset_path)
-    runtime = stages.local_runtime(store_root)
+    runtime = local_runtime(store_root)
     barrier.wait()
     try:
         result = stages.run_publish(runtime, config, partition)

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from ingest_assets import eventstore, layout, normalized_stage, stages
-from ingest_assets.configs import load_config_file
-from ingest_assets.export import published_table
-from ingest_assets.staged_parts import part_keys
-from ingest_assets.staging import PART, DiskFullError
+from ingest_assets import eventstore, layout, stages
+from ingest_assets.contract.loading import load_config_file
+from ingest_assets.stages import normalized as normalized_stage
+from ingest_assets.stages.export import published_table
+from ingest_assets.stages.parts import part_keys
+from ingest_assets.stages.staged import PART, DiskFullError
 from ingest_resources import object_store
 from ingest_resources.object_store import LocalObjectStore
 from ingest_resources.runtime import local_runtime
@@ -143,7 +144,7 @@ def test_two_writers_of_one_partitions_staged_data_never_fail_and_leave_it_whole
     runtime = local_runtime(tmp_path / "site" / "store")
     config = site.config
     stages.run_raw(runtime, config, "all")
-    monkeypatch.setattr(stages, "_reuse", lambda *args: None)
+    monkeypatch.setattr(stages.parsed, "_reuse", lambda *args: None)
     monkeypatch.setattr(normalized_stage, "_reuse_normalized", lambda *args: None)
     stages.run_parse(runtime, config, "all")
     expected = stages.run_normalize(runtime, config, "all")

@@ -7,9 +7,9 @@ import sys
 import dagster as dg
 import pytest
 
-from ingest_assets.configs import config_files, load_configs
-from ingest_assets.factory import dataset_assets
-from ingest_assets.partitions import partitions_definition
+from ingest_assets.contract.loading import config_files, load_configs
+from ingest_assets.orchestration.factory import dataset_assets
+from ingest_assets.orchestration.partitions import partitions_definition
 from ingest_resources.resource import IngestResource
 from tests.conftest import REPO
 
@@ -98,9 +98,9 @@ def test_dagster_cli_materializes_a_dataset(isolated_env):
 
 
 def test_rejected_rows_fail_the_run_and_leave_current_untouched(tmp_path, isolated_env):
-    from ingest_assets.configs import parse_config
+    from ingest_assets.contract.loading import parse_config
     from ingest_assets.eventstore import read_current
-    from ingest_assets.stages import local_runtime
+    from ingest_resources.runtime import local_runtime
 
     csv = tmp_path / "rates.csv"
     csv.write_text("id,value\n1,10\n2,11\n")

@@ -3,8 +3,8 @@
 import numpy as np
 import pyarrow as pa
 
-from ingest_assets.dedupe import KeyTracker, judge
-from ingest_assets.hashing import key_hashes, row_hashes
+from ingest_assets.rows.dedupe import KeyTracker, judge
+from ingest_assets.rows.hashing import key_hashes, row_hashes
 
 
 def _hashes(keys: list[str]) -> pa.Array:

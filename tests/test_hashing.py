@@ -8,7 +8,7 @@ import hashlib
 import pyarrow as pa
 import pytest
 
-from ingest_assets.hashing import (
+from ingest_assets.rows.hashing import (
     DIGEST_TYPE,
     FIELD_SEP,
     NAME_SEP,
@@ -98,7 +98,7 @@ def test_an_empty_table_has_no_hashes():
 
 def test_small_and_large_inputs_hash_alike(monkeypatch):
     """Under DUCKDB_FROM values hashlib hashes, from it DuckDB does: the same digests."""
-    from ingest_assets import hashing
+    from ingest_assets.rows import hashing
 
     rows = 3_000
     table = pa.table(

@@ -32,7 +32,8 @@ CHILD = textwrap.dedent(
     """
     import sys
     from ingest_assets import stages
-    from ingest_assets.configs import load_configs
+    from ingest_resources.runtime import local_runtime
+    from ingest_assets.contract.loading import load_configs
     from ingest_assets.parsers import ParseError
 
     def peak_mb():
@@ -40,7 +41,7 @@ CHILD = textwrap.dedent(
             return next(int(l.split()[1]) // 1024 for l in status if l.startswith("VmHWM:"))
 
     config = load_configs([sys.argv[1]])[0]
-    rt = stages.local_runtime(sys.argv[2])
+    rt = local_runtime(sys.argv[2])
     stages.run_raw(rt, config, "all")
     try:
         staged, _ = stages.run_parse(rt, config, "all")

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from ingest_assets.cli import main
-from ingest_assets.configs import (
+from ingest_assets.contract.loading import (
     MAX_CONFIG_BYTES,
     MAX_PROBLEMS,
     ConfigError,
@@ -27,7 +27,7 @@ from ingest_assets.configs import (
     load_config_file,
     secret_forms,
 )
-from ingest_assets.sources import fetch
+from ingest_assets.sources.fetch import fetch
 from tests.bounded import python_bounded, run_bounded
 
 REPO = Path(__file__).resolve().parents[1]
@@ -176,7 +176,7 @@ def test_each_bomb_is_refused_in_well_under_a_second(tmp_path: Path) -> None:
     code = textwrap.dedent(f"""
         import json, time
         from pathlib import Path
-        from ingest_assets.configs import ConfigError, load_config_file
+        from ingest_assets.contract.loading import ConfigError, load_config_file
         seconds = {{}}
         for path in sorted(Path({str(tmp_path / "bombs")!r}).iterdir()):
             started = time.perf_counter()
@@ -526,7 +526,7 @@ def test_masking_forms_of_a_short_or_empty_secret() -> None:
 
 
 def test_a_fetched_header_carries_the_stripped_secret(httpserver) -> None:
-    from ingest_assets.configs import parse_config
+    from ingest_assets.contract.loading import parse_config
 
     httpserver.expect_request(
         "/data.csv", headers={"Authorization": "Bearer tok-abc-123"}

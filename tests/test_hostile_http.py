@@ -19,8 +19,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from ingest_assets.configs import Secrets, parse_config
-from ingest_assets.sources import fetch, probe
+from ingest_assets.contract.loading import Secrets, parse_config
+from ingest_assets.sources.fetch import fetch, probe
 from ingest_resources.http import FetchError
 from tests.bounded import python_bounded
 
@@ -217,8 +217,8 @@ def drip_server(head: bytes, body: bytes, every_s: float) -> str:
 
 FETCH_IN_CHILD = """
 import json, sys, time
-from ingest_assets.configs import parse_config
-from ingest_assets.sources import fetch
+from ingest_assets.contract.loading import parse_config
+from ingest_assets.sources.fetch import fetch
 from ingest_resources.http import FetchError
 config = parse_config(json.loads(sys.argv[1]), "hostile.yaml")
 started = time.monotonic()

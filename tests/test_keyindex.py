@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from ingest_assets.eventstore.keyindex import KeyIndex, digest_parts, key_prefixes
-from ingest_assets.hashing import DIGEST_TYPE, hex_digests, key_hashes
+from ingest_assets.rows.hashing import DIGEST_TYPE, hex_digests, key_hashes
 
 
 def _parts(rng, count: int, prefixes: int):

@@ -15,9 +15,10 @@ SCRIPT = textwrap.dedent(
     import json, resource, sys
     import pyarrow as pa
     from ingest_assets import stages
-    from ingest_assets.configs import load_configs
+    from ingest_resources.runtime import local_runtime
+    from ingest_assets.contract.loading import load_configs
     config = load_configs([sys.argv[1]])[0]
-    rt = stages.local_runtime(sys.argv[2])
+    rt = local_runtime(sys.argv[2])
     stages.run_raw(rt, config, "all")
     stages.run_parse(rt, config, "all")
     outcome = stages.run_normalize(rt, config, "all")

@@ -4,8 +4,8 @@ import datetime as dt
 
 import pyarrow as pa
 
-from ingest_assets import metadata
-from ingest_assets.metadata import series_chart
+from ingest_assets.orchestration import metadata
+from ingest_assets.orchestration.metadata import series_chart
 
 
 def _day(n: int) -> dt.date:

@@ -10,8 +10,8 @@ import yaml
 from ingest_assets import eventstore as publish
 from ingest_assets import layout, stages
 from ingest_assets.eventstore import events, read_current, version_chain
-from ingest_assets.export import published_table
-from ingest_assets.hashing import DIGEST_TYPE, hex_columns
+from ingest_assets.rows.hashing import DIGEST_TYPE, hex_columns
+from ingest_assets.stages.export import published_table
 from ingest_resources import object_store
 
 CSV_CONFIG = """
@@ -507,7 +507,7 @@ def test_raw_hashes_a_file_first_only_when_it_has_the_size_fetched_last(
 ):
     """A file of another size is new bytes: copied and hashed in one pass. One of the size
     fetched last is hashed first, and copied only if its bytes are not stored yet."""
-    from ingest_assets.sources import Fetched
+    from ingest_assets.sources.fetch import Fetched
 
     hashed = []
     original = Fetched.sha256_and_size

@@ -10,11 +10,11 @@ import pytest
 
 from ingest_assets import eventstore as publish
 from ingest_assets import layout, stages
-from ingest_assets.configs import parse_config
+from ingest_assets.contract.loading import parse_config
 from ingest_assets.eventstore import StaleWriter, read_current, version_chain
 from ingest_assets.eventstore.events import read_event_rows
 from ingest_assets.eventstore.parallel import FAULT_ENV
-from ingest_assets.export import published_table
+from ingest_assets.stages.export import published_table
 from ingest_resources.locks import DynamoLocks, LockBusy
 from ingest_resources.runtime import aws_client, build_runtime
 

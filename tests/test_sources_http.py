@@ -6,8 +6,8 @@ import pytest
 from werkzeug import Response
 
 from ingest_assets import stages
-from ingest_assets.configs import MissingEnvError, Secrets, parse_config
-from ingest_assets.sources import fetch
+from ingest_assets.contract.loading import MissingEnvError, Secrets, parse_config
+from ingest_assets.sources.fetch import fetch
 from ingest_resources.http import FetchError
 
 CSV = b"id,value\n1,10.5\n2,11\n"

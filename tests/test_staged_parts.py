@@ -6,9 +6,10 @@ import datetime as dt
 
 import pytest
 
-from ingest_assets import layout, normalized_stage, stages
-from ingest_assets.export import published_table
-from ingest_assets.staged_parts import batch_digest, part_keys
+from ingest_assets import layout, stages
+from ingest_assets.stages import normalized as normalized_stage
+from ingest_assets.stages.export import published_table
+from ingest_assets.stages.parts import batch_digest, part_keys
 from ingest_resources import object_store
 from ingest_resources.runtime import local_runtime
 

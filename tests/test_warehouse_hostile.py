@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 
 from ingest_assets import stages
-from ingest_assets.configs import parse_config
+from ingest_assets.contract.loading import parse_config
 from ingest_resources.runtime import runtime_from_env
 from ingest_resources.warehouse import (
     POSTGRES_NAME_BYTES,
@@ -44,7 +44,7 @@ PIPELINE_RUNS = (
     PRELUDE
     + """
 from ingest_assets import stages
-from ingest_assets.configs import parse_config
+from ingest_assets.contract.loading import parse_config
 from ingest_resources.runtime import runtime_from_env
 
 config = parse_config(spec["config"], "dataset.yaml")
@@ -71,7 +71,7 @@ CONCURRENT_LOADS = (
     + """
 import threading
 from ingest_assets import stages
-from ingest_assets.configs import parse_config
+from ingest_assets.contract.loading import parse_config
 from ingest_resources.runtime import runtime_from_env
 
 loads = [parse_config(c, "dataset.yaml") for c in spec["loads"]]

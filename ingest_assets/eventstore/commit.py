@@ -20,8 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest_assets import layout
-from ingest_assets.arrays import repeated as repeated_value
-from ingest_assets.contract import DatasetConfig
+from ingest_assets.contract.models import DatasetConfig
 from ingest_assets.eventstore import follow_ups, projections
 from ingest_assets.eventstore import index as key_index
 from ingest_assets.eventstore.diff import (
@@ -41,8 +40,9 @@ from ingest_assets.eventstore.manifest import Manifest
 from ingest_assets.eventstore.parallel import failpoint
 from ingest_assets.eventstore.rows import Rows, StagedRows, TableRows
 from ingest_assets.eventstore.settle import Locks, open_chain, settle
-from ingest_assets.hashing import digest_columns, digest_schema, hex_schema
 from ingest_assets.parsers.base import HIDDEN_COLUMNS
+from ingest_assets.rows.arrays import repeated as repeated_value
+from ingest_assets.rows.hashing import digest_columns, digest_schema, hex_schema
 from ingest_resources.locks import LeaseLost
 from ingest_resources.object_store import CasConflict, ObjectStore
 

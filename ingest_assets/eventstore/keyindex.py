@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from ingest_assets.hashing import DIGEST_BYTES, hex_digests_decoded, is_digest
+from ingest_assets.rows.hashing import DIGEST_BYTES, hex_digests_decoded, is_digest
 from ingest_resources.object_store import HASH_FIELD
 
 Parts = tuple[np.ndarray, np.ndarray, np.ndarray]

@@ -23,13 +23,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest_assets import layout
-from ingest_assets.arrays import repeated as repeated_value
-from ingest_assets.contract import SERIES_CODE, DatasetConfig
+from ingest_assets.contract.models import SERIES_CODE, DatasetConfig
 from ingest_assets.eventstore.events import OP, VERSION, time_column, window_order, year_month
 from ingest_assets.eventstore.guard import Guard, unguarded
 from ingest_assets.eventstore.manifest import Manifest
 from ingest_assets.eventstore.parallel import in_parallel
-from ingest_assets.hashing import KEY_HASH, digest_columns
+from ingest_assets.rows.arrays import repeated as repeated_value
+from ingest_assets.rows.hashing import KEY_HASH, digest_columns
 from ingest_resources.object_store import ObjectStore
 
 UNREADABLE = (OSError, pa.ArrowException, KeyError)  # a window or state that cannot be read

@@ -3,12 +3,12 @@ What exports read, and what every derived file (index, projections) is checked a
 
 import pyarrow as pa
 
-from ingest_assets.contract import DatasetConfig
+from ingest_assets.contract.models import DatasetConfig
 from ingest_assets.eventstore.chain import read_current, read_manifest, version_chain
 from ingest_assets.eventstore.events import OP, read_event_rows
 from ingest_assets.eventstore.manifest import Manifest
 from ingest_assets.eventstore.projections import latest_rows
-from ingest_assets.hashing import KEY_HASH, digest_columns, hex_columns
+from ingest_assets.rows.hashing import KEY_HASH, digest_columns, hex_columns
 from ingest_resources.object_store import ObjectStore
 
 

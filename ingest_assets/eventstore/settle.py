@@ -3,7 +3,7 @@ undone brought up to its head: the key index, the projections and planned follow
 
 from typing import Protocol
 
-from ingest_assets.contract import DatasetConfig
+from ingest_assets.contract.models import DatasetConfig
 from ingest_assets.eventstore import follow_ups, projections
 from ingest_assets.eventstore import index as key_index
 from ingest_assets.eventstore.chain import read_current, require_whole, version_chain

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest_assets import layout
-from ingest_assets.contract import SERIES_CODE, DatasetConfig
+from ingest_assets.contract.models import SERIES_CODE, DatasetConfig
 from ingest_assets.eventstore import follow_ups, projections
 from ingest_assets.eventstore import index as key_index
 from ingest_assets.eventstore.chain import chain_problems, read_current, version_chain
@@ -19,7 +19,7 @@ from ingest_assets.eventstore.events import VERSION
 from ingest_assets.eventstore.keyindex import KeyIndex, digest_parts
 from ingest_assets.eventstore.manifest import Manifest
 from ingest_assets.eventstore.replay import replay
-from ingest_assets.hashing import KEY_HASH, ROW_HASH, digest_columns
+from ingest_assets.rows.hashing import KEY_HASH, ROW_HASH, digest_columns
 from ingest_resources.object_store import ObjectStore
 
 

@@ -11,8 +11,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from ingest_assets.arrays import row_numbers
-from ingest_assets.contract import DatasetConfig
+from ingest_assets.contract.models import DatasetConfig
+from ingest_assets.rows.arrays import row_numbers
 
 ROW_COLUMN = "_row"  # source row/record number, kept for quarantine reasons, never published
 CELL_COLUMN = "_cell"  # optional: the source cells of a row (series_map), for quarantine

@@ -3,8 +3,8 @@
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ingest_assets.arrays import row_numbers
 from ingest_assets.parsers.base import ROW_COLUMN, ParseContext
+from ingest_assets.rows.arrays import row_numbers
 
 
 def parse_parquet(data: bytes, ctx: ParseContext) -> pa.Table:

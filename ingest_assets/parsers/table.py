@@ -13,10 +13,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from pandas._libs.parsers import STR_NA_VALUES
 
-from ingest_assets.arrays import row_numbers
 from ingest_assets.parsers.base import CELLS_META, ROW_COLUMN, ParseContext, to_arrow
 from ingest_assets.parsers.series_map import column_letters
 from ingest_assets.parsers.workbook_guard import reader_failed, refuse_hostile_workbook
+from ingest_assets.rows.arrays import row_numbers
 
 MANGLED = re.compile(r"^(.*)\.(\d+)$")
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from ingest_assets.cli import main
-from ingest_assets.configs import ConfigError, load_config_file
-from ingest_assets.contract import DatasetConfig
+from ingest_assets.contract.loading import ConfigError, load_config_file
+from ingest_assets.contract.models import DatasetConfig
 
 from .examples import BCRA_TC_OFICIAL, WHOLE_CONTRACT
 
@@ -743,7 +743,7 @@ def test_whole_contract_has_every_key() -> None:
     """The concrete whole-contract example sets every key the models define."""
     import yaml
 
-    from ingest_assets import contract
+    from ingest_assets.contract import models as contract
 
     data = yaml.safe_load(WHOLE_CONTRACT)
     models = {

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest_assets.configs import (
+from ingest_assets.contract.loading import (
     ConfigError,
     MissingEnvError,
     Secrets,

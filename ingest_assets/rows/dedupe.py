@@ -10,8 +10,8 @@ import numpy as np
 import pyarrow as pa
 
 from ingest_assets.eventstore.keyindex import key_prefixes
-from ingest_assets.hashing import DIGEST_TYPE
-from ingest_assets.normalize import KEY_HASH, ROW_HASH
+from ingest_assets.rows.hashing import DIGEST_TYPE
+from ingest_assets.rows.normalize import KEY_HASH, ROW_HASH
 
 
 class KeyTracker:

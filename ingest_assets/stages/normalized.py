@@ -20,15 +20,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest_assets import layout
-from ingest_assets.checks import CheckInputs, CheckResult, evaluate, needed_columns
-from ingest_assets.contract import SERIES_CODE, DatasetConfig
-from ingest_assets.dedupe import KeyTracker, judge
+from ingest_assets.contract.models import SERIES_CODE, DatasetConfig
 from ingest_assets.eventstore import read_current
 from ingest_assets.eventstore.diff import high_water_marks
-from ingest_assets.hashing import hex_schema
-from ingest_assets.normalize import KEY_HASH, conflict_reason, normalize, rejected_rows
 from ingest_assets.parsers.base import CELLS_META, HIDDEN_COLUMNS, ROW_COLUMN
-from ingest_assets.staged_parts import (
+from ingest_assets.rows.checks import CheckInputs, CheckResult, evaluate, needed_columns
+from ingest_assets.rows.dedupe import KeyTracker, judge
+from ingest_assets.rows.hashing import hex_schema
+from ingest_assets.rows.normalize import KEY_HASH, conflict_reason, normalize, rejected_rows
+from ingest_assets.stages.parts import (
     PART_NAME,
     PartWriter,
     batch_digest,
@@ -37,19 +37,19 @@ from ingest_assets.staged_parts import (
     part_keys,
     read_parts,
 )
-from ingest_assets.staged_parts import head as parts_head
-from ingest_assets.staging import (
+from ingest_assets.stages.parts import head as parts_head
+from ingest_assets.stages.staged import (
     META,
     PART,
     PREVIEW_HEAD,
     RAW_META,
     Staged,
     StageError,
-    _stage_key,
     _visible,
     discard,
     normalized_fingerprint,
     reporting_full_disk,
+    stage_key,
 )
 from ingest_resources.object_store import ObjectStore
 from ingest_resources.runtime import Runtime
@@ -159,7 +159,7 @@ def _run_normalize(
     staging: str,
     today: dt.date | None,
 ) -> NormalizeOutcome:
-    parsed_key = _stage_key(store, config, "parsed", partition, "parsed")
+    parsed_key = stage_key(store, config, "parsed", partition, "parsed")
     raw = _raw_of(store, config, partition, parsed_key)
     meta_key = f"{staging}/{META}"
     quarantine_key = f"{layout.quarantine(config.dataset_id, partition)}/{PART}"

@@ -7,8 +7,8 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest_assets.hashing import hex_type
 from ingest_assets.parsers.base import HIDDEN_COLUMNS
+from ingest_assets.rows.hashing import hex_type
 
 PREVIEW_ROWS = 10
 CELL_CHARS = 60

@@ -16,10 +16,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest_assets.arrays import repeated
-from ingest_assets.contract import TYPE_PATTERN, DatasetConfig
+from ingest_assets.contract.models import TYPE_PATTERN, DatasetConfig
 from ingest_assets.eventstore.keyindex import key_prefixes
-from ingest_assets.hashing import KEY_HASH, ROW_HASH, key_hashes, row_hashes
 from ingest_assets.parsers.base import (
     CELL_COLUMN,
     CELLS_META,
@@ -29,6 +27,8 @@ from ingest_assets.parsers.base import (
     to_arrow,
     with_row_numbers,
 )
+from ingest_assets.rows.arrays import repeated
+from ingest_assets.rows.hashing import KEY_HASH, ROW_HASH, key_hashes, row_hashes
 
 COLLECTION_DATE = "collection_date"
 REASON, REASON_CODE, SOURCE_REF = "reason", "reason_code", "source_ref"  # quarantine columns

@@ -25,7 +25,7 @@ from urllib.parse import quote, quote_plus
 import yaml
 from pydantic import ValidationError
 
-from ingest_assets.contract import DatasetConfig
+from ingest_assets.contract.models import DatasetConfig
 
 ENV_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 YAML_SUFFIXES = (".yaml", ".yml")

@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 import dagster as dg
 
-from ingest_assets.contract import DatasetConfig
-from ingest_assets.partitions import partitions_definition
-from ingest_assets.windows import window_for
+from ingest_assets.contract.models import DatasetConfig
+from ingest_assets.orchestration.partitions import partitions_definition
+from ingest_assets.sources.windows import window_for
 
 # Dagster's implicit job of every asset in the code location. Schedules target it and select
 # their dataset in each run request (as sensors with `asset_selection` do): a schedule with an
@@ -75,7 +75,7 @@ def source_sensor(config: DatasetConfig) -> dg.SensorDefinition:
         default_status=dg.DefaultSensorStatus.STOPPED,
     )
     def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        from ingest_assets.sources import probe  # HTTP and S3 clients: when a sensor ticks
+        from ingest_assets.sources.fetch import probe  # HTTP and S3 clients: when a sensor ticks
 
         partition = partition_at(config, dt.datetime.now(dt.UTC))
         window = window_for(config, partition, None) if partition else None

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingest_assets import settings
-from ingest_assets.configs import Secrets
-from ingest_assets.contract import DatasetConfig
-from ingest_assets.windows import Window, fill_window
+from ingest_assets.contract.loading import Secrets
+from ingest_assets.contract.models import DatasetConfig
+from ingest_assets.sources.windows import Window, fill_window
 from ingest_resources.http import (
     Deadline,
     Download,

@@ -11,9 +11,9 @@ from types import CodeType, ModuleType
 
 import dagster as dg
 
-from ingest_assets.check_plan import planned_checks
-from ingest_assets.contract import DatasetConfig
-from ingest_assets.partitions import partitions_definition
+from ingest_assets.contract.models import DatasetConfig
+from ingest_assets.orchestration.partitions import partitions_definition
+from ingest_assets.rows.check_plan import planned_checks
 from ingest_resources.resource import IngestResource
 
 STAGE_DESCRIPTIONS = {
@@ -28,7 +28,7 @@ _SIGNATURES: dict[CodeType, inspect.Signature] = {}
 
 
 def _bodies() -> ModuleType:
-    from ingest_assets import asset_bodies
+    from ingest_assets.orchestration import assets as asset_bodies
 
     return asset_bodies
 

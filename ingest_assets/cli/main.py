@@ -16,7 +16,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from ingest_assets import settings
-from ingest_assets.configs import (
+from ingest_assets.contract.loading import (
     ConfigError,
     ConfigSet,
     Problem,
@@ -25,7 +25,7 @@ from ingest_assets.configs import (
     load_config_dir,
     load_each,
 )
-from ingest_assets.contract import BUILTIN_NORMALIZERS, BUILTIN_PARSERS, DatasetConfig
+from ingest_assets.contract.models import BUILTIN_NORMALIZERS, BUILTIN_PARSERS, DatasetConfig
 
 
 def _warn_left_out(loaded: ConfigSet) -> None:
@@ -100,7 +100,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-CODE_ROOT = Path(__file__).resolve().parents[1]  # this repository (installed editable)
+CODE_ROOT = Path(__file__).resolve().parents[2]  # this repository (installed editable)
 MANAGED = "# written by `ingest instance` from {name}; edit that file, not this copy\n"
 
 
@@ -231,7 +231,7 @@ def _materialize(config: DatasetConfig, partition: str | None, instance, log_lev
     """One in-process run of the dataset's assets; prints what happened. True on success."""
     import dagster as dg
 
-    from ingest_assets.factory import dataset_assets
+    from ingest_assets.orchestration.factory import dataset_assets
     from ingest_resources.resource import IngestResource
 
     result = dg.materialize(
@@ -310,13 +310,13 @@ def _settle() -> None:
     `gc.freeze` what is loaded (Dagster, the instance, the contract, the libraries): it stays
     until the process ends, and the run's collections and the one at exit need not walk it
     again (about 0.7 s of a small dataset's `ingest run`)."""
-    import ingest_assets.asset_bodies  # noqa: F401
+    import ingest_assets.orchestration.assets  # noqa: F401
 
     gc.freeze()
 
 
 def _partitions(config: DatasetConfig):
-    from ingest_assets.partitions import partitions_definition
+    from ingest_assets.orchestration.partitions import partitions_definition
 
     return partitions_definition(config.partitions)
 
@@ -374,7 +374,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from ingest_assets.export import export_dataset
+    from ingest_assets.stages.export import export_dataset
 
     config = _config(args.dataset)
     try:

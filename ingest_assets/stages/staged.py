@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from ingest_assets import layout
-from ingest_assets.contract import DatasetConfig
+from ingest_assets.contract.models import DatasetConfig
 from ingest_assets.eventstore.chain import read_current
 from ingest_assets.eventstore.commit import CODE_VERSION
 from ingest_assets.parsers.base import HIDDEN_COLUMNS
@@ -77,7 +77,7 @@ class Staged:
         return self.schema.names
 
 
-class _Head:
+class HeadKeeper:
     """Passes batches through, keeping the first rows for the preview."""
 
     def __init__(self, batches):
@@ -213,7 +213,7 @@ def discard(store: ObjectStore, key: str) -> None:
         store.delete_prefix(key)
 
 
-def _stage_key(
+def stage_key(
     store: ObjectStore, config: DatasetConfig, stage: str, partition: str, before: str
 ) -> str:
     key = f"{layout.staging(config.dataset_id, stage, partition)}/{PART}"
@@ -256,16 +256,8 @@ def _fingerprint(config: DatasetConfig, first: str, contract: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-DATA_MODULES = (
-    "normalize.py",
-    "hashing.py",
-    "dedupe.py",
-    "eventstore/keyindex.py",
-    "contract.py",
-    "stages.py",
-    "staging.py",
-    "normalized_stage.py",
-)
+DATA_PACKAGES = ("parsers", "rows", "contract", "stages")  # what turns a file into rows
+DATA_MODULES = ("eventstore/keyindex.py",)
 # Libraries whose upgrade may change the rows: parsing, typing, time zones
 DATA_LIBRARIES = ("pyarrow", "pandas", "numpy", "tzdata", "python-calamine", "feedparser")
 
@@ -274,12 +266,17 @@ DATA_LIBRARIES = ("pyarrow", "pandas", "numpy", "tzdata", "python-calamine", "fe
 def _code_hash() -> str:
     """The source of the modules that decide parsed and normalized rows: an upgrade (or a local
     edit) that changes them makes every input new again."""
-    package = Path(__file__).parent
-    files = sorted([*package.glob("parsers/*.py"), *(package / n for n in DATA_MODULES)])
+    package = Path(__file__).parents[1]  # ingest_assets/
+    files = sorted(
+        [
+            *(f for name in DATA_PACKAGES for f in (package / name).glob("*.py")),
+            *(package / n for n in DATA_MODULES),
+        ]
+    )
     libraries = [f"{name}=={_version(name)}" for name in DATA_LIBRARIES]
     digest = hashlib.sha256(" ".join([CODE_VERSION, *libraries]).encode())
     for path in files:
-        digest.update(path.name.encode() + path.read_bytes())
+        digest.update(path.relative_to(package).as_posix().encode() + path.read_bytes())
     return digest.hexdigest()
 
 

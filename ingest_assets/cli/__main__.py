@@ -1,0 +1,3 @@
+from ingest_assets.cli.main import console
+
+console()

@@ -1,0 +1,112 @@
+"""TODO"""
+
+import json
+import logging
+from typing import Any
+
+import pyarrow as pa
+
+from ingest_assets import eventstore, layout
+from ingest_assets.contract.models import DatasetConfig
+from ingest_assets.parsers import ParseContext
+from ingest_assets.parsers.base import HIDDEN_COLUMNS, parse_batches, require_columns
+from ingest_assets.rows.normalize import SYSTEM_COLUMNS
+from ingest_assets.stages.staged import (
+    PART,
+    PREVIEW_HEAD,
+    RAW_META,
+    HeadKeeper,
+    Staged,
+    StageError,
+    input_fingerprint,
+    reporting_full_disk,
+)
+from ingest_resources.object_store import ObjectStore
+from ingest_resources.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def _with_meta(batches, key: bytes, value: bytes, ctx: ParseContext, first: list[bool]):
+    for batch in batches:
+        if first[0]:
+            require_columns(batch, ctx)
+            first[0] = False
+        yield batch.replace_schema_metadata({**(batch.schema.metadata or {}), key: value})
+
+
+def run_parse(rt: Runtime, config: DatasetConfig, partition: str) -> tuple[Staged, dict[str, Any]]:
+    """Parse the raw object into the parsed stage, in batches when the format streams. Its one
+    part is written under a name of this run's and renamed over the last one: a reader (a
+    concurrent run's normalize) gets the old part or the new, whole; nothing is removed first."""
+    latest_key = layout.raw_latest(config.dataset_id, partition)
+    if not rt.store.exists(latest_key):
+        raise StageError(
+            f"dataset {config.dataset_id}: no raw data for partition {partition!r}; "
+            f"materialize {config.dataset_id}/raw first"
+        )
+    raw = json.loads(rt.store.get(latest_key))
+    raw["fingerprint"] = input_fingerprint(config, raw["sha256"])
+    key = f"{layout.staging(config.dataset_id, 'parsed', partition)}/{PART}"
+    reused = _reuse(rt.store, key, raw["fingerprint"])
+    if reused is not None:  # the same bytes under the same contract: parsed already
+        return reused, raw
+    with reporting_full_disk(rt.store, config, "parsed", partition, key) as store:
+        rows, schema, head = _write_parsed(store, config, raw, key)
+    if schema is None:
+        raise StageError(
+            f"dataset {config.dataset_id}: {raw['source']}: the parser {config.parser!r} gave "
+            f"no table at all for partition {partition!r} (expected a table, even an empty one)"
+        )
+    pa.default_memory_pool().release_unused()
+    return Staged(rows, schema, head.table(schema)), raw
+
+
+def _write_parsed(
+    store: ObjectStore, config: DatasetConfig, raw: dict[str, Any], key: str
+) -> tuple[int, pa.Schema | None, HeadKeeper]:
+    """The parser's batches into the parsed part at `key`, each tagged with the raw info."""
+    context = ParseContext(config, raw["source"])
+    raw_meta = json.dumps(raw).encode()
+    with store.local_file(raw["key"]) as path:
+        try:
+            head = HeadKeeper(
+                _with_meta(parse_batches(path, context), RAW_META, raw_meta, context, [True])
+            )
+            rows, schema = store.write_parquet_batches(key, head)
+        except pa.ArrowInvalid as exc:  # Arrow reads this CSV differently from pandas
+            log.warning(
+                "dataset %s: %s: read whole by the general CSV reader (memory grows with the "
+                "file): %s",
+                config.dataset_id,
+                raw["source"],
+                str(exc).splitlines()[0],
+            )
+            whole = parse_batches(path, context, whole=True)
+            head = HeadKeeper(_with_meta(whole, RAW_META, raw_meta, context, [True]))
+            rows, schema = store.write_parquet_batches(key, head)
+    return rows, schema, head
+
+
+def _reuse(store: ObjectStore, key: str, fingerprint: str) -> "Staged | None":
+    """The staged output at `key` if it was made from this fingerprint (else None)."""
+    if not store.exists(key):
+        return None
+    schema = store.parquet_schema(key)
+    made_from = json.loads((schema.metadata or {}).get(RAW_META, b"{}"))
+    if made_from.get("fingerprint") != fingerprint:
+        return None
+    head = next(store.iter_parquet(key, batch_rows=PREVIEW_HEAD), schema.empty_table())
+    return Staged(store.parquet_rows(key), schema, head)
+
+
+def source_drift(rt: Runtime, config: DatasetConfig, parsed: Staged) -> dict[str, list[str]]:
+    """Source columns added or gone since the published version (reported at parse time; the
+    schema_drift check decides whether it blocks)."""
+    current, _ = eventstore.read_current(rt.store, config.dataset_id)
+    if not current:
+        return {"added": [], "missing": []}
+    platform = {*SYSTEM_COLUMNS, *config.transform.metadata, "frequency", *HIDDEN_COLUMNS}
+    published = set(current.schema) - platform
+    source = set(parsed.column_names) - platform
+    return {"added": sorted(source - published), "missing": sorted(published - source)}

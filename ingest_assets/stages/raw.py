@@ -1,0 +1,80 @@
+"""TODO"""
+
+import datetime as dt
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ingest_assets import eventstore, layout
+from ingest_assets.contract.loading import Secrets
+from ingest_assets.contract.models import DatasetConfig
+from ingest_assets.sources.fetch import Fetched, fetch
+from ingest_assets.sources.windows import window_for
+from ingest_assets.stages.staged import (
+    reporting_full_disk,
+)
+from ingest_resources.object_store import ObjectStore
+from ingest_resources.runtime import Runtime
+
+
+def run_raw(
+    rt: Runtime, config: DatasetConfig, partition: str, secrets: Secrets | None = None
+) -> dict[str, Any]:
+    current, _ = eventstore.read_current(rt.store, config.dataset_id)
+    fetched = fetch(config, secrets, window_for(config, partition, current))
+    folder = layout.raw_latest(config.dataset_id, partition).rsplit("/", 1)[0]
+    with reporting_full_disk(rt.store, config, "raw", partition, f"{folder}/") as store:
+        if fetched.path is None:
+            sha256, size = hashlib.sha256(fetched.content).hexdigest(), len(fetched.content)
+            key = layout.raw(config.dataset_id, partition, sha256, fetched.ext)
+            store.put_if_absent(key, fetched.content)
+        else:
+            key, sha256, size = _store_raw_file(store, config, partition, fetched)
+        info = {
+            "key": key,
+            "sha256": sha256,
+            "bytes": size,
+            "source": fetched.source,
+            "etag": fetched.etag,
+            "last_modified": fetched.last_modified,
+            "fetched_at": dt.datetime.now(dt.UTC).isoformat(),
+        }
+        store.put(
+            layout.raw_latest(config.dataset_id, partition), json.dumps(info, indent=2).encode()
+        )
+    return info
+
+
+def _store_raw_file(
+    store: ObjectStore, config: DatasetConfig, partition: str, fetched: Fetched
+) -> tuple[str, str, int]:
+    """A local source file into raw/, content-addressed, without loading it whole. A file of
+    the size fetched last time is hashed first: bytes already stored are not copied again. Any
+    other file is new bytes: it is hashed as it is copied (once), so the name is the sha256 of
+    the bytes stored even if the file changes meanwhile."""
+    assert fetched.path is not None
+    latest = layout.raw_latest(config.dataset_id, partition)
+    last_size = json.loads(store.get(latest)).get("bytes") if store.exists(latest) else None
+    if last_size == fetched.path.stat().st_size:
+        sha256, size = fetched.sha256_and_size()
+        key = layout.raw(config.dataset_id, partition, sha256, fetched.ext)
+        if store.exists(key):
+            return key, sha256, size
+    near = layout.raw(config.dataset_id, partition, "pending", fetched.ext)
+    folder = store.scratch_folder(near)
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=folder, prefix=".raw-")
+    os.close(fd)
+    scratch = Path(name)
+    try:
+        sha256, size = fetched.copy_and_hash(scratch)
+        key = layout.raw(config.dataset_id, partition, sha256, fetched.ext)
+        if not store.exists(key):  # the same bytes are stored once
+            store.put_file(key, scratch, move=True)
+    finally:
+        scratch.unlink(missing_ok=True)
+    return key, sha256, size
