@@ -15,6 +15,7 @@ from ingest_assets.contract.loading import Problem, load_config_dir
 from ingest_assets.contract.models import DatasetConfig
 from ingest_assets.orchestration.automation import build_automation
 from ingest_assets.orchestration.factory import dataset_assets
+from ingest_resources.errors import ConfigError
 from ingest_resources.resource import IngestResource
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ CONFIG_ERRORS = "ingest_config_errors"
 CONFIG_ERRORS_KEY = dg.AssetKey(["ingest", "config_errors"])
 
 
-class DatasetConfigProblems(Exception):
+class DatasetConfigProblems(ConfigError):
     """Raised by the `ingest_config_errors` sensor and asset: its message names every file."""
 
 
@@ -74,7 +75,7 @@ def config_errors(problems: list[Problem]) -> tuple[dg.AssetsDefinition, dg.Sens
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
     def _sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
-        raise DatasetConfigProblems(report)
+        raise DatasetConfigProblems([report])
 
     return _asset, _sensor
 

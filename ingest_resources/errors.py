@@ -17,6 +17,8 @@ gave up for now, yes; a wrong contract, bad data or a broken chain, not until so
 Dagster layer hands retryable errors to the asset's retry policy and fails the rest at once.
 """
 
+from collections.abc import Sequence
+
 
 class IngestError(Exception):
     """Something Ingest refuses to do, and says why."""
@@ -31,7 +33,11 @@ class IngestError(Exception):
 
 class ConfigError(IngestError):
     """A dataset's configuration (its YAML, a plugin it names, an environment variable it
-    reads) is wrong."""
+    reads) is wrong: one problem per line, each naming its file and field."""
+
+    def __init__(self, problems: Sequence[object]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
 
 
 class SourceError(IngestError):

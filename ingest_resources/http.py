@@ -43,6 +43,8 @@ from urllib.parse import urlparse
 
 import httpx
 
+from ingest_resources.errors import SourceError
+
 MAX_REDIRECTS = 10
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -54,7 +56,7 @@ HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
 FollowRedirects = Literal["same_origin", "any", "never"]
 
 
-class FetchError(Exception):
+class FetchError(SourceError):
     """A download failed; the message names the dataset and the (masked) URL."""
 
 
@@ -503,7 +505,9 @@ class HttpClient:
                 continue
             self.breaker.success(host)
             return result
-        raise FetchError(f"{label}: gave up after {self.retry.max_attempts} attempts: {last}")
+        raise FetchError(
+            f"{label}: gave up after {self.retry.max_attempts} attempts: {last}", retryable=True
+        )
 
     def _may_wait(
         self, wait: float, asked: bool, last: str, label: str, deadline: Deadline

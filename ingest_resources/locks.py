@@ -20,15 +20,20 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from ingest_resources.errors import StoreError
 from ingest_resources.object_store import write_atomic
 
 
-class LockBusy(Exception):
+class LockBusy(StoreError):
     """Another writer holds the dataset lock."""
 
+    retryable = True
 
-class LeaseLost(Exception):
+
+class LeaseLost(StoreError):
     """This writer's lease expired or was taken over: it must not publish."""
+
+    retryable = True
 
 
 @dataclass

@@ -20,9 +20,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from filelock import FileLock
 
+from ingest_resources.errors import DataError, StoreError
 
-class CasConflict(Exception):
+
+class CasConflict(StoreError):
     """The object changed since it was read: another writer won the race."""
+
+    retryable = True
 
 
 class ObjectStore(ABC):
@@ -302,7 +306,7 @@ def _rows_per_batch(metadata: pq.FileMetaData, groups: list[int], stable: bool =
     return int(min(high, max(low, 2 ** math.ceil(math.log2(rows))))) if stable else int(rows)
 
 
-class SchemaMismatch(ValueError):
+class SchemaMismatch(DataError, ValueError):
     """A batch cannot be written under the schema of the batches before it."""
 
 

@@ -40,15 +40,11 @@ from psycopg2 import sql
 
 from ingest_assets.contract.models import POSTGRES_NAME_BYTES
 from ingest_assets.rows.arrays import repeated
+from ingest_resources.errors import WarehouseError
 
 LEDGER = "ingest_loads"
 SOURCE_COLUMN = "source"
 WIDENINGS = {("bigint", "double precision"), ("integer", "bigint"), ("character varying", "text")}
-
-
-class WarehouseError(Exception):
-    """A load (or a ledger read) failed: the message names the dataset, the table and the
-    version, says whether the version was loaded, and carries PostgreSQL's own message."""
 
 
 class WarehouseSchemaError(WarehouseError):

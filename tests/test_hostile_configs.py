@@ -21,13 +21,13 @@ from ingest_assets.cli import main
 from ingest_assets.contract.loading import (
     MAX_CONFIG_BYTES,
     MAX_PROBLEMS,
-    ConfigError,
     Secrets,
     load_config_dir,
     load_config_file,
     secret_forms,
 )
 from ingest_assets.sources.fetch import fetch
+from ingest_resources.errors import ConfigError
 from tests.bounded import python_bounded, run_bounded
 
 REPO = Path(__file__).resolve().parents[1]
@@ -176,7 +176,8 @@ def test_each_bomb_is_refused_in_well_under_a_second(tmp_path: Path) -> None:
     code = textwrap.dedent(f"""
         import json, time
         from pathlib import Path
-        from ingest_assets.contract.loading import ConfigError, load_config_file
+        from ingest_resources.errors import ConfigError
+        from ingest_assets.contract.loading import load_config_file
         seconds = {{}}
         for path in sorted(Path({str(tmp_path / "bombs")!r}).iterdir()):
             started = time.perf_counter()

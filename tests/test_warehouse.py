@@ -368,7 +368,8 @@ def test_rows_that_do_not_fit_the_table_fail_the_load_and_change_nothing(warehou
 def test_a_value_the_server_refuses_fails_the_load_and_changes_nothing(warehouse_env):
     """PostgreSQL stops the COPY (text cannot hold a NUL byte): the error is the server's, the
     encoding thread stops, and the table and the ledger are as they were."""
-    from ingest_resources.warehouse import Warehouse, WarehouseError
+    from ingest_resources.errors import WarehouseError
+    from ingest_resources.warehouse import Warehouse
 
     warehouse = Warehouse(warehouse_env)
     good = pa.table({"code": ["a"], "note": ["fine"], "op": ["insert"]})

@@ -17,7 +17,6 @@ from filelock import FileLock, Timeout
 
 from ingest_assets import settings
 from ingest_assets.contract.loading import (
-    ConfigError,
     ConfigSet,
     Problem,
     config_files,
@@ -26,6 +25,7 @@ from ingest_assets.contract.loading import (
     load_each,
 )
 from ingest_assets.contract.models import BUILTIN_NORMALIZERS, BUILTIN_PARSERS, DatasetConfig
+from ingest_resources.errors import ConfigError
 
 
 def _warn_left_out(loaded: ConfigSet) -> None:

@@ -26,6 +26,7 @@ import yaml
 from pydantic import ValidationError
 
 from ingest_assets.contract.models import DatasetConfig
+from ingest_resources.errors import ConfigError
 
 ENV_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -56,19 +57,11 @@ class Problem:
         )
 
 
-class ConfigError(Exception):
-    """One or more problems in dataset configuration files."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
-
-
-class MissingEnvError(KeyError):
+class MissingEnvError(ConfigError, KeyError):
     def __init__(self, dataset_id: str, field: str, name: str):
         self.name = name
         self.message = f"dataset {dataset_id}: {field} uses ${{{name}}} but environment variable {name} is not set"
-        super().__init__(self.message)
+        super().__init__([self.message])
 
     def __str__(self) -> str:
         return self.message

@@ -3,11 +3,11 @@
 `retryable` says whether running again can succeed as it is (a lost race: yes; a broken chain,
 an incompatible schema: not until someone acts)."""
 
+from ingest_resources.errors import StoreError
 
-class EventStoreError(Exception):
+
+class EventStoreError(StoreError):
     """Something about the published store of a dataset; the message names the dataset."""
-
-    retryable = False
 
 
 class PublishConflict(EventStoreError):

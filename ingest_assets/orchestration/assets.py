@@ -13,6 +13,7 @@ from ingest_assets.orchestration.metadata import as_json, column_schema, preview
 from ingest_assets.orchestration.partitions import partition_key
 from ingest_assets.parsers.base import HIDDEN_COLUMNS
 from ingest_assets.rows.checks import CheckResult
+from ingest_resources.errors import IngestError
 from ingest_resources.resource import IngestResource
 
 Context = dg.AssetExecutionContext
@@ -34,7 +35,11 @@ def check_result(result: CheckResult) -> dg.AssetCheckResult:
 
 
 def _fail(exc: Exception) -> dg.Failure:
-    return dg.Failure(description=str(exc), allow_retries=False)
+    """An `IngestError` fails with its message alone, retried by the asset's policy when it is
+    retryable; anything else is a bug, named by its type, and never retried."""
+    if isinstance(exc, IngestError):
+        return dg.Failure(description=str(exc), allow_retries=exc.retryable)
+    return dg.Failure(description=f"{type(exc).__name__}: {exc}", allow_retries=False)
 
 
 def raw(context: Context, ingest: IngestResource, config: DatasetConfig) -> dg.MaterializeResult:

@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from ingest_assets.contract.models import DatasetConfig
 from ingest_assets.rows.arrays import row_numbers
+from ingest_resources.errors import DataError
 
 ROW_COLUMN = "_row"  # source row/record number, kept for quarantine reasons, never published
 CELL_COLUMN = "_cell"  # optional: the source cells of a row (series_map), for quarantine
@@ -20,7 +21,7 @@ HIDDEN_COLUMNS = (ROW_COLUMN, CELL_COLUMN)
 CELLS_META = b"ingest.cells"  # optional: {"sheet": name, "columns": {column: letter}}
 
 
-class ParseError(Exception):
+class ParseError(DataError):
     """The source could not be parsed; the message names the dataset, the file and the field."""
 
 

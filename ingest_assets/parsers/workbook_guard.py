@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ingest_assets.parsers.base import ParseContext
+from ingest_resources.errors import DataError
 
 # What one grid cell costs from calamine to the DataFrame: 32 bytes in Rust's grid (an .xls
 # sheet's is cloned when read: 64), 8 for its slot in Python's row list, 8 more in pandas'
@@ -40,7 +41,7 @@ EXCEL_ROWS, EXCEL_COLUMNS = 1_048_576, 16_384
 OLE_MAGIC = bytes.fromhex("D0CF11E0A1B11AE1")
 
 
-class Refused(Exception):
+class Refused(DataError):
     """The workbook would take more than the budget to read (or cannot be checked)."""
 
 

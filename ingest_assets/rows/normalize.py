@@ -29,6 +29,7 @@ from ingest_assets.parsers.base import (
 )
 from ingest_assets.rows.arrays import repeated
 from ingest_assets.rows.hashing import KEY_HASH, ROW_HASH, key_hashes, row_hashes
+from ingest_resources.errors import DataError
 
 COLLECTION_DATE = "collection_date"
 REASON, REASON_CODE, SOURCE_REF = "reason", "reason_code", "source_ref"  # quarantine columns
@@ -41,7 +42,7 @@ TRUE = {"true", "t", "yes", "y", "1", "si", "sí"}
 FALSE = {"false", "f", "no", "n", "0"}
 
 
-class NormalizeError(Exception):
+class NormalizeError(DataError):
     """The parsed data does not fit the contract at all (a declared column is missing, ...)."""
 
 

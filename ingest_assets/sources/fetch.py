@@ -174,7 +174,7 @@ def _fetch_http(config: DatasetConfig, secrets: Secrets, window: Window | None) 
             first = client.get(url, headers=headers, params=params, label=label)
             content = first.content
     except FetchError as exc:
-        raise FetchError(secrets.mask(str(exc))) from None
+        raise FetchError(secrets.mask(str(exc)), retryable=exc.retryable) from None
     return Fetched(
         content=content,
         ext=_extension(config, url),
@@ -338,7 +338,7 @@ def probe(
             url, headers=conditional, params=params, label=label
         )
     except FetchError as exc:
-        raise FetchError(secrets.mask(str(exc))) from None
+        raise FetchError(secrets.mask(str(exc)), retryable=exc.retryable) from None
     if response.status == 304 and previous.get("version"):
         return previous
     if response.etag:

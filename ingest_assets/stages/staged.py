@@ -22,6 +22,7 @@ from ingest_assets.contract.models import DatasetConfig
 from ingest_assets.eventstore.chain import read_current
 from ingest_assets.eventstore.commit import CODE_VERSION
 from ingest_assets.parsers.base import HIDDEN_COLUMNS
+from ingest_resources.errors import DataError, IngestError, StoreError
 from ingest_resources.object_store import ObjectStore
 
 
@@ -43,11 +44,11 @@ RAW_META = b"ingest.raw"
 PART = "part-00000.parquet"
 
 
-class StageError(Exception):
+class StageError(IngestError):
     """A stage cannot run (its input is missing) or its output fails the contract."""
 
 
-class ChecksFailedError(StageError):
+class ChecksFailedError(StageError, DataError):
     """The staged normalized partition failed a check of severity `error`: it is not published."""
 
     def __init__(self, message: str, failed: dict[str, dict]):
@@ -55,7 +56,7 @@ class ChecksFailedError(StageError):
         self.failed = failed
 
 
-class DiskFullError(StageError):
+class DiskFullError(StageError, StoreError):
     """The disk (or the quota) filled up while a stage wrote: the message names the dataset,
     the stage, the key being written and what was published."""
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from ingest_assets.cli import main
-from ingest_assets.contract.loading import ConfigError, load_config_file
+from ingest_assets.contract.loading import load_config_file
 from ingest_assets.contract.models import DatasetConfig
+from ingest_resources.errors import ConfigError
 
 from .examples import BCRA_TC_OFICIAL, WHOLE_CONTRACT
 

@@ -5,13 +5,13 @@ from pathlib import Path
 import pytest
 
 from ingest_assets.contract.loading import (
-    ConfigError,
     MissingEnvError,
     Secrets,
     config_files,
     load_config_file,
     load_configs,
 )
+from ingest_resources.errors import ConfigError
 
 from .examples import WHOLE_CONTRACT, minimal
 
