@@ -281,6 +281,11 @@ class Normalize(Strict):
     def _plugin(cls, value: str) -> str:
         return _plugin_name(value, BUILTIN_NORMALIZERS, "normalize")
 
+    @property
+    def builtin(self) -> bool:
+        """A built-in normalizer (row by row, no user code) rather than a plugin's hook."""
+        return self.plugin in BUILTIN_NORMALIZERS
+
     @model_validator(mode="after")
     def _decimals(self) -> "Normalize":
         for name, type_name in self.schema_.items():

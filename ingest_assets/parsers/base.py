@@ -152,7 +152,7 @@ def required_columns(config: DatasetConfig) -> dict[str, str]:
 def require_columns(table: pa.Table, ctx: ParseContext) -> None:
     """Schema drift in the source (a renamed or dropped header) fails here, naming the column,
     before anything downstream runs. A custom normalize plugin may derive columns: not checked."""
-    if ctx.config.normalize.plugin not in ("default", "bcra_infomondia"):
+    if not ctx.config.normalize.builtin:
         return
     missing = {
         n: why for n, why in required_columns(ctx.config).items() if n not in table.column_names

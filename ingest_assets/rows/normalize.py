@@ -267,7 +267,7 @@ def _check_columns(names: list[str], config: DatasetConfig) -> None:
 
 
 def _run_plugin(table: pa.Table, config: DatasetConfig) -> pa.Table:
-    if config.normalize.plugin in ("default", "bcra_infomondia"):
+    if config.normalize.builtin:
         return table
     hook = load_plugin(config.normalize.plugin, "normalize")
     result = hook(table.to_pandas(), config)

@@ -112,7 +112,7 @@ def _parsed_batches(store: ObjectStore, parsed_key: str, config: DatasetConfig):
     """The parsed rows in batches, each with its digest (None: not to be kept for a later run).
     Batches never span two row groups of the parsed data, so an input that grew at its end
     gives the same batches for its old rows."""
-    if config.normalize.plugin not in ("default", "bcra_infomondia"):
+    if not config.normalize.builtin:
         # a plugin may look across rows (fill, diff, pivot): it gets the whole partition
         yield store.read_parquet(parsed_key), None
         return
