@@ -148,7 +148,12 @@ def test_two_writers_of_one_partitions_staged_data_never_fail_and_leave_it_whole
     monkeypatch.setattr(normalized_stage, "_reuse_normalized", lambda *args: None)
     stages.run_parse(runtime, config, "all")
     expected = stages.run_normalize(runtime, config, "all")
-    assert expected.counts == {"parsed": 31, "rejected": 1, "duplicates": 1, "normalized": 29}
+    assert expected.counts.to_dict() == {
+        "parsed": 31,
+        "rejected": 1,
+        "duplicates": 1,
+        "normalized": 29,
+    }
     wanted = expected.table.sort_by("obs_time")
     done, failures, reads = threading.Event(), [], [0]
 
@@ -182,8 +187,8 @@ def test_two_writers_of_one_partitions_staged_data_never_fail_and_leave_it_whole
     assert not failures, failures
     assert reads[0] > 0
     staged = set(part_keys(runtime.store, layout.staging("RATES", "normalized", "all")))
-    _, meta = stages.normalized_meta(runtime.store, config, "all")
-    listed = {part["key"] for part in meta["parts"]}
+    meta = stages.normalized_meta(runtime.store, config, "all")
+    listed = {part.key for part in meta.parts}
     # every listed part, and the part the repeat was taken out of (removed after the lock TTL)
     assert listed <= staged and len(staged) == len(listed) + 1
     assert stages.read_normalized(runtime, config, "all").sort_by("obs_time").equals(wanted)

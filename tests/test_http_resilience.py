@@ -313,6 +313,6 @@ def test_pages_are_kept_in_the_raw_object(httpserver, runtime):
     )
     httpserver.expect_request("/p", query_string="page=2").respond_with_json({"results": []})
     info = stages.run_raw(runtime, json_config(httpserver.url_for("/p"), {"kind": "page"}), "all")
-    assert json.loads(runtime.store.get(info["key"])) == {
+    assert json.loads(runtime.store.get(info.key)) == {
         "pages": [{"results": _records(0, 1)}, {"results": []}]
     }

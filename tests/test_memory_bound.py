@@ -24,7 +24,7 @@ SCRIPT = textwrap.dedent(
     outcome = stages.run_normalize(rt, config, "all")
     result = stages.run_publish(rt, config, "all")
     print(json.dumps({
-        "normalized": outcome.counts["normalized"],
+        "normalized": outcome.counts.normalized,
         "added": result.rows_added,
         "arrow_peak_mb": pa.default_memory_pool().max_memory() / 2**20,
         "rss_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

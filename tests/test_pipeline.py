@@ -174,7 +174,7 @@ def test_conflicting_duplicate_keys_are_quarantined_exact_repeats_counted(runtim
     outcome = normalized(runtime, config)
     table, rejected, counts = outcome.table, outcome.rejected, outcome.counts
     assert table.column("series").to_pylist() == ["A", "C"]
-    assert counts["duplicates"] == 1
+    assert counts.duplicates == 1
     assert (
         rejected.column("reason").to_pylist()
         == ["primary key repeated with different values (rows 4, 5)"] * 2
@@ -190,7 +190,12 @@ def test_keys_repeated_across_batches_are_judged_like_within_one(runtime, rates,
     )
     outcome = normalized(runtime, config)
     assert outcome.table.column("series").to_pylist() == ["A", "C"]
-    assert outcome.counts == {"parsed": 5, "rejected": 2, "duplicates": 1, "normalized": 2}
+    assert outcome.counts.to_dict() == {
+        "parsed": 5,
+        "rejected": 2,
+        "duplicates": 1,
+        "normalized": 2,
+    }
     rejected = outcome.rejected.to_pylist()
     assert [(r["_row"], r["reason_code"]) for r in rejected] == [
         (3, "conflicting_duplicate"),
@@ -215,9 +220,9 @@ def test_a_key_conflicting_within_a_batch_is_rejected_in_the_others(runtime, rat
 def test_the_same_input_is_not_parsed_or_normalized_again(runtime, rates, tmp_path):
     config = rates("A,2024-01-02,1\nB,2024-01-02,2\n")
     first = run_all(runtime, config)
-    _, meta = stages.normalized_meta(runtime.store, config, "all")
+    meta = stages.normalized_meta(runtime.store, config, "all")
     keys = [f"{layout.staging('RATES', 'parsed', 'all')}/part-00000.parquet"]
-    staged = [runtime.store.root / key for key in keys + [p["key"] for p in meta["parts"]]]
+    staged = [runtime.store.root / key for key in keys + [p.key for p in meta.parts]]
     written = [path.stat().st_mtime_ns for path in staged]
     again = run_all(runtime, config)
     assert [path.stat().st_mtime_ns for path in staged] == written  # reused, not rewritten
@@ -516,14 +521,14 @@ def test_raw_hashes_a_file_first_only_when_it_has_the_size_fetched_last(
     first = stages.run_raw(runtime, config, "all")
     assert hashed == []  # nothing fetched before
     again = stages.run_raw(runtime, config, "all")
-    assert hashed == [1] and again["key"] == first["key"]
+    assert hashed == [1] and again.key == first.key
     config = rates("A,2024-01-02,2\n")  # the same size, other bytes
     changed = stages.run_raw(runtime, config, "all")
-    assert hashed == [1, 1] and changed["key"] != first["key"]
-    assert runtime.store.get(changed["key"]).endswith(b"A,2024-01-02,2\n")
+    assert hashed == [1, 1] and changed.key != first.key
+    assert runtime.store.get(changed.key).endswith(b"A,2024-01-02,2\n")
     config = rates("A,2024-01-02,2\nA,2024-01-03,3\n")  # grown
     grown = stages.run_raw(runtime, config, "all")
-    assert hashed == [1, 1] and grown["bytes"] == len(runtime.store.get(grown["key"]))
+    assert hashed == [1, 1] and grown.bytes == len(runtime.store.get(grown.key))
 
 
 def test_a_changed_primary_key_is_refused_before_anything_is_published(

@@ -159,8 +159,8 @@ def test_s3_source_records_its_etag(aws, tmp_path):
     ):
         config = _csv_dataset(tmp_path, None, source)
         info = stages.run_raw(runtime_from_env(), config, "all")
-        assert info["etag"] == put["ETag"] and info["bytes"] == 24
-        assert info["source"] == f"s3://{aws['bucket']}/inbox/rates.csv"
+        assert info.etag == put["ETag"] and info.bytes == 24
+        assert info.source == f"s3://{aws['bucket']}/inbox/rates.csv"
     result = _run_stages(config)
     assert result.rows_added == 3 and result.manifest.inputs["etag"] == put["ETag"]
 

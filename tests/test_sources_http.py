@@ -47,7 +47,7 @@ def test_raw_stage_records_fingerprints_and_publishes(httpserver, runtime):
     httpserver.expect_request("/data.csv").respond_with_data(CSV, headers={"ETag": '"v1"'})
     config = http_config(httpserver.url_for("/data.csv"))
     info = stages.run_raw(runtime, config, "all")
-    assert info["etag"] == '"v1"' and info["bytes"] == len(CSV)
+    assert info.etag == '"v1"' and info.bytes == len(CSV)
     stages.run_parse(runtime, config, "all")
     stages.run_normalize(runtime, config, "all")
     result = stages.run_publish(runtime, config, "all")
@@ -106,5 +106,5 @@ def test_failed_fetch_advances_nothing(httpserver, runtime):
         stages.run_raw(runtime, fast, "all")
     assert (
         json.loads(runtime.store.get("datasets/API_DATA/raw/all/latest.json"))["sha256"]
-        == first["sha256"]
+        == first.sha256
     )

@@ -87,7 +87,12 @@ def test_a_grown_input_normalizes_only_its_new_batches(runtime, growing, counted
     assert sorted(counted) == [1, 4]
     after = staged(runtime)
     assert [after[k] == before.get(k) for k in sorted(after)] == [True, True, False, False]
-    assert outcome.counts == {"parsed": 13, "rejected": 0, "duplicates": 0, "normalized": 13}
+    assert outcome.counts.to_dict() == {
+        "parsed": 13,
+        "rejected": 0,
+        "duplicates": 0,
+        "normalized": 13,
+    }
     assert (published.rows_added, published.rows_revised) == (3, 0)
     assert outcome.high_water_marks == {"GROWING": "2024-01-13"}
     scratch = local_runtime(tmp_path / "scratch")  # the same input from nothing
@@ -104,7 +109,7 @@ def test_a_shorter_input_drops_the_parts_it_no_longer_has(runtime, growing, coun
     run(runtime, growing(range(1, 14)))
     outcome, _ = run(runtime, growing(range(1, 6)))
     assert len(staged(runtime)) == 2 and len(outcome.keys) == 2
-    assert outcome.counts["normalized"] == 5 and outcome.table.num_rows == 5
+    assert outcome.counts.normalized == 5 and outcome.table.num_rows == 5
 
 
 @pytest.mark.parametrize(
@@ -127,7 +132,7 @@ def test_parts_are_kept_only_under_the_same_contract_and_day(
     else:  # where the bytes come from does not change the rows made of them
         outcome, _ = run(runtime, growing(range(1, 11), path=tmp_path / "moved.csv"))
         assert counted == []
-        assert outcome.counts["normalized"] == 10
+        assert outcome.counts.normalized == 10
 
 
 def test_a_batch_with_rejected_rows_is_normalized_again_and_its_rows_stay_in_quarantine(
@@ -137,7 +142,7 @@ def test_a_batch_with_rejected_rows_is_normalized_again_and_its_rows_stay_in_qua
     counted.clear()
     outcome, _ = run(runtime, growing(range(1, 4), extra="A,not a day,1\nA,2024-02-01,5\n"))
     assert sorted(counted) == [1, 4]  # the first batch had a rejection: not kept
-    assert outcome.counts["rejected"] == 1 and outcome.rejected.num_rows == 1
+    assert outcome.counts.rejected == 1 and outcome.rejected.num_rows == 1
     assert "cannot read 'not a day'" in outcome.rejected["reason"][0].as_py()
 
 
@@ -146,16 +151,16 @@ def test_a_key_repeated_across_batches_leaves_the_parts_it_touched_to_be_made_ag
 ):
     repeat = "A,2024-01-02,2\n"  # an exact repeat of a row of the first batch, in the second
     outcome, _ = run(runtime, growing(range(1, 5), extra=repeat))
-    assert outcome.counts["duplicates"] == 1 and outcome.counts["normalized"] == 4
+    assert outcome.counts.duplicates == 1 and outcome.counts.normalized == 4
     assert outcome.table.num_rows == 4
     counted.clear()  # the same rows from elsewhere: the rewritten second part is made again
     outcome, _ = run(runtime, growing(range(1, 5), extra=repeat, path=tmp_path / "copy.csv"))
     assert counted == [1]
-    assert outcome.counts["duplicates"] == 1 and outcome.table.num_rows == 4
+    assert outcome.counts.duplicates == 1 and outcome.table.num_rows == 4
     counted.clear()
     outcome, published = run(runtime, growing(range(1, 5), extra=repeat + "A,2024-03-01,9\n"))
     assert counted == [2]  # the first part kept
-    assert outcome.counts["duplicates"] == 1 and outcome.table.num_rows == 5
+    assert outcome.counts.duplicates == 1 and outcome.table.num_rows == 5
     assert (published.rows_added, published.rows_revised) == (1, 0)
 
 

@@ -37,9 +37,9 @@ def test_ragged_rows_are_kept_or_quarantined_never_lost(runtime):
     config = config_for(path, normalize={"primary_keys": ["timit"]})
     outcome = run_until_normalized(runtime, config)
     counts = outcome.counts
-    assert counts["parsed"] == 109
-    assert counts["normalized"] + counts["rejected"] + counts["duplicates"] == 109
-    assert counts["rejected"] > 0
+    assert counts.parsed == 109
+    assert counts.normalized + counts.rejected + counts.duplicates == 109
+    assert counts.rejected > 0
     codes = set(outcome.rejected.column("reason_code").to_pylist())
     assert codes <= {"missing_key", "conflicting_duplicate"}
 
@@ -50,7 +50,12 @@ def test_rows_wrapped_in_quotes_go_to_quarantine_with_their_row(runtime):
         path, source={"encoding": "utf-8-sig"}, normalize={"primary_keys": ["serie_id"]}
     )
     outcome = run_until_normalized(runtime, config)
-    assert outcome.counts == {"parsed": 77, "rejected": 53, "duplicates": 0, "normalized": 24}
+    assert outcome.counts.to_dict() == {
+        "parsed": 77,
+        "rejected": 53,
+        "duplicates": 0,
+        "normalized": 24,
+    }
     rejected = outcome.rejected.to_pylist()
     assert {r["reason"] for r in rejected} == {"primary key 'serie_id' is empty"}
     assert rejected[0]["source_ref"] == f"row {rejected[0]['_row']}"

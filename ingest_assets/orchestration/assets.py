@@ -49,14 +49,14 @@ def raw(context: Context, ingest: IngestResource, config: DatasetConfig) -> dg.M
         raise _fail(exc) from exc
     return dg.MaterializeResult(
         metadata={
-            "bytes": info["bytes"],
-            "sha256": info["sha256"],
-            "source": info["source"],
-            "etag": info["etag"] or "",
-            "last_modified": info["last_modified"] or "",
-            "object": info["key"],
+            "bytes": info.bytes,
+            "sha256": info.sha256,
+            "source": info.source,
+            "etag": info.etag or "",
+            "last_modified": info.last_modified or "",
+            "object": info.key,
         },
-        data_version=dg.DataVersion(info["sha256"]),
+        data_version=dg.DataVersion(info.sha256),
     )
 
 
@@ -78,7 +78,7 @@ def parsed(context: Context, ingest: IngestResource, config: DatasetConfig) -> d
             "columns": len([c for c in table.column_names if c not in HIDDEN_COLUMNS]),
             "dagster/column_schema": column_schema(table.schema),
             "preview": preview(table.head),
-            "raw_sha256": raw_info["sha256"],
+            "raw_sha256": raw_info.sha256,
             "source_columns_added": as_json(drift["added"]),
             "source_columns_missing": as_json(drift["missing"]),
         }
@@ -96,10 +96,10 @@ def normalized(
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": table.num_rows,
-            "rows_parsed": counts["parsed"],
-            "rows_rejected": counts["rejected"],
-            "rows_duplicate": counts["duplicates"],
-            "quarantine": outcome.quarantine_key if counts["rejected"] else "",
+            "rows_parsed": counts.parsed,
+            "rows_rejected": counts.rejected,
+            "rows_duplicate": counts.duplicates,
+            "quarantine": outcome.quarantine_key if counts.rejected else "",
             "dagster/column_schema": column_schema(table.schema),
             "high_water_marks": as_json(outcome.high_water_marks),
             "preview": preview(table.head),

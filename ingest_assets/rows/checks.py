@@ -16,7 +16,10 @@ import pyarrow.compute as pc
 from ingest_assets.contract.models import DatasetConfig
 from ingest_assets.parsers.base import ROW_COLUMN
 from ingest_assets.rows.check_plan import PlannedCheck, planned_checks
-from ingest_assets.rows.normalize import COLLECTION_DATE, KEY_HASH, REASON, ROW_HASH, arrow_type
+from ingest_assets.rows.convert import arrow_type
+from ingest_assets.rows.hashing import KEY_HASH, ROW_HASH
+from ingest_assets.rows.normalize import COLLECTION_DATE
+from ingest_assets.rows.quarantine import REASON
 
 SAMPLE_ROWS = 5
 

@@ -1,17 +1,111 @@
-"""Repeated primary keys across the batches of one input. Pure: no Dagster, no I/O.
+"""Repeated primary keys: the one rule, within a batch and across the batches of one input.
 
-Within a batch, `normalize` already keeps the first of exact repeats and rejects keys with
-conflicting values. Across batches only the keys are kept in memory, as the first 8 bytes of
-`key_hash` (8 bytes a row); the rows behind a repeated prefix are then fetched and judged on
-their full hashes, so a prefix collision never merges two different keys.
+The rule: exact repeats of a key (the same `row_hash`) keep their first row; a key seen with
+different `row_hash`es rejects all its rows (quarantined as `conflicting_duplicate`).
+
+Keys are first compared by the first 8 bytes of `key_hash` (a sort of 8-byte integers: 8 bytes
+a row, all that is kept of a batch across batches); only the rows behind a repeated prefix are
+judged on their full hashes, so a prefix collision never merges two different keys. Within a
+batch `normalize` applies `dedupe` to its rows; across batches the stage keeps a `KeyTracker`,
+fetches the rows of its `candidates` and `judge`s them, with the keys a batch already rejected
+(a key conflicting within one batch rejects its rows in the others). Pure: no Dagster, no I/O.
 """
+
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
 
 from ingest_assets.eventstore.keyindex import key_prefixes
-from ingest_assets.rows.hashing import DIGEST_TYPE
-from ingest_assets.rows.normalize import KEY_HASH, ROW_HASH
+from ingest_assets.rows.hashing import DIGEST_BYTES, DIGEST_TYPE, KEY_HASH, ROW_HASH
+
+NO_POSITIONS = np.zeros(0, dtype=np.int64)
+_DIGEST = np.dtype(f"V{DIGEST_BYTES}")  # a digest as one opaque numpy value: sorts, compares
+
+
+class Verdict(NamedTuple):
+    """What the rule says of some rows, by their positions."""
+
+    repeats: np.ndarray  # exact repeats of an earlier row of their key: dropped (sorted)
+    conflicts: np.ndarray  # the rows of keys seen with different values: rejected (sorted)
+    conflicted: dict[bytes, list[int]]  # key_hash -> the positions of its rejected rows
+
+
+NOTHING = Verdict(NO_POSITIONS, NO_POSITIONS, {})
+
+
+def repeated_positions(
+    prefixes: np.ndarray, rejected: frozenset[bytes] = frozenset()
+) -> np.ndarray:
+    """Sorted positions whose key prefix occurs more than once, or is the prefix of a key in
+    `rejected`: the only rows the rule can drop or reject."""
+    if prefixes.size == 0:
+        return NO_POSITIONS
+    if not rejected:  # the common case, no key repeated: a sort of the values tells
+        ordered = np.sort(prefixes)
+        if not (ordered[1:] == ordered[:-1]).any():
+            return NO_POSITIONS
+    order = np.argsort(prefixes)  # (positions come back sorted: the order of ties is moot)
+    ordered = prefixes[order]
+    same = ordered[1:] == ordered[:-1]
+    repeated = np.zeros(len(prefixes), dtype=bool)
+    repeated[1:] |= same
+    repeated[:-1] |= same
+    if rejected:
+        repeated |= np.isin(ordered, key_prefixes(pa.array(sorted(rejected), DIGEST_TYPE)))
+    return np.sort(order[repeated])
+
+
+def _digests(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """20-byte digests as numpy values (no copy, no Python objects)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if column.type != DIGEST_TYPE or column.null_count:
+        raise TypeError(f"expected {DIGEST_TYPE} digests without nulls, got {column.type}")
+    if len(column) == 0:
+        return np.zeros(0, dtype=_DIGEST)
+    values = np.frombuffer(column.buffers()[1], dtype=_DIGEST)
+    return values[column.offset : column.offset + len(column)]
+
+
+def judge(
+    rows: pa.Table, positions: np.ndarray, rejected: frozenset[bytes] = frozenset()
+) -> Verdict:
+    """The rule over `rows` (with KEY_HASH and ROW_HASH), which stand at `positions` (sorted):
+    exact repeats after their key's first row are dropped; every row of a key with more than
+    one ROW_HASH, or in `rejected` (a key rejected elsewhere), is rejected."""
+    keys, hashes = _digests(rows[KEY_HASH]), _digests(rows[ROW_HASH])
+    if len(keys) == 0:
+        return NOTHING
+    distinct_keys, key_of = np.unique(keys, return_inverse=True)
+    hash_of = np.unique(hashes, return_inverse=True)[1].astype(np.int64)
+    width = int(hash_of.max()) + 1
+    pairs = np.unique(key_of.astype(np.int64) * width + hash_of)  # each (key, hash) once
+    values_of_key = np.bincount(pairs // width, minlength=len(distinct_keys))
+    conflicting = values_of_key > 1
+    if rejected:
+        conflicting |= np.isin(distinct_keys, np.array(sorted(rejected), dtype=_DIGEST))
+    in_conflict = conflicting[key_of]
+    first = np.zeros(len(keys), dtype=bool)
+    first[np.unique(key_of, return_index=True)[1]] = True
+    positions = np.asarray(positions, dtype=np.int64)
+    repeats = positions[~first & ~in_conflict]
+    conflicts = positions[in_conflict]
+    conflicted: dict[bytes, list[int]] = {}  # (rare: a loop over the rejected rows is fine)
+    for index in np.flatnonzero(in_conflict):
+        key = distinct_keys[key_of[index]].tobytes()
+        conflicted.setdefault(key, []).append(int(positions[index]))
+    return Verdict(repeats, conflicts, conflicted)
+
+
+def dedupe(key_hash: pa.Array | pa.ChunkedArray, row_hash: pa.Array | pa.ChunkedArray) -> Verdict:
+    """The rule over one batch, by position in it."""
+    candidates = repeated_positions(key_prefixes(key_hash))
+    if candidates.size == 0:
+        return NOTHING
+    index = pa.array(candidates)
+    rows = pa.table({KEY_HASH: key_hash.take(index), ROW_HASH: row_hash.take(index)})
+    return judge(rows, candidates)
 
 
 class KeyTracker:
@@ -23,45 +117,9 @@ class KeyTracker:
     def add(self, key_hash: pa.Array | pa.ChunkedArray) -> None:
         self._parts.append(key_prefixes(key_hash))
 
-    def candidates(self, conflicting: frozenset[bytes] = frozenset()) -> np.ndarray:
+    def candidates(self, rejected: frozenset[bytes] = frozenset()) -> np.ndarray:
         """Sorted positions (over all batches, in order) whose prefix occurs more than once, or
         is the prefix of a key already rejected as conflicting within a batch."""
         if not self._parts:
-            return np.zeros(0, dtype=np.int64)
-        keys = np.concatenate(self._parts)
-        if not conflicting:  # the common case, no key repeated: a sort of the values tells
-            ordered = np.sort(keys)
-            if not (ordered[1:] == ordered[:-1]).any():
-                return np.zeros(0, dtype=np.int64)
-        order = np.argsort(keys)  # (positions come back sorted: the order of ties is moot)
-        ordered = keys[order]
-        same = ordered[1:] == ordered[:-1]
-        repeated = np.zeros(len(keys), dtype=bool)
-        repeated[1:] |= same
-        repeated[:-1] |= same
-        if conflicting:
-            rejected = key_prefixes(pa.array(sorted(conflicting), DIGEST_TYPE))
-            repeated |= np.isin(ordered, rejected)
-        return np.sort(order[repeated])
-
-
-def judge(
-    rows: pa.Table, positions: np.ndarray, conflicting: frozenset[bytes] = frozenset()
-) -> tuple[np.ndarray, np.ndarray, dict]:
-    """For the candidate `rows` (at global `positions`): (positions of exact repeats to drop,
-    positions of conflicting rows to reject, {key_hash: [positions of its rows]} for those).
-    A key in `conflicting` (rejected within a batch) rejects its rows in the other batches."""
-    keys = rows[KEY_HASH].to_pylist()
-    hashes = rows[ROW_HASH].to_pylist()
-    groups: dict[bytes, list[int]] = {}
-    for index, key in enumerate(keys):
-        groups.setdefault(key, []).append(index)
-    repeats, conflicts, conflicted = [], [], {}
-    for key, members in groups.items():
-        if key in conflicting or len({hashes[i] for i in members}) > 1:
-            conflicts += [positions[i] for i in members]
-            conflicted[key] = [int(positions[i]) for i in members]
-        elif len(members) > 1:
-            repeats += [positions[i] for i in members[1:]]
-        # else: a prefix shared by different keys: nothing to do
-    return np.array(repeats, dtype=np.int64), np.array(conflicts, dtype=np.int64), conflicted
+            return NO_POSITIONS
+        return repeated_positions(np.concatenate(self._parts), rejected)

@@ -1,8 +1,10 @@
-"""TODO"""
+"""The parsed stage: the raw bytes as a table, in batches, with the fetch they came from
+(`state.RawInfo`, with the input fingerprint) in the footer; parsed again only when that
+fingerprint changes."""
 
-import json
+import dataclasses
 import logging
-from typing import Any
+from collections.abc import Iterable, Iterator
 
 import pyarrow as pa
 
@@ -21,13 +23,16 @@ from ingest_assets.stages.staged import (
     input_fingerprint,
     reporting_full_disk,
 )
+from ingest_assets.stages.state import RawInfo, read_latest
 from ingest_resources.object_store import ObjectStore
 from ingest_resources.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
-def _with_meta(batches, key: bytes, value: bytes, ctx: ParseContext, first: list[bool]):
+def _with_meta(
+    batches: Iterable[pa.Table], key: bytes, value: bytes, ctx: ParseContext, first: list[bool]
+) -> Iterator[pa.Table]:
     for batch in batches:
         if first[0]:
             require_columns(batch, ctx)
@@ -35,27 +40,27 @@ def _with_meta(batches, key: bytes, value: bytes, ctx: ParseContext, first: list
         yield batch.replace_schema_metadata({**(batch.schema.metadata or {}), key: value})
 
 
-def run_parse(rt: Runtime, config: DatasetConfig, partition: str) -> tuple[Staged, dict[str, Any]]:
+def run_parse(rt: Runtime, config: DatasetConfig, partition: str) -> tuple[Staged, RawInfo]:
     """Parse the raw object into the parsed stage, in batches when the format streams. Its one
     part is written under a name of this run's and renamed over the last one: a reader (a
     concurrent run's normalize) gets the old part or the new, whole; nothing is removed first."""
-    latest_key = layout.raw_latest(config.dataset_id, partition)
-    if not rt.store.exists(latest_key):
+    latest = read_latest(rt.store, config.dataset_id, partition)
+    if latest is None:
         raise StageError(
             f"dataset {config.dataset_id}: no raw data for partition {partition!r}; "
             f"materialize {config.dataset_id}/raw first"
         )
-    raw = json.loads(rt.store.get(latest_key))
-    raw["fingerprint"] = input_fingerprint(config, raw["sha256"])
+    fingerprint = input_fingerprint(config, latest.sha256)
+    raw = dataclasses.replace(latest, fingerprint=fingerprint)
     key = f"{layout.staging(config.dataset_id, 'parsed', partition)}/{PART}"
-    reused = _reuse(rt.store, key, raw["fingerprint"])
+    reused = _reuse(rt.store, key, fingerprint)
     if reused is not None:  # the same bytes under the same contract: parsed already
         return reused, raw
     with reporting_full_disk(rt.store, config, "parsed", partition, key) as store:
         rows, schema, head = _write_parsed(store, config, raw, key)
     if schema is None:
         raise StageError(
-            f"dataset {config.dataset_id}: {raw['source']}: the parser {config.parser!r} gave "
+            f"dataset {config.dataset_id}: {raw.source}: the parser {config.parser!r} gave "
             f"no table at all for partition {partition!r} (expected a table, even an empty one)"
         )
     pa.default_memory_pool().release_unused()
@@ -63,12 +68,12 @@ def run_parse(rt: Runtime, config: DatasetConfig, partition: str) -> tuple[Stage
 
 
 def _write_parsed(
-    store: ObjectStore, config: DatasetConfig, raw: dict[str, Any], key: str
+    store: ObjectStore, config: DatasetConfig, raw: RawInfo, key: str
 ) -> tuple[int, pa.Schema | None, HeadKeeper]:
     """The parser's batches into the parsed part at `key`, each tagged with the raw info."""
-    context = ParseContext(config, raw["source"])
-    raw_meta = json.dumps(raw).encode()
-    with store.local_file(raw["key"]) as path:
+    context = ParseContext(config, raw.source)
+    raw_meta = raw.footer()
+    with store.local_file(raw.key) as path:
         try:
             head = HeadKeeper(
                 _with_meta(parse_batches(path, context), RAW_META, raw_meta, context, [True])
@@ -79,7 +84,7 @@ def _write_parsed(
                 "dataset %s: %s: read whole by the general CSV reader (memory grows with the "
                 "file): %s",
                 config.dataset_id,
-                raw["source"],
+                raw.source,
                 str(exc).splitlines()[0],
             )
             whole = parse_batches(path, context, whole=True)
@@ -93,8 +98,8 @@ def _reuse(store: ObjectStore, key: str, fingerprint: str) -> "Staged | None":
     if not store.exists(key):
         return None
     schema = store.parquet_schema(key)
-    made_from = json.loads((schema.metadata or {}).get(RAW_META, b"{}"))
-    if made_from.get("fingerprint") != fingerprint:
+    made_from = RawInfo.of_parsed(schema)
+    if made_from is None or made_from.fingerprint != fingerprint:
         return None
     head = next(store.iter_parquet(key, batch_rows=PREVIEW_HEAD), schema.empty_table())
     return Staged(store.parquet_rows(key), schema, head)

@@ -1,55 +1,58 @@
-"""TODO"""
+"""The published stage: the staged normalized partition, unless a blocking check failed,
+published as a new event version (the event store decides what is new or revised); and the
+partition's quarantine, read back."""
 
 import functools
+from collections.abc import Callable
 
 import pyarrow as pa
 
 from ingest_assets import eventstore, layout
 from ingest_assets.contract.models import DatasetConfig
 from ingest_assets.rows.arrays import repeated
-from ingest_assets.stages.normalized import (
-    normalized_meta,
-    staged_parts,
-)
+from ingest_assets.stages.normalized import normalized_meta
 from ingest_assets.stages.parts import content_named
-from ingest_assets.stages.staged import (
-    ChecksFailedError,
-    nothing_published,
-    reporting_full_disk,
-)
+from ingest_assets.stages.staged import StageError, nothing_published, reporting_full_disk
+from ingest_assets.stages.state import CheckRecord
+from ingest_resources.errors import DataError
 from ingest_resources.object_store import ObjectStore
 from ingest_resources.runtime import Runtime
 
 
-def blocking_failures(checks: dict[str, dict]) -> dict[str, dict]:
-    return {name: r for name, r in checks.items() if not r["passed"] and r["severity"] == "error"}
+class ChecksFailedError(StageError, DataError):
+    """The staged normalized partition failed a check of severity `error`: it is not published."""
+
+    def __init__(self, message: str, failed: dict[str, CheckRecord]):
+        super().__init__(message)
+        self.failed = failed
+
+
+def blocking_failures(checks: dict[str, CheckRecord]) -> dict[str, CheckRecord]:
+    return {name: record for name, record in checks.items() if record.blocking}
 
 
 def run_publish(rt: Runtime, config: DatasetConfig, partition: str) -> eventstore.PublishResult:
-    staging, meta = normalized_meta(rt.store, config, partition)
-    raw, counts, checks = meta["raw"], meta["counts"], meta["checks"]
-    failed = blocking_failures(checks)
+    meta = normalized_meta(rt.store, config, partition)
+    raw = meta.raw
+    failed = blocking_failures(meta.checks)
     if failed:
-        summary = "; ".join(f"{name}: {r['detail']}" for name, r in failed.items())
+        summary = "; ".join(f"{name}: {record.detail}" for name, record in failed.items())
         raise ChecksFailedError(
             f"dataset {config.dataset_id}, partition {partition}: not published, blocking checks "
             f"failed on the normalized data: {summary}. Fix the source or the contract and re-run "
             f"the partition (rejected rows are in {layout.quarantine(config.dataset_id, partition)}/).",
             failed,
         )
-    inputs = {
-        k: raw.get(k)
-        for k in ("sha256", "bytes", "etag", "last_modified", "source", "fetched_at", "fingerprint")
-    }
+    inputs = raw.manifest_inputs()
     current, _ = eventstore.read_current(rt.store, config.dataset_id)
     published = functools.partial(_published_since, rt.store, config, current)
     events = f"{layout.events(config.dataset_id)}/"
     with reporting_full_disk(rt.store, config, "published", partition, events, published) as store:
-        if current and raw.get("fingerprint") and current.fingerprint == raw["fingerprint"]:
-            return _bring_up_to_date(rt, store, config, counts["normalized"])
-        parts = tuple(
-            (part["key"], part["rows"] if content_named(part["key"]) and "rows" in part else -1)
-            for part in staged_parts(meta, staging)
+        if current and raw.fingerprint and current.fingerprint == raw.fingerprint:
+            return _bring_up_to_date(rt, store, config, meta.counts.normalized)
+        parts = tuple(  # (a part's rows are counted when read if it may have been rewritten)
+            (part.key, part.rows if content_named(part.key) and part.rows is not None else -1)
+            for part in meta.parts
         )
         inputs["parts"] = [key for key, _ in parts]  # what this version is published from
         return eventstore.publish(
@@ -59,8 +62,8 @@ def run_publish(rt: Runtime, config: DatasetConfig, partition: str) -> eventstor
             partition,
             eventstore.StagedRows(store, parts),
             inputs,
-            counts,
-            checks,
+            meta.counts.to_dict(),
+            meta.checks_dict(),
             notify=notifier(rt, config),
         )
 
@@ -103,7 +106,7 @@ def _published_since(
     )
 
 
-def notifier(rt: Runtime, config: DatasetConfig):
+def notifier(rt: Runtime, config: DatasetConfig) -> Callable[[eventstore.Manifest], str | None]:
     """The version's notification (SNS, or a log line without a topic), deduplicated by
     dataset and version."""
     return lambda manifest: rt.notifier.notify(config.notify.sns_topic_arn, manifest.to_dict())

@@ -1,50 +1,49 @@
-"""TODO"""
+"""The raw stage: fetch the partition's source and store its bytes, content-addressed, with
+`latest.json` naming the fetch (`state.RawInfo`)."""
 
 import datetime as dt
 import hashlib
-import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from ingest_assets import eventstore, layout
 from ingest_assets.contract.loading import Secrets
 from ingest_assets.contract.models import DatasetConfig
 from ingest_assets.sources.fetch import Fetched, fetch
 from ingest_assets.sources.windows import window_for
-from ingest_assets.stages.staged import (
-    reporting_full_disk,
-)
+from ingest_assets.stages.staged import nothing_published, reporting_full_disk
+from ingest_assets.stages.state import RawInfo, read_latest, write_latest
 from ingest_resources.object_store import ObjectStore
 from ingest_resources.runtime import Runtime
 
 
 def run_raw(
     rt: Runtime, config: DatasetConfig, partition: str, secrets: Secrets | None = None
-) -> dict[str, Any]:
+) -> RawInfo:
     current, _ = eventstore.read_current(rt.store, config.dataset_id)
     fetched = fetch(config, secrets, window_for(config, partition, current))
     folder = layout.raw_latest(config.dataset_id, partition).rsplit("/", 1)[0]
-    with reporting_full_disk(rt.store, config, "raw", partition, f"{folder}/") as store:
+    published = nothing_published(current.version if current else None)
+    with reporting_full_disk(
+        rt.store, config, "raw", partition, f"{folder}/", lambda: published
+    ) as store:
         if fetched.path is None:
             sha256, size = hashlib.sha256(fetched.content).hexdigest(), len(fetched.content)
             key = layout.raw(config.dataset_id, partition, sha256, fetched.ext)
             store.put_if_absent(key, fetched.content)
         else:
             key, sha256, size = _store_raw_file(store, config, partition, fetched)
-        info = {
-            "key": key,
-            "sha256": sha256,
-            "bytes": size,
-            "source": fetched.source,
-            "etag": fetched.etag,
-            "last_modified": fetched.last_modified,
-            "fetched_at": dt.datetime.now(dt.UTC).isoformat(),
-        }
-        store.put(
-            layout.raw_latest(config.dataset_id, partition), json.dumps(info, indent=2).encode()
+        info = RawInfo(
+            key=key,
+            sha256=sha256,
+            bytes=size,
+            source=fetched.source,
+            etag=fetched.etag,
+            last_modified=fetched.last_modified,
+            fetched_at=dt.datetime.now(dt.UTC).isoformat(),
         )
+        write_latest(store, config.dataset_id, partition, info)
     return info
 
 
@@ -56,9 +55,8 @@ def _store_raw_file(
     other file is new bytes: it is hashed as it is copied (once), so the name is the sha256 of
     the bytes stored even if the file changes meanwhile."""
     assert fetched.path is not None
-    latest = layout.raw_latest(config.dataset_id, partition)
-    last_size = json.loads(store.get(latest)).get("bytes") if store.exists(latest) else None
-    if last_size == fetched.path.stat().st_size:
+    latest = read_latest(store, config.dataset_id, partition)
+    if latest is not None and latest.bytes == fetched.path.stat().st_size:
         sha256, size = fetched.sha256_and_size()
         key = layout.raw(config.dataset_id, partition, sha256, fetched.ext)
         if store.exists(key):

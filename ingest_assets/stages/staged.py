@@ -22,7 +22,7 @@ from ingest_assets.contract.models import DatasetConfig
 from ingest_assets.eventstore.chain import read_current
 from ingest_assets.eventstore.commit import CODE_VERSION
 from ingest_assets.parsers.base import HIDDEN_COLUMNS
-from ingest_resources.errors import DataError, IngestError, StoreError
+from ingest_resources.errors import IngestError, StoreError
 from ingest_resources.object_store import ObjectStore
 
 
@@ -39,21 +39,13 @@ def _arrow_allocator() -> None:
 
 _arrow_allocator()
 
-META = "meta.json"  # beside a staged normalized partition: raw info, counts, checks
-RAW_META = b"ingest.raw"
+META = "meta.json"  # beside a staged normalized partition: state.NormalizedMeta
+RAW_META = b"ingest.raw"  # the parsed data's footer: the state.RawInfo it was parsed from
 PART = "part-00000.parquet"
 
 
 class StageError(IngestError):
     """A stage cannot run (its input is missing) or its output fails the contract."""
-
-
-class ChecksFailedError(StageError, DataError):
-    """The staged normalized partition failed a check of severity `error`: it is not published."""
-
-    def __init__(self, message: str, failed: dict[str, dict]):
-        super().__init__(message)
-        self.failed = failed
 
 
 class DiskFullError(StageError, StoreError):
@@ -97,7 +89,7 @@ class HeadKeeper:
         return pa.concat_tables(self.tables, promote_options="permissive")
 
 
-def _visible(table: pa.Table) -> pa.Table:
+def visible(table: pa.Table) -> pa.Table:
     hidden = [c for c in HIDDEN_COLUMNS if c in table.column_names]
     return table.drop_columns(hidden) if hidden else table
 
