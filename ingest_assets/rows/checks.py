@@ -65,19 +65,19 @@ class CheckInputs:
 
     @property
     def columns(self) -> list[str]:
-        return (self.schema or self.table.schema).names
+        return list((self.schema or self.table.schema).names)
 
 
 def needed_columns(config: DatasetConfig) -> list[str]:
     """The normalized columns `evaluate` reads (the rest of a large partition stays on disk)."""
     checks = config.checks
-    names = [*checks.not_null, *checks.unique, *checks.ranges, *checks.allowed_values]
+    names: list[str] = [*checks.not_null, *checks.unique, *checks.ranges, *checks.allowed_values]
     if config.lag_days is not None:
         names.append(config.normalize.time_column)
     return list(dict.fromkeys(names))
 
 
-def _rows_result(check: PlannedCheck, table: pa.Table, mask, what: str) -> CheckResult:
+def _rows_result(check: PlannedCheck, table: pa.Table, mask: pa.Array, what: str) -> CheckResult:
     mask = pc.fill_null(mask, False)
     failing = int(pc.sum(mask).as_py() or 0)
     if not failing:
@@ -180,20 +180,46 @@ def _rejected_ratio(check: PlannedCheck, config: DatasetConfig, inputs: CheckInp
     return CheckResult(check, False, f"{detail}. First reasons: {reasons}", rejected, sample)
 
 
+COLUMN_CHECKS = ("not_null", "range", "allowed_values")  # checks of one column's values
+
+
+def _column_check(
+    check: PlannedCheck, config: DatasetConfig, inputs: CheckInputs, column: str
+) -> CheckResult:
+    table = inputs.table
+    if column not in table.column_names:
+        return _missing_column(check, column, inputs.columns)
+    if check.kind == "not_null":
+        return _rows_result(check, table, pc.is_null(table[column]), f"have no {column}")
+    if check.kind == "range":
+        bounds = config.checks.ranges[column]
+        outside = pa.array([False] * table.num_rows)
+        if bounds.min is not None:
+            outside = pc.or_(outside, pc.less(table[column], bounds.min))
+        if bounds.max is not None:
+            outside = pc.or_(outside, pc.greater(table[column], bounds.max))
+        return _rows_result(check, table, outside, f"outside [{bounds.min}, {bounds.max}]")
+    allowed = config.checks.allowed_values[column]
+    values = table[column]
+    value_set = pa.array(allowed).cast(values.type)
+    outside = pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, value_set=value_set)))
+    return _rows_result(check, table, outside, f"not in {allowed}")
+
+
+def _row_count(check: PlannedCheck, config: DatasetConfig, table: pa.Table) -> CheckResult:
+    bounds = config.checks.row_count
+    assert bounds is not None  # (planned only with bounds)
+    count = table.num_rows
+    ok = (bounds.min is None or count >= bounds.min) and (bounds.max is None or count <= bounds.max)
+    return CheckResult(check, ok, f"{count} rows; expected [{bounds.min}, {bounds.max}]")
+
+
 def evaluate(config: DatasetConfig, inputs: CheckInputs) -> list[CheckResult]:
     table = inputs.table
     results = []
     for check in planned_checks(config):
-        column = check.column
-        if (
-            check.kind in ("not_null", "range", "allowed_values")
-            and column not in table.column_names
-        ):
-            results.append(_missing_column(check, column, inputs.columns))
-        elif check.kind == "not_null":
-            results.append(
-                _rows_result(check, table, pc.is_null(table[column]), f"have no {column}")
-            )
+        if check.kind in COLUMN_CHECKS and check.column is not None:
+            results.append(_column_check(check, config, inputs, check.column))
         elif check.kind == "unique":
             columns = config.checks.unique
             absent = [c for c in columns if c not in table.column_names]
@@ -208,31 +234,8 @@ def evaluate(config: DatasetConfig, inputs: CheckInputs) -> list[CheckResult]:
             results.append(CheckResult(check, repeated == 0, detail, repeated))
         elif check.kind == "unique_primary_key":
             results.append(_unique(check, table, [KEY_HASH]))
-        elif check.kind == "range":
-            bounds = config.checks.ranges[column]
-            outside = pa.array([False] * table.num_rows)
-            if bounds.min is not None:
-                outside = pc.or_(outside, pc.less(table[column], bounds.min))
-            if bounds.max is not None:
-                outside = pc.or_(outside, pc.greater(table[column], bounds.max))
-            results.append(
-                _rows_result(check, table, outside, f"outside [{bounds.min}, {bounds.max}]")
-            )
-        elif check.kind == "allowed_values":
-            allowed = config.checks.allowed_values[column]
-            values = table[column]
-            value_set = pa.array(allowed).cast(values.type)
-            outside = pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, value_set=value_set)))
-            results.append(_rows_result(check, table, outside, f"not in {allowed}"))
         elif check.kind == "row_count":
-            bounds = config.checks.row_count
-            count = table.num_rows
-            ok = (bounds.min is None or count >= bounds.min) and (
-                bounds.max is None or count <= bounds.max
-            )
-            results.append(
-                CheckResult(check, ok, f"{count} rows; expected [{bounds.min}, {bounds.max}]")
-            )
+            results.append(_row_count(check, config, table))
         elif check.kind == "rejected_ratio":
             results.append(_rejected_ratio(check, config, inputs))
         elif check.kind == "schema_drift":

@@ -199,7 +199,8 @@ def _convert(
     if type_name == "timestamp":
         return _to_timestamp(text, fmt, config.normalize.timezone)
     if type_name == "date":
-        return _to_timestamp(text, fmt, "UTC").dt.date
+        dates: pd.Series[Any] = _to_timestamp(text, fmt, "UTC").dt.date
+        return dates
     precision_scale = _decimal_type(type_name)
     assert precision_scale is not None  # (the contract allows no other type name)
     return _to_decimal(text, decimal_mark, *precision_scale)

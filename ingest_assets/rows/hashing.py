@@ -13,10 +13,14 @@ windows written before hold hex; `digest_columns` reads them as bytes.
 
 import hashlib
 import threading
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+if TYPE_CHECKING:
+    import duckdb
 
 FIELD_SEP = "\x1f"
 NAME_SEP = "\x1e"
@@ -37,7 +41,7 @@ KEY_HASH, ROW_HASH = "key_hash", "row_hash"  # the columns that hold them
 
 
 def is_digest(type_: pa.DataType) -> bool:
-    return type_ == DIGEST_TYPE
+    return bool(type_ == DIGEST_TYPE)
 
 
 def _staged_digest(field: pa.Field) -> bool:
@@ -129,19 +133,15 @@ def digest_columns(table: pa.Table) -> pa.Table:
 _connections = threading.local()
 
 
-def _db():
-    """DuckDB, imported when a large input first needs it."""
+def _duckdb() -> "duckdb.DuckDBPyConnection":
+    """This thread's in-memory DuckDB: it joins the texts and runs sha1 over Arrow data in
+    vectorised C++ on every core, about ten times faster than a call to hashlib per value.
+    (DuckDB is imported when a large input first needs it.)"""
     import duckdb
 
-    return duckdb
-
-
-def _duckdb():
-    """This thread's in-memory DuckDB: it joins the texts and runs sha1 over Arrow data in
-    vectorised C++ on every core, about ten times faster than a call to hashlib per value."""
-    connection = getattr(_connections, "connection", None)
+    connection: duckdb.DuckDBPyConnection | None = getattr(_connections, "connection", None)
     if connection is None:
-        connection = _connections.connection = _db().connect(":memory:")
+        connection = _connections.connection = duckdb.connect(":memory:")
     return connection
 
 
@@ -154,10 +154,11 @@ def _hashlib_sha1(joined: pa.ChunkedArray | pa.Array) -> pa.Array:
     return pa.array([hashlib.sha1(value).digest() for value in values], DIGEST_TYPE)
 
 
-def _duckdb_sha1(texts: list, joined) -> pa.Array:
+def _duckdb_sha1(texts: list[pa.Array], joined: "duckdb.Expression") -> pa.Array:
     """sha1 (DIGEST_TYPE) of the DuckDB expression `joined` over the columns c0, c1, ...
     (`texts`): the joining and the hashing both vectorised, on every core."""
-    db = _db()
+    import duckdb as db
+
     source = pa.table({f"c{i}": text for i, text in enumerate(texts)})
     digest = db.FunctionExpression("unhex", db.FunctionExpression("sha1", joined)).alias("h")
     blobs = _duckdb().from_arrow(source).select(digest).to_arrow_table()["h"].combine_chunks()
@@ -176,7 +177,8 @@ def key_hashes(table: pa.Table, keys: list[str]) -> pa.Array:
         return pa.array([], DIGEST_TYPE)
     texts = [_text(table[k]) for k in keys]
     if table.num_rows >= DUCKDB_FROM:
-        db = _db()
+        import duckdb as db
+
         parts = [
             db.CoalesceOperator(db.ColumnExpression(f"c{i}"), db.ConstantExpression(NULL))
             for i in range(len(texts))
@@ -202,7 +204,8 @@ def row_hashes(table: pa.Table, columns: list[str]) -> pa.Array:
         return _hashlib_sha1(pa.array([""] * table.num_rows, pa.string()))
     texts = [_text(table[name]) for name in names]
     if table.num_rows >= DUCKDB_FROM:
-        db = _db()
+        import duckdb as db
+
         parts = [  # `||` is null when the value is; concat_ws skips nulls ("" if all are)
             db.FunctionExpression(
                 "||", db.ConstantExpression(name + NAME_SEP), db.ColumnExpression(f"c{i}")

@@ -70,7 +70,7 @@ def _target_types(columns: list[str], config: DatasetConfig) -> dict[str, str | 
 
 
 def _keeps_type(data_type: pa.DataType) -> bool:
-    return (
+    return bool(
         pa.types.is_integer(data_type)
         or pa.types.is_floating(data_type)
         or pa.types.is_boolean(data_type)

@@ -35,7 +35,7 @@ def export_dataset(
         if not out:
             raise ValueError("--format parquet needs --out FILE")
         pq.write_table(table, out)
-        return table.num_rows
+        return int(table.num_rows)
     table = _iso_times(table)
     buffer = io.BytesIO()
     if fmt == "csv":
@@ -48,4 +48,4 @@ def export_dataset(
             handle.write(buffer.getvalue())
     else:
         sys.stdout.buffer.write(buffer.getvalue())
-    return table.num_rows
+    return int(table.num_rows)

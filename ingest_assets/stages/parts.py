@@ -91,7 +91,7 @@ class PartWriter:
     def __init__(self, store: ObjectStore):
         self.store = store
         self.pool = ThreadPoolExecutor(max_workers=1)
-        self.pending: Future | None = None
+        self.pending: Future[None] | None = None
         self.written: list[str] = []
 
     def write(self, key: str, table: pa.Table) -> None:

@@ -10,10 +10,11 @@ import hashlib
 import importlib
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any, cast
 
 import pyarrow as pa
 
@@ -67,16 +68,18 @@ class Staged:
 
     @property
     def column_names(self) -> list[str]:
-        return self.schema.names
+        return list(self.schema.names)
 
 
 class HeadKeeper:
     """Passes batches through, keeping the first rows for the preview."""
 
-    def __init__(self, batches):
-        self.batches, self.tables, self.rows = batches, [], 0
+    def __init__(self, batches: Iterable[pa.Table]):
+        self.batches = batches
+        self.tables: list[pa.Table] = []
+        self.rows = 0
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[pa.Table]:
         for batch in self.batches:
             if self.rows < PREVIEW_HEAD:
                 self.tables.append(batch.slice(0, PREVIEW_HEAD - self.rows))
@@ -127,14 +130,14 @@ class _NamingWrites:
     def __init__(self, store: ObjectStore):
         self._store = store
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         method = getattr(self._store, name)
         if name not in _KEY_ARGUMENT:
             return method
         position = _KEY_ARGUMENT[name]
 
         @functools.wraps(method)
-        def write(*args, **kwargs):
+        def write(*args: Any, **kwargs: Any) -> Any:
             try:
                 return method(*args, **kwargs)
             except OSError as exc:
@@ -150,7 +153,7 @@ def naming_writes(store: ObjectStore) -> ObjectStore:
     """`store`, its writes' errors naming their keys (see `_NamingWrites`)."""
     if isinstance(store, _NamingWrites):
         return store
-    return _NamingWrites(store)  # type: ignore[return-value] - it has every method of `store`
+    return cast(ObjectStore, _NamingWrites(store))  # (a proxy: every method is `store`'s)
 
 
 def nothing_published(version: str | None) -> str:
@@ -241,7 +244,7 @@ def normalized_fingerprint(config: DatasetConfig, day: dt.date) -> str:
     return _fingerprint(config, f"normalized parts, collected {day.isoformat()}", contract)
 
 
-def _fingerprint(config: DatasetConfig, first: str, contract: dict) -> str:
+def _fingerprint(config: DatasetConfig, first: str, contract: dict[str, Any]) -> str:
     plugins = [
         _source_hash(name) for name in (config.parser, config.normalize.plugin) if ":" in name
     ]
