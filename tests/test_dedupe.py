@@ -1,10 +1,14 @@
-"""Repeated keys across batches, judged from their hashes alone (pure: no store)."""
+"""Repeated keys within and across batches, judged from their hashes alone (pure: no store)."""
+
+from collections import defaultdict
 
 import numpy as np
 import pyarrow as pa
+from hypothesis import given
+from hypothesis import strategies as st
 
-from ingest_assets.rows.dedupe import KeyTracker, judge
-from ingest_assets.rows.hashing import key_hashes, row_hashes
+from ingest_assets.rows.dedupe import KeyTracker, dedupe, judge
+from ingest_assets.rows.hashing import DIGEST_TYPE, key_hashes, row_hashes
 
 
 def _hashes(keys: list[str]) -> pa.Array:
@@ -40,3 +44,108 @@ def test_judge_drops_exact_repeats_and_rejects_conflicts():
     assert repeats.tolist() == [20]  # the second "a", equal to the first
     assert sorted(conflicts.tolist()) == [30, 40]  # "b" with two different values
     assert list(conflicted.values()) == [[30, 40]]
+
+
+# --- the one rule against a plain-Python model of it -------------------------------------------
+
+# Keys share their first 8 bytes in twos (a prefix collision is no repeat) and end in zero bytes
+# or not; row hashes are few, so keys repeat, exactly or with other values.
+KEYS = [bytes([prefix] * 8 + [suffix] * 12) for prefix in (0, 7) for suffix in (0, 1, 255)]
+HASHES = [bytes([value] * 20) for value in (0, 1, 2)]
+ROWS = st.lists(st.tuples(st.sampled_from(KEYS), st.sampled_from(HASHES)), max_size=40)
+
+
+def model(rows: list[tuple[bytes, bytes]], rejected=frozenset()):
+    """The rule, plainly: (positions of exact repeats after their key's first row, {key: the
+    positions of its rows} for keys with more than one row hash or in `rejected`)."""
+    positions, hashes = defaultdict(list), defaultdict(set)
+    for position, (key, row_hash) in enumerate(rows):
+        positions[key].append(position)
+        hashes[key].add(row_hash)
+    repeats, conflicted = [], {}
+    for key, where in positions.items():
+        if len(hashes[key]) > 1 or key in rejected:
+            conflicted[key] = where
+        else:
+            repeats += where[1:]
+    return sorted(repeats), conflicted
+
+
+def digests(values: list[bytes]) -> pa.Array:
+    return pa.array(values, DIGEST_TYPE)
+
+
+@given(ROWS)
+def test_the_rule_within_a_batch_is_the_model(rows):
+    verdict = dedupe(digests([k for k, _ in rows]), digests([h for _, h in rows]))
+    repeats, conflicted = model(rows)
+    assert verdict.repeats.tolist() == repeats
+    assert verdict.conflicts.tolist() == sorted(p for ps in conflicted.values() for p in ps)
+    assert list(verdict.conflicted.items()) == list(conflicted.items())
+
+
+def stage(batches: list[list[tuple[bytes, bytes]]]):
+    """What the normalized stage does with the batches of one input: the rule within each
+    batch (`dedupe`), then across them (`KeyTracker`, `judge`) over the rows the batches
+    accepted, with the keys they rejected. Returns (accepted, dropped, rejected) as positions
+    in the whole input, and the conflicting keys found across batches."""
+    tracker, rejected_keys, accepted = KeyTracker(), frozenset(), []
+    dropped, rejected, start = [], [], 0
+    for batch in batches:
+        verdict = dedupe(digests([k for k, _ in batch]), digests([h for _, h in batch]))
+        dropped += [start + p for p in verdict.repeats.tolist()]
+        rejected += [start + p for p in verdict.conflicts.tolist()]
+        out = set(verdict.repeats.tolist()) | set(verdict.conflicts.tolist())
+        kept = [p for p in range(len(batch)) if p not in out]
+        tracker.add(digests([batch[p][0] for p in kept]))
+        rejected_keys |= frozenset(verdict.conflicted)
+        accepted += [(start + p, *batch[p]) for p in kept]
+        start += len(batch)
+    candidates = tracker.candidates(rejected_keys)
+    rows = pa.table(
+        {
+            "key_hash": digests([accepted[p][1] for p in candidates.tolist()]),
+            "row_hash": digests([accepted[p][2] for p in candidates.tolist()]),
+        }
+    )
+    verdict = judge(rows, candidates, rejected_keys)
+    dropped += [accepted[p][0] for p in verdict.repeats.tolist()]
+    rejected += [accepted[p][0] for p in verdict.conflicts.tolist()]
+    out = set(verdict.repeats.tolist()) | set(verdict.conflicts.tolist())
+    final = [row[0] for p, row in enumerate(accepted) if p not in out]
+    across = {k: [accepted[p][0] for p in ps] for k, ps in verdict.conflicted.items()}
+    return final, sorted(dropped), sorted(rejected), across
+
+
+@given(ROWS, st.lists(st.integers(1, 8), min_size=1, max_size=40))
+def test_the_rule_across_batches_is_the_model_batch_by_batch_then_across(rows, sizes):
+    batches, start = [], 0
+    for size in sizes:
+        batches.append(rows[start : start + size])
+        start += size
+    batches.append(rows[start:])
+    accepted, dropped, rejected, across = stage(batches)
+
+    # the model, batch by batch, then over the rows the batches accepted
+    kept, model_dropped, model_rejected, rejected_keys, start = [], [], [], set(), 0
+    for batch in batches:
+        repeats, conflicted = model(batch)
+        out = set(repeats) | {p for ps in conflicted.values() for p in ps}
+        model_dropped += [start + p for p in repeats]
+        model_rejected += [start + p for ps in conflicted.values() for p in ps]
+        kept += [(start + p, *batch[p]) for p in range(len(batch)) if p not in out]
+        rejected_keys |= set(conflicted)
+        start += len(batch)
+    repeats, conflicted = model([(k, h) for _, k, h in kept], frozenset(rejected_keys))
+    model_dropped += [kept[p][0] for p in repeats]
+    model_rejected += [kept[p][0] for ps in conflicted.values() for p in ps]
+    out = set(repeats) | {p for ps in conflicted.values() for p in ps}
+    assert accepted == [row[0] for p, row in enumerate(kept) if p not in out]
+    assert (dropped, rejected) == (sorted(model_dropped), sorted(model_rejected))
+    assert across == {k: [kept[p][0] for p in ps] for k, ps in conflicted.items()}
+
+    # however the input is cut, the same rows are kept: each key's first, if it has one value
+    whole_repeats, whole_conflicted = model(rows)
+    whole_out = set(whole_repeats) | {p for ps in whole_conflicted.values() for p in ps}
+    assert accepted == [p for p in range(len(rows)) if p not in whole_out]
+    assert sorted(dropped + rejected) == sorted(whole_out)
