@@ -1,0 +1,21 @@
+"""Rows: what turns a parsed table into typed, keyed, checked rows. Pure: no Dagster, no store,
+no I/O (a table in, tables out); the stages call it batch by batch.
+
+- convert.py: a column of text to a contract type (`convert_column`, `text_of`, `arrow_type`)
+- normalize.py: one batch normalized (`normalize`: the plugin, metadata columns, types, keys,
+  `collection_date`), with what it rejected (`Normalized`)
+- quarantine.py: the quarantine table (`rejected_rows`, `Rejections`, reasons of conflicts)
+- dedupe.py: the one rule for repeated keys, within a batch (`dedupe`) and across batches
+  (`KeyTracker`, `judge`)
+- hashing.py: `key_hash` and `row_hash`, as 20-byte digests or hex text
+- arrays.py: Arrow columns built without Python lists
+- check_plan.py: the checks a contract asks for (light: imported at load time);
+  checks.py: those checks evaluated on a normalized partition
+
+May import: numpy, pandas, pyarrow, duckdb; `ingest_assets.contract`; from
+`ingest_assets.parsers.base` the column names (`_row`, `_cell`, cells metadata) and the helpers
+normalize shares with the parsers (`load_plugin`, `to_arrow`, `with_row_numbers`);
+`ingest_resources.errors` (the error hierarchy). One more, to move: `dedupe` takes
+`key_prefixes` (a digest's first 8 bytes) from `ingest_assets.eventstore.keyindex`, whose home
+is `hashing`. Never Dagster, the stages, the orchestration or a resource with I/O.
+"""

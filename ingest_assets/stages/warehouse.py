@@ -1,13 +1,12 @@
-"""TODO"""
+"""The warehouse stage: the published versions the warehouse ledger lacks, loaded into
+PostgreSQL oldest first (a missed or repeated run converges); and a rebuild from the store."""
 
 from dataclasses import dataclass
 
 from ingest_assets import eventstore
 from ingest_assets.contract.models import DatasetConfig
 from ingest_assets.rows.hashing import hex_columns
-from ingest_assets.stages.staged import (
-    StageError,
-)
+from ingest_assets.stages.staged import StageError
 from ingest_resources.runtime import Runtime
 
 
