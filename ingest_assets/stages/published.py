@@ -43,7 +43,6 @@ def run_publish(rt: Runtime, config: DatasetConfig, partition: str) -> eventstor
             f"the partition (rejected rows are in {layout.quarantine(config.dataset_id, partition)}/).",
             failed,
         )
-    inputs = raw.manifest_inputs()
     current, _ = eventstore.read_current(rt.store, config.dataset_id)
     published = functools.partial(_published_since, rt.store, config, current)
     events = f"{layout.events(config.dataset_id)}/"
@@ -54,14 +53,13 @@ def run_publish(rt: Runtime, config: DatasetConfig, partition: str) -> eventstor
             (part.key, part.rows if content_named(part.key) and part.rows is not None else -1)
             for part in meta.parts
         )
-        inputs["parts"] = [key for key, _ in parts]  # what this version is published from
         return eventstore.publish(
             store,
             rt.locks,
             config,
             partition,
             eventstore.StagedRows(store, parts),
-            inputs,
+            raw.manifest_inputs(meta.part_keys),
             meta.counts.to_dict(),
             meta.checks_dict(),
             notify=notifier(rt, config),

@@ -70,8 +70,9 @@ class RawInfo:
             data["fingerprint"] = self.fingerprint
         return data
 
-    def manifest_inputs(self) -> JSON:
-        """What a published version records of the fetch it was made from."""
+    def manifest_inputs(self, parts: list[str]) -> JSON:
+        """What a published version records of what it was made from: this fetch, and the
+        staged `parts` it was published from."""
         return {
             "sha256": self.sha256,
             "bytes": self.bytes,
@@ -80,6 +81,7 @@ class RawInfo:
             "source": self.source,
             "fetched_at": self.fetched_at,
             "fingerprint": self.fingerprint,
+            "parts": parts,
         }
 
     def footer(self) -> builtins.bytes:
