@@ -1,4 +1,5 @@
-"""Where things are, from the environment variables in DESIGN.md. Pure: no Dagster."""
+"""Where the configs and the project are, from the environment (docs/contract.md,
+"Environment variables"). Pure: no Dagster."""
 
 import os
 from pathlib import Path
