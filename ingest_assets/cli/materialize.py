@@ -4,10 +4,15 @@ import argparse
 import gc
 import json
 import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from ingest_assets.cli.datasets import dataset_config
 from ingest_assets.cli.instance import open_instance
 from ingest_assets.contract.models import DatasetConfig
+
+if TYPE_CHECKING:  # Dagster is imported when a run starts: `ingest list` stays quick
+    import dagster as dg
 
 
 def _materialize(config: DatasetConfig, partition: str | None, instance, log_level: str) -> bool:
@@ -27,7 +32,7 @@ def _materialize(config: DatasetConfig, partition: str | None, instance, log_lev
     )
     prefix = f"[{partition}] " if partition else ""
     for event in result.get_asset_materialization_events():
-        materialization = event.event_specific_data.materialization
+        materialization = event.step_materialization_data.materialization
         shown = {
             k: v.value
             for k, v in materialization.metadata.items()
@@ -49,7 +54,8 @@ def _materialize(config: DatasetConfig, partition: str | None, instance, log_lev
             f"{prefix}{materialization.asset_key.to_user_string()}: {json.dumps(shown, default=str)}"
         )
         follow_up_errors = materialization.metadata.get("follow_up_errors")
-        for error in follow_up_errors.value if follow_up_errors else []:
+        errors = follow_up_errors.value if follow_up_errors else []
+        for error in errors if isinstance(errors, list) else []:
             print(f"{prefix}warning: {error} (the next run finishes it)", file=sys.stderr)
         nothing_new = _nothing_new(config, materialization.metadata)
         if nothing_new:
@@ -75,7 +81,7 @@ def _materialize(config: DatasetConfig, partition: str | None, instance, log_lev
 FAILURE = "dagster._core.definitions.events.Failure: "  # how Dagster names a stage's failure
 
 
-def _nothing_new(config: DatasetConfig, metadata: dict) -> str | None:
+def _nothing_new(config: DatasetConfig, metadata: Mapping[str, "dg.MetadataValue"]) -> str | None:
     """The line saying that a publish found nothing new (a rerun, or a run that overlapped
     another of the same input, which published it): None when it published a version."""
     new_version = metadata.get("new_version")
