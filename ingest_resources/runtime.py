@@ -12,9 +12,10 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ingest_resources.local_store import LocalObjectStore
 from ingest_resources.locks import DynamoLocks, LocalLocks
 from ingest_resources.notify import Notifier
-from ingest_resources.object_store import LocalObjectStore, ObjectStore
+from ingest_resources.object_store import ObjectStore
 
 if TYPE_CHECKING:
     from ingest_resources.warehouse import Warehouse
