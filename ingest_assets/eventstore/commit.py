@@ -41,7 +41,6 @@ from ingest_assets.eventstore.parallel import failpoint
 from ingest_assets.eventstore.rows import Rows, StagedRows, TableRows
 from ingest_assets.eventstore.settle import Locks, open_chain, settle
 from ingest_assets.parsers.base import HIDDEN_COLUMNS
-from ingest_assets.rows.arrays import repeated as repeated_value
 from ingest_assets.rows.hashing import digest_columns, digest_schema, hex_schema
 from ingest_resources.locks import Lease, LeaseLost
 from ingest_resources.object_store import CasConflict, ObjectStore
@@ -146,7 +145,7 @@ def prepare(
             event = batch if chosen.all() else batch.filter(pa.array(chosen))  # (a first load)
             ops = pc.if_else(pa.array(is_new[chosen]), "insert", "update")
             event = event.append_column(OP, ops).append_column(
-                VERSION, repeated_value(version, event.num_rows, pa.string())
+                VERSION, pa.repeat(pa.scalar(version, pa.string()), event.num_rows)
             )
             writer.write(event.cast(writer.schema))
             prepared.keys.append(tuple(k[chosen] for k in keys))

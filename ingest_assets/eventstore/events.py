@@ -21,7 +21,8 @@ from ingest_assets.contract.models import SERIES_CODE, DatasetConfig
 from ingest_assets.eventstore.manifest import EventFile
 from ingest_assets.eventstore.parallel import CPU_THREADS, in_parallel
 from ingest_assets.rows.hashing import KEY_HASH
-from ingest_resources.object_store import ObjectStore, parquet_options
+from ingest_resources.object_store import ObjectStore
+from ingest_resources.parquet_writing import parquet_options
 
 OP, VERSION = "op", "version"
 

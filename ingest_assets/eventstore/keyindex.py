@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from ingest_assets.rows.hashing import DIGEST_BYTES, hex_digests_decoded, is_digest
-from ingest_resources.object_store import HASH_FIELD
+from ingest_resources.parquet_writing import HASH_FIELD
 
 Parts = tuple[np.ndarray, np.ndarray, np.ndarray]
 KEY_PARTS, ROW_PARTS = ("k0", "k1", "k2"), ("r0", "r1", "r2")

@@ -29,7 +29,6 @@ from ingest_assets.eventstore.events import OP, VERSION, time_column, window_ord
 from ingest_assets.eventstore.guard import Guard, unguarded
 from ingest_assets.eventstore.manifest import Manifest
 from ingest_assets.eventstore.parallel import in_parallel
-from ingest_assets.rows.arrays import repeated as repeated_value
 from ingest_assets.rows.hashing import KEY_HASH, digest_columns
 from ingest_resources.object_store import ObjectStore
 
@@ -63,7 +62,7 @@ def latest_rows(tables: list[pa.Table]) -> pa.Table | None:
 def series_of(config: DatasetConfig, table: pa.Table) -> pa.ChunkedArray | pa.Array:
     if SERIES_CODE in table.column_names:
         return pc.fill_null(table[SERIES_CODE], "_unknown")
-    return repeated_value(config.dataset_id, table.num_rows, pa.string())
+    return pa.repeat(pa.scalar(config.dataset_id, pa.string()), table.num_rows)
 
 
 def split_windows(config: DatasetConfig, rows: pa.Table) -> Iterator[tuple[Window, pa.Table]]:

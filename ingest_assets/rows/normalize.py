@@ -27,7 +27,6 @@ from ingest_assets.parsers.base import (
     to_arrow,
     with_row_numbers,
 )
-from ingest_assets.rows.arrays import repeated
 from ingest_assets.rows.hashing import KEY_HASH, ROW_HASH, key_hashes, row_hashes
 from ingest_resources.errors import DataError
 
@@ -285,7 +284,7 @@ def _add_metadata(table: pa.Table, config: DatasetConfig) -> pa.Table:
     if config.frequency is not None:
         defaults.setdefault("frequency", config.frequency)
     for name, value in defaults.items():
-        constant = repeated(value, table.num_rows)
+        constant = pa.repeat(value, table.num_rows)
         if name in table.column_names:
             column = table[name]
             if column.type != constant.type:
