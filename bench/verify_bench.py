@@ -113,8 +113,8 @@ def version_table(k: int, rows: int, revised: float, seed: int):
 
 def publish_version(store_root: Path, k: int, rows: int, revised: float, seed: int) -> dict:
     from ingest_assets import eventstore
+    from ingest_resources.local_store import LocalObjectStore
     from ingest_resources.locks import LocalLocks
-    from ingest_resources.object_store import LocalObjectStore
 
     table = version_table(k, rows, revised, seed)
     store, locks = LocalObjectStore(store_root / "store"), LocalLocks(store_root / "locks")
@@ -158,7 +158,7 @@ def build(root: Path, versions: int, rows: int, revised: float, seed: int) -> li
 def child(mode: str, root: Path, extra: dict) -> dict:
     """One measurement, in this (fresh) process; the parent reads its peak RSS."""
     from ingest_assets import eventstore
-    from ingest_resources.object_store import LocalObjectStore
+    from ingest_resources.local_store import LocalObjectStore
 
     store = LocalObjectStore(root / "store")
     if mode == "verify":

@@ -1,4 +1,4 @@
-"""Object keys of the published storage layout (DESIGN.md), in one place."""
+"""Object keys of the published storage layout (docs/storage.md), in one place."""
 
 import re
 

@@ -1,4 +1,6 @@
-"""Where things are, from the environment variables in DESIGN.md. Pure: no Dagster."""
+"""Where the datasets are, from the environment: the config folder and the project root
+(docs/contract.md, "Environment variables"). The stores' settings are read by
+ingest_resources.environment. Pure: no Dagster."""
 
 import os
 from pathlib import Path
@@ -12,11 +14,3 @@ def project_root() -> Path:
     """Relative `source.path`s resolve here: INGEST_PROJECT_ROOT, else the config dir's parent."""
     explicit = os.environ.get("INGEST_PROJECT_ROOT")
     return Path(explicit).resolve() if explicit else config_dir().parent
-
-
-def store_root() -> Path:
-    return Path(os.environ.get("INGEST_STORE_ROOT", ".ingest_store")).resolve()
-
-
-def store_url() -> str | None:
-    return os.environ.get("INGEST_STORE_URL") or None

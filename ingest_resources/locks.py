@@ -17,11 +17,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock, Timeout
 
 from ingest_resources.errors import StoreError
-from ingest_resources.object_store import write_atomic
+from ingest_resources.local_store import write_atomic
 
 
 class LockBusy(StoreError):
@@ -127,7 +128,7 @@ class DynamoLocks:
     Expiry is part of the put condition (DynamoDB's own TTL deletion is lazy).
     """
 
-    def __init__(self, client, table: str, poll_s: float = 0.2):
+    def __init__(self, client: Any, table: str, poll_s: float = 0.2) -> None:  # boto3's DynamoDB
         self.client = client
         self.table = table
         self.poll_s = poll_s
@@ -287,7 +288,7 @@ class DynamoLocks:
                 )
 
 
-def create_lock_table(client, table: str) -> None:
+def create_lock_table(client: Any, table: str) -> None:  # boto3's DynamoDB client
     """Create the lock table (on-demand) if it does not exist; used by tests and set-up docs."""
     try:
         client.create_table(

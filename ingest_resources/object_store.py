@@ -1,14 +1,15 @@
-"""The object store: keys like `datasets/<id>/events/<v>/manifest.json`, on local disk or S3.
+"""The object store: keys like `datasets/<id>/events/<v>/manifest.json`, on local disk
+(`local_store`) or S3 (`s3_store`), behind the `ObjectStore` interface defined here.
 
 Immutable objects are written once; the `current` pointer is replaced by compare-and-swap.
-The local store gives the same guarantees with a file lock and atomic renames.
+Parquet objects are written as `parquet_writing` says, and read back in batches of about
+BATCH_BYTES of rows.
 """
 
-import contextlib
+import builtins
 import hashlib
 import math
 import os
-import shutil
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
@@ -18,9 +19,9 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from filelock import FileLock
 
-from ingest_resources.errors import DataError, StoreError
+from ingest_resources.errors import StoreError
+from ingest_resources.parquet_writing import conform, parquet_options
 
 
 class CasConflict(StoreError):
@@ -77,7 +78,7 @@ class ObjectStore(ABC):
     def list_sizes(self, prefix: str) -> dict[str, int]:
         return {key: size for key, (size, _) in self.stat_list(prefix).items()}
 
-    def list_folders(self, prefix: str) -> "list[str]":
+    def list_folders(self, prefix: str) -> builtins.list[str]:
         """The names of the folders just below `prefix`, sorted."""
         base = prefix.rstrip("/") + "/"
         return sorted(
@@ -110,7 +111,7 @@ class ObjectStore(ABC):
     def _put(self, key: str, data: bytes, durable: bool) -> None:
         self.put(key, data)
 
-    def read_parquet(self, key: str, columns: "list[str] | None" = None) -> pa.Table:
+    def read_parquet(self, key: str, columns: builtins.list[str] | None = None) -> pa.Table:
         # a ParquetFile reads one object directly; read_table would set up a dataset first
         return pq.ParquetFile(pa.BufferReader(self.get(key))).read(columns=columns)
 
@@ -181,7 +182,7 @@ class ObjectStore(ABC):
                     schema = schema or table.schema
                     writer = pq.ParquetWriter(name, schema, **parquet_options(schema))
                 if table.schema != schema:
-                    table = _conform(key, table, schema)
+                    table = conform(key, table, schema)
                 if pending is not None:
                     pending.result()
                 pending = pool.submit(writer.write_table, table)
@@ -205,7 +206,7 @@ class ObjectStore(ABC):
     def iter_parquet(
         self,
         key: str,
-        columns: "list[str] | None" = None,
+        columns: builtins.list[str] | None = None,
         batch_rows: int | None = None,
         by_row_group: bool = False,
     ) -> Iterator[pa.Table]:
@@ -234,7 +235,7 @@ class ObjectStore(ABC):
             return pq.read_metadata(path)
 
     def parquet_rows(self, key: str) -> int:
-        return self.parquet_metadata(key).num_rows
+        return int(self.parquet_metadata(key).num_rows)
 
     def parquet_schema(self, key: str) -> pa.Schema:
         return self.parquet_metadata(key).schema.to_arrow_schema()
@@ -243,50 +244,6 @@ class ObjectStore(ABC):
         """Write the object at `source` under `key` too (an immutable object that a derived
         one equals, byte for byte)."""
         self._put(key, self.get(source), durable)
-
-
-HASH_FIELD = {b"ingest.values": b"hash"}  # field metadata: the values are (parts of) hashes
-
-
-def _is_hash(field: pa.Field) -> bool:
-    return field.name.endswith("_hash") or HASH_FIELD.items() <= (field.metadata or {}).items()
-
-
-def parquet_options(schema: pa.Schema) -> dict:
-    """How every Parquet file of the store is written:
-    - zstd level 1 (as small as the default level here, faster); none at all for hashes held
-      as bytes or integers (random: zstd cannot shrink them, and a read then copies them once);
-    - no dictionary encoding, but for Arrow dictionary columns: zstd over plain values is as
-      small or smaller (1M staged CSV rows: 4.8 MB plain, 5.8 MB with dictionaries) and writes
-      twice as fast;
-    - no min/max statistics for hash columns (named `*_hash`, or marked with HASH_FIELD): every
-      value differs and no reader filters on a range of hashes, so they cost time (a quarter of
-      a write; most of the key index's) for nothing."""
-    plain = [f.name for f in schema if not _is_hash(f)]
-    raw = {f.name for f in schema if _is_hash(f) and _random(f)}
-    compression: str | dict = "zstd"
-    level: int | dict = 1
-    if raw and not any(pa.types.is_nested(f.type) for f in schema):  # (a codec per leaf column)
-        compression = {f.name: "none" if f.name in raw else "zstd" for f in schema}
-        level = {f.name: 1 for f in schema if f.name not in raw}
-    dictionaries = [f.name for f in schema if pa.types.is_dictionary(f.type)]
-    return {
-        "compression": compression,
-        "compression_level": level,
-        "use_dictionary": dictionaries or False,
-        "write_statistics": plain,
-    }
-
-
-def _random(field: pa.Field) -> bool:
-    """Digests as bytes, or marked parts of them (the key index's integers): not text, nor a
-    user's number that happens to be named `*_hash`."""
-    marked = HASH_FIELD.items() <= (field.metadata or {}).items()
-    return pa.types.is_fixed_size_binary(field.type) or (marked and not _is_text(field.type))
-
-
-def _is_text(type_: pa.DataType) -> bool:
-    return pa.types.is_string(type_) or pa.types.is_large_string(type_)
 
 
 BATCH_BYTES = 16 << 20  # uncompressed bytes of rows handled at a time
@@ -304,237 +261,3 @@ def _rows_per_batch(metadata: pq.FileMetaData, groups: list[int], stable: bool =
     low, high = BATCH_ROWS
     rows = min(high, max(low, BATCH_BYTES / max(row_bytes, 1.0)))
     return int(min(high, max(low, 2 ** math.ceil(math.log2(rows))))) if stable else int(rows)
-
-
-class SchemaMismatch(DataError, ValueError):
-    """A batch cannot be written under the schema of the batches before it."""
-
-
-def _conform(key: str, table: pa.Table, schema: pa.Schema) -> pa.Table:
-    try:
-        return table.select(schema.names).cast(schema)
-    except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        have = {f.name: str(f.type) for f in table.schema}
-        want = {f.name: str(f.type) for f in schema}
-        differences = [
-            f"{name}: {want.get(name, 'absent')} before, {have.get(name, 'absent')} now"
-            for name in sorted(set(have) | set(want))
-            if have.get(name) != want.get(name)
-        ]
-        raise SchemaMismatch(
-            f"{key}: a batch has other columns than the first one ({'; '.join(differences)}): "
-            f"{type(exc).__name__}: {exc}"
-        ) from None
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
-    """Write a file whole or not at all: a temporary file beside it (fsynced if `durable`),
-    renamed over it. Readers see the old or the new content, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            if durable:
-                handle.flush()
-                os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def content_etag(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-class LocalObjectStore(ObjectStore):
-    """A directory on local disk. Writes go to a temporary file renamed into place."""
-
-    concurrency = max(2, os.cpu_count() or 2)
-
-    def __init__(self, root: Path | str):
-        self.root = Path(root).resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._root = str(self.root)
-        self._root_prefix = os.path.join(self._root, "")
-
-    def _path(self, key: str) -> Path:
-        """The key's file. Lexical (no `resolve()`, which costs a system call per folder of
-        every key): `..` may not climb out of the root; a symlink the user put inside the root
-        (a folder on another disk, say) is followed as the file system follows it."""
-        path = os.path.normpath(os.path.join(self._root, key))
-        if not (path == self._root or path.startswith(self._root_prefix)):
-            raise ValueError(f"object key {key!r} escapes the store root")
-        return Path(path)
-
-    def get(self, key: str) -> bytes:
-        try:
-            return self._path(key).read_bytes()
-        except FileNotFoundError:
-            raise KeyError(f"{self.describe()}: no object {key!r}") from None
-
-    def get_with_etag(self, key: str) -> tuple[bytes, str] | None:
-        try:
-            data = self._path(key).read_bytes()
-        except FileNotFoundError:
-            return None
-        return data, content_etag(data)
-
-    def _put(self, key: str, data: bytes, durable: bool) -> None:
-        write_atomic(self._path(key), data, durable)
-
-    def put(self, key: str, data: bytes) -> None:
-        write_atomic(self._path(key), data)
-
-    def _lock(self, path: Path) -> FileLock:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(path.with_name(f".{path.name}.lock")))
-
-    def put_if_absent(self, key: str, data: bytes) -> bool:
-        path = self._path(key)
-        with self._lock(path):
-            if path.exists():
-                return False
-            write_atomic(path, data)
-            return True
-
-    def put_if_match(self, key: str, data: bytes, etag: str | None) -> str:
-        path = self._path(key)
-        with self._lock(path):
-            current = self.get_with_etag(key)
-            current_etag = current[1] if current else None
-            if current_etag != etag:
-                raise CasConflict(
-                    f"{key}: expected ETag {etag}, found {current_etag}: another writer published first"
-                )
-            write_atomic(path, data)
-        return content_etag(data)
-
-    def exists(self, key: str) -> bool:
-        return self._path(key).exists()
-
-    def copy(self, source: str, key: str, durable: bool = True) -> None:
-        """A copy of the bytes (the kernel's copy_file_range: no trip through Python), never a
-        hard link: `key` may be a derived file that someone truncates or rewrites in place, and
-        that must not reach an immutable `source`."""
-        origin, target = self._path(source), self._path(key)
-        if not origin.is_file():
-            raise KeyError(f"{self.describe()}: no object {source!r}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            shutil.copyfile(origin, tmp)
-            if durable:
-                _fsync(Path(tmp))
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
-    def put_file(
-        self,
-        key: str,
-        path: Path,
-        move: bool = False,
-        durable: bool = True,
-        immutable: bool = False,
-    ) -> bool:
-        target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        source = Path(path)
-        if not move or source.parent != target.parent:  # never move what is not the store's
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-            os.close(fd)
-            shutil.copyfile(source, tmp)
-            if move:
-                source.unlink(missing_ok=True)
-            path = Path(tmp)
-        if durable:
-            _fsync(path)
-        if not immutable:
-            os.replace(path, target)
-            return True
-        try:  # a link fails where the target exists: no object is ever replaced
-            os.link(path, target)
-        except FileExistsError:
-            return False
-        except OSError:  # a file system without links: the check and the rename, locked
-            with self._lock(target):
-                if target.exists():
-                    return False
-                os.replace(path, target)
-        finally:
-            Path(path).unlink(missing_ok=True)
-        return True
-
-    def sync(self, keys: Iterable[str]) -> None:
-        """fsync the objects on threads at once: the file system commits them together (165
-        month files of an event, one after another: 0.26 s on this machine's disk; at once,
-        a few hundredths)."""
-        paths = [self._path(key) for key in keys]
-        if len(paths) <= 1:
-            for path in paths:
-                _fsync(path)
-            return
-        with ThreadPoolExecutor(max_workers=min(32, len(paths))) as pool:
-            list(pool.map(_fsync, paths))
-
-    @contextmanager
-    def local_file(self, key: str) -> Iterator[Path]:
-        path = self._path(key)
-        if not path.exists():
-            raise KeyError(f"{self.describe()}: no object {key!r}")
-        yield path
-
-    def scratch_folder(self, key: str) -> Path | None:
-        return self._path(key).parent
-
-    def list(self, prefix: str) -> list[str]:
-        base = self._path(prefix)
-        if not base.exists():
-            return []
-        if base.is_file():
-            return [prefix]
-        keys = []
-        for path in base.rglob("*"):
-            if path.is_file() and not path.name.startswith("."):
-                keys.append(path.relative_to(self.root).as_posix())
-        return sorted(keys)
-
-    def stat_list(self, prefix: str, hidden: bool = False) -> dict[str, tuple[int, float]]:
-        base = self._path(prefix)
-        if not base.exists():
-            return {}
-        found = {}
-        for path in [base] if base.is_file() else base.rglob("*"):
-            if (hidden or not path.name.startswith(".")) and path.is_file():
-                with contextlib.suppress(FileNotFoundError):  # (removed meanwhile)
-                    info = path.stat()
-                    found[path.relative_to(self.root).as_posix()] = (info.st_size, info.st_mtime)
-        return dict(sorted(found.items()))
-
-    def list_folders(self, prefix: str) -> "list[str]":
-        base = self._path(prefix)
-        if not base.is_dir():
-            return []
-        return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-    def delete_prefix(self, prefix: str) -> None:
-        path = self._path(prefix)
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
-
-    def describe(self) -> str:
-        return f"local store {self.root}"

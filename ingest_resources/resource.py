@@ -1,17 +1,16 @@
 """The Dagster resource that hands the assets their object store, locks and notifier."""
 
-import os
 from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from ingest_assets import settings
+from ingest_resources.environment import StoreEnvironment
 
 if TYPE_CHECKING:  # the runtime imports boto3 and the stores: only when an asset runs
     from ingest_resources.runtime import Runtime
 
 
-class IngestResource(dg.ConfigurableResource):
+class IngestResource(dg.ConfigurableResource["IngestResource"]):  # hands the asset itself
     """Local store and file locks by default; S3 and DynamoDB when `store_url`/`lock_table` are set.
 
     `endpoint_url` points the AWS clients at an S3/DynamoDB/SNS-compatible server.
@@ -25,12 +24,13 @@ class IngestResource(dg.ConfigurableResource):
 
     @classmethod
     def from_env(cls) -> "IngestResource":
+        env = StoreEnvironment.from_env()
         return cls(
-            store_root=str(settings.store_root()),
-            store_url=settings.store_url(),
-            lock_table=os.environ.get("INGEST_LOCK_TABLE") or None,
-            endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
-            warehouse_url=os.environ.get("INGEST_POSTGRES_URL") or None,
+            store_root=str(env.store_root),
+            store_url=env.store_url,
+            lock_table=env.lock_table,
+            endpoint_url=env.endpoint_url,
+            warehouse_url=env.warehouse_url,
         )
 
     def runtime(self) -> "Runtime":

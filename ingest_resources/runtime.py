@@ -1,4 +1,4 @@
-"""What the stages need from the outside world, chosen by the environment (DESIGN.md):
+"""What the stages need from the outside world, chosen by the environment (`environment`):
 a local directory and file locks by default; S3 (INGEST_STORE_URL) and DynamoDB locks
 (INGEST_LOCK_TABLE) in production, at AWS or at AWS_ENDPOINT_URL.
 
@@ -6,15 +6,16 @@ boto3 and psycopg2 are imported when the environment asks for S3, DynamoDB, SNS 
 warehouse, not by every run of a dataset on the local store (they cost a run about 0.2 s).
 """
 
-import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ingest_resources.environment import StoreEnvironment
+from ingest_resources.local_store import LocalObjectStore
 from ingest_resources.locks import DynamoLocks, LocalLocks
 from ingest_resources.notify import Notifier
-from ingest_resources.object_store import LocalObjectStore, ObjectStore
+from ingest_resources.object_store import ObjectStore
 
 if TYPE_CHECKING:
     from ingest_resources.warehouse import Warehouse
@@ -29,19 +30,21 @@ class Runtime:
 
 
 @cache
-def aws_client(service: str, endpoint_url: str | None = None):
-    """A boto3 client; boto3 also honours AWS_ENDPOINT_URL by itself."""
-    if service == "s3":
-        from dagster_aws.s3 import S3Resource
-
-        return S3Resource(endpoint_url=endpoint_url).get_client()
+def aws_client(service: str, endpoint_url: str | None = None) -> Any:  # boto3 has no types
+    """A boto3 client; boto3 also honours AWS_ENDPOINT_URL by itself. S3's retries as
+    dagster_aws's S3Resource sets them (5 attempts, standard mode)."""
     import boto3
 
+    if service == "s3":
+        from botocore.config import Config
+
+        retries = Config(retries={"max_attempts": 5, "mode": "standard"})
+        return boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=retries)
     return boto3.client(service, endpoint_url=endpoint_url)
 
 
 def endpoint_url() -> str | None:
-    return os.environ.get("AWS_ENDPOINT_URL") or None
+    return StoreEnvironment.from_env().endpoint_url
 
 
 def build_runtime(
@@ -81,12 +84,7 @@ def local_runtime(root: str | Path) -> Runtime:
 
 
 def runtime_from_env() -> Runtime:
-    from ingest_assets import settings
-
+    env = StoreEnvironment.from_env()
     return build_runtime(
-        settings.store_root(),
-        settings.store_url(),
-        os.environ.get("INGEST_LOCK_TABLE") or None,
-        endpoint_url(),
-        os.environ.get("INGEST_POSTGRES_URL") or None,
+        env.store_root, env.store_url, env.lock_table, env.endpoint_url, env.warehouse_url
     )

@@ -5,9 +5,11 @@ Immutable objects are written with `If-None-Match: *`; the `current` pointer is 
 race gets 412 and changes nothing.
 """
 
+import builtins
 import hashlib
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import pyarrow as pa
@@ -35,13 +37,13 @@ def _code(error: ClientError) -> str:
 
 
 class S3ObjectStore(ObjectStore):
-    def __init__(self, client, bucket: str, prefix: str = ""):
+    def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:  # boto3's S3 client
         self.client = client
         self.bucket = bucket
         self.prefix = prefix.strip("/")
 
     @classmethod
-    def from_url(cls, client, url: str) -> "S3ObjectStore":
+    def from_url(cls, client: Any, url: str) -> "S3ObjectStore":
         bucket, prefix = parse_s3_url(url)
         return cls(client, bucket, prefix)
 
@@ -87,7 +89,7 @@ class S3ObjectStore(ObjectStore):
             raise
         return True
 
-    def _multipart(self, key: str, path: Path, size: int, condition: dict) -> None:
+    def _multipart(self, key: str, path: Path, size: int, condition: dict[str, str]) -> None:
         upload = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
         try:
             parts = []
@@ -133,7 +135,8 @@ class S3ObjectStore(ObjectStore):
                 if _code(error) in MISSING_CODES:
                     raise KeyError(f"{self.describe()}: no object {key!r}") from None
                 raise
-            return response["Body"].read()
+            body: bytes = response["Body"].read()
+            return body
 
         data = tail(FOOTER_GUESS)
         length = int.from_bytes(data[-8:-4], "little") + 8
@@ -178,7 +181,8 @@ class S3ObjectStore(ObjectStore):
                     f"{key}: expected ETag {etag}: another writer published first ({_code(error)})"
                 ) from None
             raise
-        return response["ETag"]
+        new_etag: str = response["ETag"]
+        return new_etag
 
     def exists(self, key: str) -> bool:
         try:
@@ -215,7 +219,7 @@ class S3ObjectStore(ObjectStore):
                     found[key[strip:]] = (item["Size"], item["LastModified"].timestamp())
         return dict(sorted(found.items()))
 
-    def list_folders(self, prefix: str) -> "list[str]":
+    def list_folders(self, prefix: str) -> builtins.list[str]:
         full = self._key(prefix).rstrip("/") + "/"
         names = []
         for page in self.client.get_paginator("list_objects_v2").paginate(

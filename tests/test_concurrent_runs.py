@@ -19,7 +19,7 @@ from ingest_assets.stages.export import published_table
 from ingest_assets.stages.parts import part_keys
 from ingest_assets.stages.staged import PART, DiskFullError
 from ingest_resources import object_store
-from ingest_resources.object_store import LocalObjectStore
+from ingest_resources.local_store import LocalObjectStore
 from ingest_resources.runtime import local_runtime
 from tests.bounded import Outcome, python_bounded, run_bounded
 
@@ -299,7 +299,7 @@ def test_a_full_disk_while_publishing_says_whether_the_version_was_swapped_in(si
 
 FULL_DISK_RUN = """
 import errno, sys
-from ingest_resources.object_store import LocalObjectStore
+from ingest_resources.local_store import LocalObjectStore
 
 
 def full(*args, **kwargs):

@@ -22,9 +22,9 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 try:
-    from ingest_assets.contract import DatasetConfig
-except ImportError:  # (a `contract` package that does not re-export its models yet)
     from ingest_assets.contract.models import DatasetConfig
+except ImportError:  # (the layout before `contract` became a package: one module)
+    from ingest_assets.contract import DatasetConfig
 from ingest_assets.json_schema import contract_json_schema
 
 ROOT = Path(__file__).resolve().parents[1]

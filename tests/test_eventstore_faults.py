@@ -19,8 +19,8 @@ from ingest_assets.contract.loading import parse_config
 from ingest_assets.eventstore import follow_ups, projections
 from ingest_assets.eventstore import index as key_index
 from ingest_assets.rows.hashing import KEY_HASH, ROW_HASH, key_hashes, row_hashes
+from ingest_resources.local_store import LocalObjectStore
 from ingest_resources.locks import DynamoLocks, LeaseLost, LocalLocks
-from ingest_resources.object_store import LocalObjectStore
 
 NOW = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 

@@ -20,8 +20,8 @@ from ingest_assets.contract.loading import parse_config
 from ingest_assets.contract.models import SERIES_CODE
 from ingest_assets.eventstore import index as key_index
 from ingest_assets.rows.hashing import KEY_HASH, ROW_HASH, hex_columns, key_hashes, row_hashes
+from ingest_resources.local_store import LocalObjectStore
 from ingest_resources.locks import LocalLocks
-from ingest_resources.object_store import LocalObjectStore
 
 START = dt.datetime(2023, 11, 1, tzinfo=dt.UTC)
 SHAPES = ("series", "plain", "moving")  # moving: the key is `id`, a revision may change months

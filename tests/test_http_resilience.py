@@ -169,7 +169,9 @@ def test_the_breaker_opens_then_half_opens():
 
     client = HttpClient(1, 1000, RetryPolicy(max_attempts=1), breaker, sleep=lambda _s: None)
     client._once = lambda *a, **k: (_ for _ in ()).throw(
-        __import__("ingest_resources.http", fromlist=["_Retryable"])._Retryable("ConnectError")
+        __import__("ingest_resources.http.client", fromlist=["_Retryable"])._Retryable(
+            "ConnectError"
+        )
     )
     for _ in range(3):
         with pytest.raises(FetchError, match="gave up after 1 attempts"):

@@ -4,7 +4,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ingest_resources.object_store import CasConflict, LocalObjectStore, SchemaMismatch
+from ingest_resources.local_store import LocalObjectStore
+from ingest_resources.object_store import CasConflict
+from ingest_resources.parquet_writing import SchemaMismatch
 from ingest_resources.runtime import aws_client
 from ingest_resources.s3_store import S3ObjectStore, parse_s3_url
 
@@ -151,7 +153,7 @@ def test_parquet_options_fit_each_column(tmp_path):
     """Hashes as bytes or integers are stored uncompressed (random), hex and values with zstd;
     dictionary columns stay dictionaries (the key index's versions), others are plain; a
     nested column keeps one codec for all (codecs are set per leaf column)."""
-    from ingest_resources.object_store import HASH_FIELD, parquet_options
+    from ingest_resources.parquet_writing import HASH_FIELD, parquet_options
 
     table = pa.table(
         {

@@ -22,7 +22,7 @@ from ingest_assets.stages.state import (
     write_meta,
 )
 from ingest_resources import object_store
-from ingest_resources.object_store import LocalObjectStore
+from ingest_resources.local_store import LocalObjectStore
 from ingest_resources.runtime import local_runtime
 from tests.conftest import FIXTURES
 from tests.fixtures.stores.make_staged_store import CONFIG, ROWS

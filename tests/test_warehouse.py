@@ -12,7 +12,8 @@ from ingest_assets.cli import main
 from ingest_assets.contract.loading import parse_config
 from ingest_assets.eventstore import IncompatibleSchema
 from ingest_resources.runtime import runtime_from_env
-from ingest_resources.warehouse import WarehouseSchemaError, _orders_by_bytes
+from ingest_resources.warehouse import WarehouseSchemaError
+from ingest_resources.warehouse.schema import _orders_by_bytes
 
 
 @pytest.fixture

@@ -16,16 +16,11 @@ import pytest
 
 from ingest_assets import stages
 from ingest_assets.contract.loading import parse_config
+from ingest_resources.errors import WarehouseError
+from ingest_resources.postgres_names import POSTGRES_NAME_BYTES, table_column
 from ingest_resources.runtime import runtime_from_env
-from ingest_resources.warehouse import (
-    POSTGRES_NAME_BYTES,
-    Warehouse,
-    WarehouseError,
-    WarehouseSchemaError,
-    _table_columns,
-    lock_key,
-    table_column,
-)
+from ingest_resources.warehouse import Warehouse, WarehouseSchemaError, lock_key
+from ingest_resources.warehouse.columns import _table_columns
 from tests.bounded import Outcome, python_bounded
 from tests.test_warehouse import query
 

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from ingest_resources.postgres_names import POSTGRES_NAME_BYTES
+
 DATASET_ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
 TYPE_PATTERN = re.compile(r"^(string|int64|float64|bool|date|timestamp|decimal\((\d+),\s*(\d+)\))$")
 PLUGIN_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -332,9 +334,6 @@ class Partitions(Strict):
 
 class Incremental(Strict):
     revisions: Literal["update", "ignore"] = "update"
-
-
-POSTGRES_NAME_BYTES = 63  # PostgreSQL truncates longer identifiers (NAMEDATALEN - 1)
 
 
 def postgres_name(value: str) -> str:

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ingest_assets import layout
 from ingest_assets.eventstore.errors import BrokenChain, CurrentLost
-from ingest_assets.eventstore.manifest import Manifest
+from ingest_assets.eventstore.manifest import MANIFEST_FORMAT_1, EventFile, Manifest
 from ingest_resources.object_store import ObjectStore
 
 
@@ -38,7 +38,8 @@ def read_current(store: ObjectStore, dataset_id: str) -> tuple[Manifest | None, 
 
 def committed_versions(store: ObjectStore, dataset_id: str) -> list[str]:
     """Versions known to have been published, oldest first: those with a commit record, and
-    in a store written before commit records (format 1) every version with a manifest."""
+    in a store written before commit records (MANIFEST_FORMAT_1) every version with a
+    manifest of that format."""
     versions = [
         key.rsplit("/", 1)[1].removesuffix(".json")
         for key in store.list(layout.commits(dataset_id))
@@ -46,14 +47,14 @@ def committed_versions(store: ObjectStore, dataset_id: str) -> list[str]:
     ]
     if versions:
         return sorted(versions)
-    legacy = []
+    legacy: list[str] = []
     for version in store.list_folders(layout.events(dataset_id)):
         key = layout.manifest(dataset_id, version)
         try:
             manifest = Manifest.from_bytes(store.get(key), key)
         except (KeyError, BrokenChain):
             continue
-        if manifest.format_version == 1:
+        if manifest.format_version == MANIFEST_FORMAT_1:  # Ingest up to 8ed5491: no records
             legacy.append(version)
     return sorted(legacy)
 
@@ -97,7 +98,7 @@ def chain_problems(
     `checksums`."""
     sizes = store.list_sizes(layout.events(dataset_id))
     problems: list[str] = []
-    to_hash = []
+    to_hash: list[tuple[Manifest, EventFile]] = []
     for manifest in chain:
         for file in manifest.files:
             size = sizes.get(file.key)
@@ -105,7 +106,7 @@ def chain_problems(
                 problems.append(
                     f"{file.key} is missing (an event file of version {manifest.version})"
                 )
-            elif file.bytes is not None and size != file.bytes:
+            elif file.bytes is not None and size != file.bytes:  # (None: MANIFEST_FORMAT_1)
                 problems.append(
                     f"{file.key} holds {size} bytes, its manifest (version {manifest.version}) "
                     f"recorded {file.bytes}"
@@ -115,10 +116,10 @@ def chain_problems(
     if not to_hash:
         return problems
 
-    def check(item: tuple[Manifest, object]) -> str | None:
+    def check(item: tuple[Manifest, EventFile]) -> str | None:
         manifest, file = item
         try:
-            if file.sha256 is None:  # format 1: no checksum recorded; is it Parquet at all?
+            if file.sha256 is None:  # MANIFEST_FORMAT_1 recorded no checksum: Parquet at all?
                 store.parquet_metadata(file.key)
                 return None
             found = store.sha256(file.key)

@@ -41,9 +41,8 @@ from ingest_assets.eventstore.parallel import failpoint
 from ingest_assets.eventstore.rows import Rows, StagedRows, TableRows
 from ingest_assets.eventstore.settle import Locks, open_chain, settle
 from ingest_assets.parsers.base import HIDDEN_COLUMNS
-from ingest_assets.rows.arrays import repeated as repeated_value
 from ingest_assets.rows.hashing import digest_columns, digest_schema, hex_schema
-from ingest_resources.locks import LeaseLost
+from ingest_resources.locks import Lease, LeaseLost
 from ingest_resources.object_store import CasConflict, ObjectStore
 
 CODE_VERSION = "ingest-0.1.0"
@@ -97,7 +96,7 @@ def prepare(
     now: dt.datetime,
     checks: dict[str, Any] | None = None,
     fence: int | None = None,
-    lease=None,
+    lease: Lease | None = None,
     notify: follow_ups.Notify | None = None,
 ) -> Prepared:
     """Diff the normalized rows against the index, batch by batch, writing the new and revised
@@ -125,8 +124,8 @@ def prepare(
 
     parent = current.version if current else None
     version = new_version(now, parent)
-    writer = EventWriter(store, config, version)
-    writer.schema = schema.append(pa.field(OP, pa.string())).append(pa.field(VERSION, pa.string()))
+    event_schema = schema.append(pa.field(OP, pa.string())).append(pa.field(VERSION, pa.string()))
+    writer = EventWriter(store, config, version, event_schema)
     prepared = Prepared(config, current, etag, chain, index, follow_up_errors=errors)
     if isinstance(rows_in, StagedRows):  # (under the lock: `current` cannot move meanwhile)
         rows_in, prepared.repeated = rows_in.unpublished(current)
@@ -146,7 +145,7 @@ def prepare(
             event = batch if chosen.all() else batch.filter(pa.array(chosen))  # (a first load)
             ops = pc.if_else(pa.array(is_new[chosen]), "insert", "update")
             event = event.append_column(OP, ops).append_column(
-                VERSION, repeated_value(version, event.num_rows, pa.string())
+                VERSION, pa.repeat(pa.scalar(version, pa.string()), event.num_rows)
             )
             writer.write(event.cast(writer.schema))
             prepared.keys.append(tuple(k[chosen] for k in keys))
@@ -165,7 +164,8 @@ def prepare(
         raise
     failpoint("after_data")
     prepared.windows = frozenset(writer.windows)
-    latest = max(p for p in (partition, current and current.latest_partition) if p)
+    published = current.latest_partition if current else None  # (MANIFEST_FORMAT_1: None)
+    latest = max(p for p in (partition, published) if p)
     prepared.manifest = Manifest(
         version=version,
         parent_version=parent,
@@ -201,7 +201,7 @@ def prepare(
     return prepared
 
 
-def _check_fence(prepared: Prepared, lease) -> None:
+def _check_fence(prepared: Prepared, lease: Lease | None) -> None:
     """Fencing: refuse if this writer's lease is gone, or a newer lease holder published the parent."""
     assert prepared.manifest is not None
     dataset_id, version = prepared.config.dataset_id, prepared.version
@@ -221,7 +221,10 @@ def _check_fence(prepared: Prepared, lease) -> None:
 
 
 def commit(
-    store: ObjectStore, prepared: Prepared, lease=None, notify: follow_ups.Notify | None = None
+    store: ObjectStore,
+    prepared: Prepared,
+    lease: Lease | None = None,
+    notify: follow_ups.Notify | None = None,
 ) -> list[str]:
     """Swap `current` to the prepared version, then do its follow-ups. Returns the follow-ups
     that failed ("published vN; follow-up X failed: ..."): the version is published all the

@@ -73,7 +73,8 @@ def diff(
     superseded = np.zeros(len(at), dtype=bool)
     if revisions != "ignore":
         known = np.flatnonzero(~is_new)
-        differs = known[~index.same_rows(at[known], tuple(r[known] for r in rows))]
+        known_rows = (rows[0][known], rows[1][known], rows[2][known])
+        differs = known[~index.same_rows(at[known], known_rows)]
         if superseding is not None and differs.size:
             later = superseding[index.version_codes[at[differs]]]
             superseded[differs[later]] = True
@@ -117,7 +118,9 @@ def high_water_marks(
     if SERIES_CODE in rows.column_names:
         keyed = pa.table({"s": series_of(config, rows), "t": rows[time_column]})
         grouped = keyed.group_by("s", use_threads=False).aggregate([("t", "max")])
-        newest_of = zip(grouped["s"].to_pylist(), grouped["t_max"].to_pylist(), strict=True)
+        newest_of: list[tuple[str, dt.datetime | dt.date | None]] = list(
+            zip(grouped["s"].to_pylist(), grouped["t_max"].to_pylist(), strict=True)
+        )
     else:  # one series, the dataset's: no grouping
         newest_of = [(config.dataset_id, pc.max(rows[time_column]).as_py())]
     for series, newest in newest_of:

@@ -21,7 +21,8 @@ from ingest_assets.contract.models import SERIES_CODE, DatasetConfig
 from ingest_assets.eventstore.manifest import EventFile
 from ingest_assets.eventstore.parallel import CPU_THREADS, in_parallel
 from ingest_assets.rows.hashing import KEY_HASH
-from ingest_resources.object_store import ObjectStore, parquet_options
+from ingest_resources.object_store import ObjectStore
+from ingest_resources.parquet_writing import parquet_options
 
 OP, VERSION = "op", "version"
 
@@ -52,6 +53,8 @@ def read_event_rows(
     return pa.concat_tables(tables, promote_options="permissive")
 
 
+# (year, month) of the time column; (None, None): rows without a time
+Month = tuple[int | None, int | None]
 # A month's record batch for EventWriter, and its bytes: spilled (spill file, its index there,
 # bytes), or still held in memory (the batch, 0, bytes)
 Piece = tuple[Path | pa.RecordBatch, int, int]
@@ -71,17 +74,17 @@ class EventWriter:
     GROUP_BYTES = 64 << 20  # rows encoded at a time (one row group) when a month is written
     HOLD_BYTES = 64 << 20  # rows held in memory before they are spilled
 
-    def __init__(self, store: ObjectStore, config: DatasetConfig, version: str):
+    def __init__(self, store: ObjectStore, config: DatasetConfig, version: str, schema: pa.Schema):
         self.store, self.config, self.version = store, config, version
-        self.schema: pa.Schema | None = None
+        self.schema = schema  # of every event row (op and version included)
         # per month, in the order rows came: (spill file, record batch, its bytes)
-        self.spills: dict[tuple, list[Piece]] = {}
+        self.spills: dict[Month, list[Piece]] = {}
         self.scratch = Path(tempfile.mkdtemp(prefix=".events-", dir=self._scratch_root()))
         self.spill_names = itertools.count()  # a new name for every spill file
         self.done: list[tuple[str, str]] = []  # (key, local Parquet file)
         self.stored: list[EventFile] = []
         self.windows: set[str] = set()  # months written as their projection window is
-        self.held: dict[tuple, list[pa.Table]] = {}  # rows not spilled yet, per month
+        self.held: dict[Month, list[pa.Table]] = {}  # rows not spilled yet, per month
         self.held_bytes = 0
         self.readers = threading.local()  # spill readers, each thread its own
         self.opened: list[pa.NativeFile] = []
@@ -105,7 +108,7 @@ class EventWriter:
             np.concatenate([[0], bounds]), np.concatenate([bounds, [len(codes)]]), strict=True
         ):
             code = int(codes[start])
-            month = (None, None) if code < 0 else (code // 100, code % 100)
+            month: Month = (None, None) if code < 0 else (code // 100, code % 100)
             self.held.setdefault(month, []).append(ordered.slice(start, stop - start))
         self.held_bytes += ordered.nbytes
         if self.held_bytes >= self.HOLD_BYTES:
@@ -119,7 +122,7 @@ class EventWriter:
             return
         path = self.scratch / f".{next(self.spill_names)}.arrow"  # (hidden)
         spill = pa.ipc.new_file(str(path), self.schema)
-        found: list[tuple[tuple, int, int]] = []
+        found: list[tuple[Month, int, int]] = []
         try:
             for month, tables in self.held.items():
                 for table in tables:
@@ -149,9 +152,9 @@ class EventWriter:
         # own threads: the waits on the network overlap the next months' encoding. On disk,
         # the months are made durable together once all are stored, before the manifest.
         with ThreadPoolExecutor(max_workers=self.store.concurrency) as storing:
-            stored: list[Future] = []
+            stored: list[Future[None]] = []
 
-            def encode_then_store(item: tuple[tuple, list[Piece]]) -> None:
+            def encode_then_store(item: tuple[Month, list[Piece]]) -> None:
                 stored.append(storing.submit(self._store_file, self._encode(item)))
                 item[1].clear()
 
@@ -166,7 +169,7 @@ class EventWriter:
         self.store.sync([file.key for file in files])
         return files
 
-    def _encode(self, item: tuple[tuple, list[Piece]]) -> tuple[str, str]:
+    def _encode(self, item: tuple[Month, list[Piece]]) -> tuple[str, str]:
         """One month's record batches, in order, into one Parquet file of GROUP_BYTES row
         groups (read a group at a time): (its key, the local file)."""
         month, pieces = item
@@ -208,7 +211,9 @@ class EventWriter:
         """This thread's reader of a spill, opened once (its footer lists every record batch),
         while it is among the thread's READERS most recently used. Read, not mapped: a mapped
         spill's pages would count in the process's memory until it is unmapped."""
-        readers: dict[Path, tuple] = self.readers.__dict__.setdefault("by_path", {})
+        readers: dict[Path, tuple[pa.NativeFile, pa.ipc.RecordBatchFileReader]] = (
+            self.readers.__dict__.setdefault("by_path", {})
+        )
         if path in readers:
             readers[path] = readers.pop(path)  # (now the most recent)
             return readers[path][1]

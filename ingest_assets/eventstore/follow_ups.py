@@ -6,6 +6,7 @@ publish: it is reported as "published vN; follow-up X failed"."""
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from ingest_assets import layout
 from ingest_assets.eventstore.guard import Guard, unguarded
@@ -19,8 +20,41 @@ RECORD, INDEX, PROJECTIONS, NOTIFY = "record", "index", "projections", "notify"
 Notify = Callable[[Manifest], str | None]
 
 
+@dataclass(frozen=True)
+class Plan:
+    """`follow_ups/<version>.json`: what is left to do after the swap of `version`."""
+
+    version: str
+    tasks: list[str]
+
+    def to_bytes(self) -> bytes:
+        return json.dumps({"version": self.version, "tasks": self.tasks}).encode()
+
+    @classmethod
+    def from_bytes(cls, body: bytes) -> "Plan":
+        """ValueError, TypeError or KeyError if it is not a plan."""
+        data = json.loads(body)
+        if not isinstance(data, dict):
+            raise TypeError("not a follow-up plan")
+        version, tasks = data["version"], data["tasks"]
+        if not isinstance(version, str) or not isinstance(tasks, list):
+            raise TypeError("not a follow-up plan")
+        return cls(version, [str(task) for task in tasks])
+
+
+@dataclass(frozen=True)
+class CommitRecord:
+    """`commits/<version>.json`: `version` was published (over `parent`)."""
+
+    version: str
+    parent: str | None
+
+    def to_bytes(self) -> bytes:
+        return json.dumps({"version": self.version, "parent": self.parent}).encode()
+
+
 def plan(store: ObjectStore, manifest: Manifest, tasks: list[str]) -> None:
-    body = json.dumps({"version": manifest.version, "tasks": tasks}).encode()
+    body = Plan(manifest.version, tasks).to_bytes()
     store.put(layout.follow_up(manifest.dataset_id, manifest.version), body)
 
 
@@ -30,11 +64,11 @@ def drop(store: ObjectStore, dataset_id: str, version: str) -> None:
 
 def pending(store: ObjectStore, dataset_id: str) -> dict[str, list[str]]:
     """Planned follow-ups not known to be done, by version."""
-    found = {}
+    found: dict[str, list[str]] = {}
     for key in store.list(layout.follow_ups(dataset_id)):
         try:
-            data = json.loads(store.get(key))
-            found[data["version"]] = list(data["tasks"])
+            planned = Plan.from_bytes(store.get(key))
+            found[planned.version] = planned.tasks
         except (KeyError, ValueError, TypeError):  # torn or foreign: redo all of them
             version = key.rsplit("/", 1)[1].removesuffix(".json")
             found[version] = [RECORD, INDEX, PROJECTIONS, NOTIFY]
@@ -44,13 +78,13 @@ def pending(store: ObjectStore, dataset_id: str) -> dict[str, list[str]]:
 def record(store: ObjectStore, manifest: Manifest, guard: Guard = unguarded) -> None:
     """The commit record: this version was published (it outlives a lost `current`)."""
     guard()
-    body = json.dumps({"version": manifest.version, "parent": manifest.parent_version}).encode()
+    body = CommitRecord(manifest.version, manifest.parent_version).to_bytes()
     store.put_if_absent(layout.commit(manifest.dataset_id, manifest.version), body)
 
 
 def run(tasks: dict[str, Callable[[], None]], describe: str) -> dict[str, str]:
     """Run each task; those that failed, each with "published vN; follow-up X failed: ..."."""
-    failed = {}
+    failed: dict[str, str] = {}
     for name, task in tasks.items():
         try:
             task()

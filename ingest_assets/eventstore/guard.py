@@ -3,6 +3,8 @@ taken, derived files included (a writer whose lease was lost writes nothing more
 
 from collections.abc import Callable
 
+from ingest_resources.locks import Lease
+
 Guard = Callable[[], None]  # raises LeaseLost when this writer may no longer write
 
 
@@ -11,5 +13,5 @@ def unguarded() -> None:
     return None
 
 
-def guard_of(lease) -> Guard:
+def guard_of(lease: Lease | None) -> Guard:
     return lease.still_held if lease is not None else unguarded

@@ -16,6 +16,18 @@ VERSION_META = b"ingest.version"
 ROW_GROUP = 500_000  # rows encoded at a time when the index is written
 UNREADABLE = (OSError, pa.ArrowException, ValueError, KeyError)
 
+# The stored index's formats, told apart by their columns (its footer records no number):
+# 1: Ingest before 8c460b7 stored key_hash, row_hash and version as text; rebuilt from the events
+INDEX_FORMAT_1_COLUMNS = [KEY_HASH, ROW_HASH, "version"]
+INDEX_COLUMNS = SCHEMA.names  # (2: the hashes as integers, keyindex.py; what this Ingest writes)
+
+
+def _current_format(schema: pa.Schema) -> bool:
+    """Whether a stored index is of the format this Ingest writes (any other is rebuilt)."""
+    if schema.names == INDEX_FORMAT_1_COLUMNS:  # (Ingest before 8c460b7: rebuilt)
+        return False
+    return bool(schema.names == INDEX_COLUMNS)
+
 
 def indexed_version(store: ObjectStore, dataset_id: str) -> str | None:
     """The version the stored index reflects; None if there is none or it cannot be read."""
@@ -23,7 +35,7 @@ def indexed_version(store: ObjectStore, dataset_id: str) -> str | None:
         schema = store.parquet_schema(layout.index(dataset_id))
     except UNREADABLE:
         return None
-    if schema.names != SCHEMA.names:
+    if not _current_format(schema):
         return None
     return (schema.metadata or {}).get(VERSION_META, b"").decode() or None
 
@@ -33,7 +45,7 @@ def _stored(store: ObjectStore, dataset_id: str) -> tuple[KeyIndex, str | None]:
     try:
         footer = store.parquet_metadata(key)
         schema = footer.schema.to_arrow_schema()
-        if schema.names != SCHEMA.names:  # an older layout: rebuilt
+        if not _current_format(schema):
             return KeyIndex.empty(), None
         index = KeyIndex.from_batches(store.iter_parquet(key), footer.num_rows)
     except UNREADABLE:

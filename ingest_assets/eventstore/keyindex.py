@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from ingest_assets.rows.hashing import DIGEST_BYTES, hex_digests_decoded, is_digest
-from ingest_resources.object_store import HASH_FIELD
+from ingest_resources.parquet_writing import HASH_FIELD
 
 Parts = tuple[np.ndarray, np.ndarray, np.ndarray]
 KEY_PARTS, ROW_PARTS = ("k0", "k1", "k2"), ("r0", "r1", "r2")
@@ -35,7 +35,7 @@ def _digest_bytes(hashes: pa.Array | pa.ChunkedArray, size: int) -> np.ndarray:
     count = len(hashes)
     if count == 0:
         return np.zeros((0, size), np.uint8)
-    if not is_digest(hashes.type):
+    if not is_digest(hashes.type):  # hex text: event files of Ingest before 03a570f
         hashes = hex_digests_decoded(hashes)
     if hashes.null_count:
         raise ValueError("expected sha1 hashes, found nulls")
@@ -50,7 +50,7 @@ def key_prefixes(hashes: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return _digest_bytes(hashes, 8).copy().view(">u8").ravel().astype(np.uint64)
 
 
-def digest_parts(hashes: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def digest_parts(hashes: pa.Array | pa.ChunkedArray) -> Parts:
     """sha1 hashes (20 bytes, or 40 hex digits) -> (first 8 bytes, next 8, last 4) as
     big-endian ints."""
     digest = _digest_bytes(hashes, DIGEST_BYTES)
@@ -64,8 +64,8 @@ def digest_parts(hashes: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.nda
 class KeyIndex:
     """Sorted by k0 (the first 8 bytes); `versions` is the list `version_codes` point into."""
 
-    keys: tuple[np.ndarray, np.ndarray, np.ndarray]
-    rows: tuple[np.ndarray, np.ndarray, np.ndarray]
+    keys: Parts
+    rows: Parts
     version_codes: np.ndarray
     versions: list[str]
 
@@ -93,7 +93,8 @@ class KeyIndex:
         start = 0
         for batch in batches:
             end = start + batch.num_rows
-            for name, target in zip(KEY_PARTS + ROW_PARTS, keys + rows, strict=True):
+            targets: list[np.ndarray] = [*keys, *rows]
+            for name, target in zip(KEY_PARTS + ROW_PARTS, targets, strict=True):
                 target[start:end] = batch[name].to_numpy()
             version = batch[VERSION].combine_chunks()
             if not pa.types.is_dictionary(version.type):
@@ -118,7 +119,10 @@ class KeyIndex:
         if bool(np.all(first[1:] >= first[:-1])):  # as written: no sort to find that out
             return self
         order = np.argsort(first)  # (a lookup walks every key of equal k0: ties in any order)
-        take = lambda parts: tuple(p[order] for p in parts)  # noqa: E731
+
+        def take(parts: Parts) -> Parts:
+            return parts[0][order], parts[1][order], parts[2][order]
+
         return KeyIndex(take(self.keys), take(self.rows), self.version_codes[order], self.versions)
 
     def lookup(self, keys: Parts) -> np.ndarray:
@@ -145,15 +149,15 @@ class KeyIndex:
         self, which: np.ndarray, position: np.ndarray, first: np.ndarray
     ) -> np.ndarray:
         """Of `which`, those whose `position` is in the index and holds their first 8 bytes."""
-        inside = which[position[which] < len(self.keys[0])]
-        return inside[self.keys[0][position[inside]] == first[inside]]
+        inside: np.ndarray = which[position[which] < len(self.keys[0])]
+        same: np.ndarray = inside[self.keys[0][position[inside]] == first[inside]]
+        return same
 
-    def same_rows(
-        self, at: np.ndarray, rows: tuple[np.ndarray, np.ndarray, np.ndarray]
-    ) -> np.ndarray:
+    def same_rows(self, at: np.ndarray, rows: Parts) -> np.ndarray:
         """Whether the index's row_hash at `at` (positions >= 0) equals `rows`."""
         r0, r1, r2 = self.rows
-        return (r0[at] == rows[0]) & (r1[at] == rows[1]) & (r2[at] == rows[2])
+        same: np.ndarray = (r0[at] == rows[0]) & (r1[at] == rows[1]) & (r2[at] == rows[2])
+        return same
 
     def merged(self, keys: list[Parts], rows: list[Parts], version: str) -> "KeyIndex":
         """The index with these keys (inserted or updated, given in batches) now at `version`.
@@ -175,11 +179,12 @@ class KeyIndex:
         )
         order = None
         built: list[np.ndarray] = []
-        olds = [*self.keys, *self.rows]
+        olds: list[np.ndarray | None] = [*self.keys, *self.rows]
         self.keys, self.rows = KeyIndex.empty().keys, KeyIndex.empty().rows
         self.version_codes, self.versions = np.zeros(0, np.int32), []
         for position, source in enumerate([keys] * 3 + [rows] * 3):
             old, olds[position] = olds[position], None  # (the last reference to it)
+            assert old is not None
             column = np.concatenate([old[keep]] + [part[position % 3] for part in source])
             del old
             if order is None:  # k0 comes first: it decides the order of everything
@@ -188,4 +193,6 @@ class KeyIndex:
             del column
         keys.clear()
         rows.clear()
-        return KeyIndex(tuple(built[:3]), tuple(built[3:]), codes[order], versions)
+        return KeyIndex(
+            (built[0], built[1], built[2]), (built[3], built[4], built[5]), codes[order], versions
+        )

@@ -4,7 +4,7 @@ import os
 import signal
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TypeVar
 
 FAULT_ENV = "INGEST_FAULT_INJECT"
 
@@ -12,8 +12,10 @@ FAULT_ENV = "INGEST_FAULT_INJECT"
 # when it is sorted), so more cores do not mean more memory past four
 CPU_THREADS = min(4, max(2, os.cpu_count() or 2))
 
+Item = TypeVar("Item")
 
-def in_parallel(function: Callable[[Any], None], items: list, workers: int) -> None:
+
+def in_parallel(function: Callable[[Item], None], items: list[Item], workers: int) -> None:
     """Run `function` over `items` on `workers` threads; the first error is raised."""
     if len(items) <= 1:
         for item in items:

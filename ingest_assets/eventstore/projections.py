@@ -17,6 +17,7 @@ import json
 import threading
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -28,7 +29,6 @@ from ingest_assets.eventstore.events import OP, VERSION, time_column, window_ord
 from ingest_assets.eventstore.guard import Guard, unguarded
 from ingest_assets.eventstore.manifest import Manifest
 from ingest_assets.eventstore.parallel import in_parallel
-from ingest_assets.rows.arrays import repeated as repeated_value
 from ingest_assets.rows.hashing import KEY_HASH, digest_columns
 from ingest_resources.object_store import ObjectStore
 
@@ -62,7 +62,7 @@ def latest_rows(tables: list[pa.Table]) -> pa.Table | None:
 def series_of(config: DatasetConfig, table: pa.Table) -> pa.ChunkedArray | pa.Array:
     if SERIES_CODE in table.column_names:
         return pc.fill_null(table[SERIES_CODE], "_unknown")
-    return repeated_value(config.dataset_id, table.num_rows, pa.string())
+    return pa.repeat(pa.scalar(config.dataset_id, pa.string()), table.num_rows)
 
 
 def split_windows(config: DatasetConfig, rows: pa.Table) -> Iterator[tuple[Window, pa.Table]]:
@@ -210,9 +210,32 @@ def _windows_by_series(store: ObjectStore, dataset_id: str) -> dict[str, list[st
     return found
 
 
-# Projections written by code before this format (no "format" in their state) may hold rows
-# under the wrong series: they are rebuilt once
-STATE_FORMAT = 2
+# state.json without a "format" (Ingest up to 8ed5491): its windows may hold rows under the
+# wrong series, so its state is taken as unknown and the projections are rebuilt once
+PROJECTIONS_FORMAT_1 = 1
+PROJECTIONS_FORMAT = 2  # what this Ingest writes
+
+
+@dataclass(frozen=True)
+class ProjectionState:
+    """`projections/state.json`: the version the windows reflect, and how many there were."""
+
+    version: str
+    format: int = PROJECTIONS_FORMAT
+    windows: int | None = None  # None: not recorded
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(
+            {"version": self.version, "format": self.format, "windows": self.windows}
+        ).encode()
+
+    @classmethod
+    def from_bytes(cls, body: bytes) -> "ProjectionState":
+        """ValueError, TypeError or KeyError if it is not a state."""
+        data = json.loads(body)
+        if not isinstance(data, dict) or not isinstance(data["version"], str):
+            raise TypeError("not a projections state")
+        return cls(data["version"], data.get("format", PROJECTIONS_FORMAT_1), data.get("windows"))
 
 
 def _windows(store: ObjectStore, dataset_id: str) -> list[str]:
@@ -223,26 +246,23 @@ def state_version(store: ObjectStore, dataset_id: str, count: bool = False) -> s
     """The version the projections reflect; None if not known (missing, unreadable, or of
     an older format). `count`: None too when windows were removed or added since (the state
     records how many there were)."""
-    key = layout.projections_state(dataset_id)
     try:
-        state = json.loads(store.get(key))
-        if state.get("format") != STATE_FORMAT:
+        state = ProjectionState.from_bytes(store.get(layout.projections_state(dataset_id)))
+        if state.format == PROJECTIONS_FORMAT_1:  # (Ingest up to 8ed5491: rebuilt once)
             return None
-        if count and state.get("windows") != len(_windows(store, dataset_id)):
+        if state.format != PROJECTIONS_FORMAT:
             return None
-        return state["version"]
-    except (KeyError, ValueError, TypeError, AttributeError):
+        if count and state.windows != len(_windows(store, dataset_id)):
+            return None
+        return state.version
+    except (KeyError, ValueError, TypeError):
         return None
 
 
 def set_state(store: ObjectStore, dataset_id: str, version: str, guard: Guard = unguarded) -> None:
     guard()
-    state = {
-        "version": version,
-        "format": STATE_FORMAT,
-        "windows": len(_windows(store, dataset_id)),
-    }
-    store.put(layout.projections_state(dataset_id), json.dumps(state).encode())
+    state = ProjectionState(version, PROJECTIONS_FORMAT, len(_windows(store, dataset_id)))
+    store.put(layout.projections_state(dataset_id), state.to_bytes())
 
 
 def rebuild(

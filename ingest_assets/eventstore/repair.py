@@ -77,15 +77,14 @@ def repair(
         if current is None and candidates is None:
             report.actions.append("nothing published yet: nothing to repair")
             return report
-        chain = None
+        chain: list[Manifest] | None = None
         if current is not None:
             chain = _whole_chain(store, dataset_id, current)
             if chain is None:  # broken: back to the newest whole version below the break
                 walk = _ancestors(store, dataset_id, current)
                 candidates = [manifest.version for manifest in walk]
                 report.dropped = [m.version for m in walk]
-        moved = chain is None
-        if moved:
+        if chain is None:
             best = _newest_whole(store, dataset_id, candidates or [])
             if best is None:
                 raise BrokenChain(
@@ -109,7 +108,7 @@ def repair(
         if config.publish.object_store:
             projections.rebuild(store, config, chain, guard)
             report.actions.append("projections rebuilt from the events")
-        for manifest in chain:  # (records of a store from before commit records)
+        for manifest in chain:  # (MANIFEST_FORMAT_1 stores, of Ingest up to 8ed5491, have none)
             follow_ups.record(store, manifest, guard)
         errors = settle(store, config, chain, guard, notify)[1]
         report.actions += errors

@@ -58,7 +58,7 @@ class StagedRows:
 
     def unpublished(self, current: Manifest | None) -> tuple["StagedRows", int]:
         """The parts `current` was not published from, and the rows of those it was."""
-        listed = set((current.inputs.get("parts") if current else None) or [])
+        listed = set(current.input_parts if current else [])
         done = {key for key, rows in self.parts if key in listed and rows >= 0}
         rest = tuple(part for part in self.parts if part[0] not in done)
         return StagedRows(self.store, rest), sum(rows for key, rows in self.parts if key in done)

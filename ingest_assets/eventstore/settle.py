@@ -1,6 +1,9 @@
 """Before a publish (under the dataset lock): the chain, whole, and what a run before left
 undone brought up to its head: the key index, the projections and planned follow-ups."""
 
+import functools
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 from ingest_assets.contract.models import DatasetConfig
@@ -10,12 +13,14 @@ from ingest_assets.eventstore.chain import read_current, require_whole, version_
 from ingest_assets.eventstore.guard import Guard, guard_of, unguarded
 from ingest_assets.eventstore.keyindex import KeyIndex
 from ingest_assets.eventstore.manifest import Manifest
-from ingest_resources.locks import LeaseLost
+from ingest_resources.locks import Lease, LeaseLost
 from ingest_resources.object_store import ObjectStore
 
 
 class Locks(Protocol):
-    def hold(self, key: str, ttl_s: float, wait_s: float | None = None): ...  # yields a Lease
+    def hold(
+        self, key: str, ttl_s: float, wait_s: float | None = None
+    ) -> AbstractContextManager[Lease]: ...
 
 
 def settle(
@@ -29,7 +34,7 @@ def settle(
     (under the dataset lock). Returns the index when it had to be read, and what failed (the
     projections and notifications never block a publish: they are tried again next time)."""
     index = key_index.heal(store, config.dataset_id, chain, guard)
-    errors = []
+    errors: list[str] = []
     try:
         projections.refresh(store, config, chain, guard)
     except LeaseLost:
@@ -42,7 +47,9 @@ def settle(
         if manifest is None:  # its swap never happened (or lost the race): nothing to finish
             follow_ups.drop(store, config.dataset_id, version)
             continue
-        todo = {follow_ups.RECORD: lambda m=manifest: follow_ups.record(store, m, guard)}
+        todo: dict[str, Callable[[], None]] = {
+            follow_ups.RECORD: functools.partial(follow_ups.record, store, manifest, guard)
+        }
         if follow_ups.NOTIFY in tasks:
             todo[follow_ups.NOTIFY] = follow_ups.notifier_task(notify, manifest)
         failed = follow_ups.run(todo, f"dataset {config.dataset_id}: published version {version}")

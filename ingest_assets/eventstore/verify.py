@@ -16,7 +16,7 @@ from ingest_assets.eventstore import index as key_index
 from ingest_assets.eventstore.chain import chain_problems, read_current, version_chain
 from ingest_assets.eventstore.errors import EventStoreError
 from ingest_assets.eventstore.events import VERSION
-from ingest_assets.eventstore.keyindex import KeyIndex, digest_parts
+from ingest_assets.eventstore.keyindex import KeyIndex, Parts, digest_parts
 from ingest_assets.eventstore.manifest import Manifest
 from ingest_assets.eventstore.replay import replay
 from ingest_assets.rows.hashing import KEY_HASH, ROW_HASH, digest_columns
@@ -118,19 +118,19 @@ def _index_problems(
 def _versions(latest: pa.Table | None) -> list[str]:
     if latest is None:
         return []
-    return pc.unique(latest[VERSION]).to_pylist()
+    return [str(version) for version in pc.unique(latest[VERSION]).to_pylist()]
 
 
 def _codes(versions: "pa.ChunkedArray", names: list[str]) -> np.ndarray:
     found = pc.index_in(versions, value_set=pa.array(names, pa.string()))
-    return found.to_numpy(zero_copy_only=False).astype(np.int64)
+    return np.asarray(found.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
-def _empty_parts():
+def _empty_parts() -> Parts:
     return KeyIndex.empty().keys
 
 
-def _index_rows(keys, rows, versions: np.ndarray) -> list[np.ndarray]:
+def _index_rows(keys: Parts, rows: Parts, versions: np.ndarray) -> list[np.ndarray]:
     """Key parts, row parts and version codes, sorted by key (as unsigned integers alike)."""
     columns = [*keys, *rows, versions]
     order = np.lexsort(tuple(reversed(columns[:3])))
@@ -145,7 +145,7 @@ def _projection_problems(
     report: Report,
 ) -> list[str]:
     dataset_id = config.dataset_id
-    problems = []
+    problems: list[str] = []
     state = projections.state_version(store, dataset_id)
     if state != current.version:
         problems.append(

@@ -20,7 +20,10 @@ Context = dg.AssetExecutionContext
 
 
 def check_result(result: CheckResult) -> dg.AssetCheckResult:
-    metadata = {"detail": result.detail, "failing_rows": result.failing_rows}
+    metadata: dict[str, dg.RawMetadataValue] = {
+        "detail": result.detail,
+        "failing_rows": result.failing_rows,
+    }
     if result.sample:
         metadata["sample"] = preview(pa.Table.from_pylist(result.sample))
     return dg.AssetCheckResult(

@@ -93,6 +93,8 @@ def source_sensor(config: DatasetConfig) -> dg.SensorDefinition:
 
 
 def cron_schedule(config: DatasetConfig) -> dg.ScheduleDefinition:
+    assert config.schedule is not None  # (only datasets with a schedule get one)
+
     @dg.schedule(
         name=f"{config.dataset_id}__schedule",
         cron_schedule=config.schedule,

@@ -46,7 +46,7 @@ def _with_shared_signature(function: AssetFunction) -> AssetFunction:
     signature = _SIGNATURES.get(function.__code__)
     if signature is None:
         signature = _SIGNATURES[function.__code__] = inspect.signature(function)
-    function.__signature__ = signature
+    function.__signature__ = signature  # type: ignore[attr-defined]
     return function
 
 
@@ -74,6 +74,7 @@ def _description(stage: str, config: DatasetConfig) -> str:
     described = config.description or config.dataset_id
     if stage == "warehouse":
         target = config.publish.postgres
+        assert target is not None  # (the warehouse stage exists only with publish.postgres)
         return f"{described}: upserted into PostgreSQL {target.schema_}.{target.table}"
     return f"{described}: {STAGE_DESCRIPTIONS[stage]}"
 

@@ -10,7 +10,7 @@ from ingest_assets.layout import UNPARTITIONED
 
 
 @cache
-def _definition(kind: str, start: dt.datetime) -> dg.PartitionsDefinition:
+def _definition(kind: str, start: dt.datetime) -> dg.TimeWindowPartitionsDefinition:
     """The first partition is the one `start` falls in: an hour, a day, the week that begins on
     start's weekday (Dagster's weeks would begin on the Sunday after it), the calendar month of
     start (Dagster's would be the first month that begins after it)."""
@@ -24,7 +24,7 @@ def _definition(kind: str, start: dt.datetime) -> dg.PartitionsDefinition:
     return dg.DailyPartitionsDefinition(start_date=day)
 
 
-def partitions_definition(partitions: Partitions) -> dg.PartitionsDefinition | None:
+def partitions_definition(partitions: Partitions) -> dg.TimeWindowPartitionsDefinition | None:
     if partitions.kind == "none" or partitions.start is None:
         return None
     start = partitions.start

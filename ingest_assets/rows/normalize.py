@@ -22,7 +22,6 @@ from ingest_assets.parsers.base import (
     to_arrow,
     with_row_numbers,
 )
-from ingest_assets.rows.arrays import repeated
 from ingest_assets.rows.convert import convert_column, text_of
 from ingest_assets.rows.dedupe import Verdict, dedupe
 from ingest_assets.rows.hashing import KEY_HASH, ROW_HASH, key_hashes, row_hashes
@@ -124,7 +123,7 @@ def _add_metadata(table: pa.Table, config: DatasetConfig) -> pa.Table:
     if config.frequency is not None:
         defaults.setdefault("frequency", config.frequency)
     for name, value in defaults.items():
-        constant = repeated(value, table.num_rows)
+        constant = pa.repeat(value, table.num_rows)
         if name in table.column_names:
             column = table[name]
             if column.type != constant.type:

@@ -9,7 +9,6 @@ import pyarrow as pa
 
 from ingest_assets import eventstore, layout
 from ingest_assets.contract.models import DatasetConfig
-from ingest_assets.rows.arrays import repeated
 from ingest_assets.stages.normalized import normalized_meta
 from ingest_assets.stages.parts import content_named
 from ingest_assets.stages.staged import StageError, nothing_published, reporting_full_disk
@@ -124,6 +123,8 @@ def read_quarantine(
             table = rt.store.read_parquet(key)
             name = key.split("/quarantine/", 1)[1].split("/", 1)[0]
             tables.append(
-                table.add_column(0, "partition", repeated(name, table.num_rows, pa.string()))
+                table.add_column(
+                    0, "partition", pa.repeat(pa.scalar(name, pa.string()), table.num_rows)
+                )
             )
     return pa.concat_tables(tables, promote_options="permissive") if tables else None
