@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import pytest
 
 from ingest_assets import eventstore, layout
-from ingest_assets.contract.loading import load_config_file
+from ingest_assets.contract import load_config_file
 from ingest_assets.eventstore import chain as chains
 from ingest_assets.eventstore import index as key_index
 from ingest_assets.eventstore import projections

@@ -33,7 +33,7 @@ CHILD = textwrap.dedent(
     import sys
     from ingest_assets import stages
     from ingest_resources.runtime import local_runtime
-    from ingest_assets.contract.loading import load_configs
+    from ingest_assets.contract import load_configs
     from ingest_assets.parsers import ParseError
 
     def peak_mb():

@@ -25,13 +25,15 @@ from ingest_assets.cli.store_commands import (
     cmd_verify,
     cmd_warehouse_rebuild,
 )
-from ingest_assets.contract.loading import (
+from ingest_assets.contract import (
+    BUILTIN_NORMALIZERS,
+    BUILTIN_PARSERS,
+    DatasetConfig,
     Problem,
     config_files,
     duplicate_ids,
     load_each,
 )
-from ingest_assets.contract.models import BUILTIN_NORMALIZERS, BUILTIN_PARSERS, DatasetConfig
 from ingest_resources.errors import ConfigError, IngestError
 
 DESCRIPTION = "validate, list, run, export, history and the store's upkeep (docs/operations.md)"

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import dagster as dg
 
-from ingest_assets.contract.models import DatasetConfig
+from ingest_assets.contract import DatasetConfig
 from ingest_assets.orchestration.partitions import partitions_definition
 from ingest_assets.sources.windows import window_for
 

@@ -17,7 +17,7 @@ import re
 import pandas as pd
 from python_calamine import CalamineWorkbook
 
-from ingest_assets.contract.models import SERIES_CODE, SeriesMapEntry
+from ingest_assets.contract import SERIES_CODE, SeriesMapEntry
 from ingest_assets.parsers.base import CELL_COLUMN, ROW_COLUMN, ParseContext
 from ingest_assets.parsers.workbook_guard import reader_failed, refuse_hostile_workbook
 

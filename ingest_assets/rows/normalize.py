@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest_assets.contract.models import TYPE_PATTERN, DatasetConfig
+from ingest_assets.contract import TYPE_PATTERN, DatasetConfig
 from ingest_assets.eventstore.keyindex import key_prefixes
 from ingest_assets.parsers.base import (
     CELL_COLUMN,

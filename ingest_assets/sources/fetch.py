@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingest_assets import settings
-from ingest_assets.contract.loading import Secrets
-from ingest_assets.contract.models import DatasetConfig
+from ingest_assets.contract import DatasetConfig, Secrets
 from ingest_assets.sources.windows import Window, fill_window
 from ingest_resources.http import (
     Deadline,

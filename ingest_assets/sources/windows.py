@@ -5,7 +5,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from ingest_assets.contract.models import DatasetConfig
+from ingest_assets.contract import DatasetConfig
 from ingest_assets.eventstore.manifest import Manifest
 
 PLACEHOLDER = re.compile(r"\{(partition_start|partition_end|since)\}")

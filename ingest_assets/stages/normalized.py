@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest_assets import layout
-from ingest_assets.contract.models import SERIES_CODE, DatasetConfig
+from ingest_assets.contract import SERIES_CODE, DatasetConfig
 from ingest_assets.eventstore import read_current
 from ingest_assets.eventstore.diff import high_water_marks
 from ingest_assets.parsers.base import CELLS_META, HIDDEN_COLUMNS, ROW_COLUMN

@@ -5,7 +5,7 @@ import functools
 import pyarrow as pa
 
 from ingest_assets import eventstore, layout
-from ingest_assets.contract.models import DatasetConfig
+from ingest_assets.contract import DatasetConfig
 from ingest_assets.stages.normalized import (
     normalized_meta,
     staged_parts,

@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from ingest_assets import layout
-from ingest_assets.contract.models import DatasetConfig
+from ingest_assets.contract import DatasetConfig
 from ingest_assets.eventstore.chain import read_current
 from ingest_assets.eventstore.commit import CODE_VERSION
 from ingest_assets.parsers.base import HIDDEN_COLUMNS

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from ingest_assets import eventstore
-from ingest_assets.contract.models import DatasetConfig
+from ingest_assets.contract import DatasetConfig
 from ingest_assets.rows.hashing import hex_columns
 from ingest_assets.stages.staged import (
     StageError,
