@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest_assets.parsers.workbook_guard import Budget, SheetScan
+from ingest_assets.parsers.workbook_budget import Budget
+from ingest_assets.parsers.workbook_xlsx_cells import SheetScan
 from tests.bounded import Outcome, run_bounded
 
 MEMORY_MB, TIMEOUT_S = 1024, 30
