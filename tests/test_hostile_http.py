@@ -20,7 +20,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from ingest_assets.contract import Secrets, parse_config
-from ingest_assets.sources.fetch import fetch, probe
+from ingest_assets.sources.fetch import fetch
+from ingest_assets.sources.probe import probe
 from ingest_resources.http import FetchError
 from tests.bounded import python_bounded
 
