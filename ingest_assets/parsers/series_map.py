@@ -20,28 +20,12 @@ from python_calamine import CalamineWorkbook
 
 from ingest_assets.contract import SERIES_CODE, SeriesMapEntry
 from ingest_assets.parsers.base import CELL_COLUMN, ROW_COLUMN, ParseContext
+from ingest_assets.parsers.columns import column_index, column_letters
 from ingest_assets.parsers.workbook_guard import reader_failed, refuse_hostile_workbook
 
 Rows = Sequence[Sequence[object]]  # a sheet's cells, row by row
 COLUMN_LETTERS = re.compile(r"^[A-Z]{1,3}$")
 TEXT_DATE = re.compile(r"^\s*(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4}|\d{4}-?\d{2})")
-
-
-def column_index(letters: str) -> int:
-    """`A` -> 0, `Z` -> 25, `AA` -> 26."""
-    index = 0
-    for char in letters:
-        index = index * 26 + (ord(char) - ord("A") + 1)
-    return index - 1
-
-
-def column_letters(index: int) -> str:
-    letters = ""
-    index += 1
-    while index:
-        index, rem = divmod(index - 1, 26)
-        letters = chr(ord("A") + rem) + letters
-    return letters
 
 
 def _norm(text: object) -> str:

@@ -21,7 +21,7 @@ from ingest_assets.parsers.base import (
     encode_cell_map,
     to_arrow,
 )
-from ingest_assets.parsers.series_map import column_letters
+from ingest_assets.parsers.columns import column_letters
 from ingest_assets.parsers.workbook_guard import reader_failed, refuse_hostile_workbook
 from ingest_assets.rows.arrays import row_numbers
 

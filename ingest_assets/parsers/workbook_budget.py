@@ -6,6 +6,7 @@ inflate to, and what a sheet's grid may cost at CELL_BYTES a cell.
 
 from dataclasses import dataclass
 
+from ingest_assets.parsers.columns import column_letters
 from ingest_resources.errors import DataError
 
 # What one grid cell costs from calamine to the DataFrame: 32 bytes in Rust's grid (an .xls
@@ -38,11 +39,7 @@ class Budget:
 
 def cell_name(row: int, column: int) -> str:
     """(0, 0) -> A1."""
-    letters, number = "", column + 1
-    while number:
-        number, rest = divmod(number - 1, 26)
-        letters = chr(65 + rest) + letters
-    return f"{letters}{row + 1}"
+    return f"{column_letters(column)}{row + 1}"
 
 
 def refuse_grid(where: str, rows: int, columns: int, budget: Budget) -> None:

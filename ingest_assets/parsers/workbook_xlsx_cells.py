@@ -5,6 +5,7 @@ shared strings, each refused as soon as it is over the budget."""
 import operator
 import re
 
+from ingest_assets.parsers.columns import column_index
 from ingest_assets.parsers.workbook_budget import Budget, Refused, refuse_grid
 
 LONGEST_TAG = 1 << 20
@@ -29,10 +30,7 @@ UNIQUE_COUNT = re.compile(rb"""uniqueCount\s*=\s*["']\s*([0-9]+)""")
 
 
 def _column_number(letters: bytes) -> int:
-    number = 0
-    for char in letters.upper():
-        number = number * 26 + char - 64
-    return number - 1
+    return column_index(letters.decode("ascii"))
 
 
 class SheetScan:
