@@ -13,7 +13,7 @@ from ingest_resources.http import FetchError, HttpClient, RetryPolicy, shared_br
 class Request:
     url: str  # with its secrets: never shown, `Secrets.mask` it first
     headers: dict[str, str]
-    params: dict[str, object]
+    params: dict[str, str | int | float | bool]
 
 
 def http_request(config: DatasetConfig, secrets: Secrets, window: Window | None) -> Request:
@@ -23,7 +23,7 @@ def http_request(config: DatasetConfig, secrets: Secrets, window: Window | None)
         secrets.expand(source.url or "", dataset_id, "source.url"), window, config, "source.url"
     )
     headers = secrets.expand_mapping(source.headers, dataset_id, "source.headers")
-    params: dict[str, object] = {
+    params = {
         key: fill_window(value, window, config, f"source.params.{key}")
         if isinstance(value, str)
         else value
