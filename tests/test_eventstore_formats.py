@@ -34,7 +34,7 @@ from ingest_assets.rows.hashing import (
     row_hashes,
 )
 from ingest_resources.locks import LocalLocks
-from ingest_resources.object_store import LocalObjectStore
+from ingest_resources.local_store import LocalObjectStore
 from tests.test_eventstore_faults import Store
 
 FIXTURE = Path(__file__).parent / "fixtures" / "stores"
