@@ -80,7 +80,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_schema(args: argparse.Namespace) -> int:
     """The JSON Schema of a dataset YAML, for editors (docs/contract.md says how to use it)."""
-    from ingest_assets.json_schema import contract_json_schema
+    from ingest_assets.contract.json_schema import contract_json_schema
 
     print(json.dumps(contract_json_schema(), indent=2, sort_keys=True))
     return 0

@@ -10,6 +10,7 @@ Modules, from the bottom up:
     yaml_budget  YAML read within a budget (size, nesting, aliases), duplicate keys refused
     loading      files and folders into configs: `load_config_file`, `load_config_dir`, `ConfigSet`
     secrets      `${ENV}` placeholders resolved at run time, and masked out of messages
+    json_schema  the JSON Schema of a dataset YAML (`ingest schema`), from the models
 
 May import: pydantic, PyYAML, `ingest_resources.errors` (the error hierarchy) and
 `ingest_resources.postgres_names` (the 63-byte limit); nothing else from `ingest_assets` or
