@@ -33,8 +33,8 @@ from ingest_assets.rows.hashing import (
     key_hashes,
     row_hashes,
 )
-from ingest_resources.locks import LocalLocks
 from ingest_resources.local_store import LocalObjectStore
+from ingest_resources.locks import LocalLocks
 from tests.test_eventstore_faults import Store
 
 FIXTURE = Path(__file__).parent / "fixtures" / "stores"
