@@ -814,7 +814,7 @@ class Chaos:
     def reference(self, dataset: str, record: dict) -> None:
         """The same source, published into the reference store without faults."""
         from ingest_assets import layout, stages
-        from ingest_assets.contract.loading import load_config_file
+        from ingest_assets.contract import load_config_file
 
         runtime = self.b.runtime("ref")
         config = load_config_file(self.b.config_dir / f"{dataset.lower()}.yaml")
@@ -827,7 +827,7 @@ class Chaos:
 
     def reference_export(self, dataset: str) -> list[dict]:
         """The reference store's export, in-process (the code `ingest export` runs)."""
-        from ingest_assets.contract.loading import load_config_file
+        from ingest_assets.contract import load_config_file
         from ingest_assets.stages.export import export_dataset
 
         config = load_config_file(self.b.config_dir / f"{dataset.lower()}.yaml")
@@ -837,7 +837,7 @@ class Chaos:
 
     def quick_check(self, dataset: str, record: dict) -> None:
         """In-process verify of the chaos store after every trial (its runs have ended)."""
-        from ingest_assets.contract.loading import load_config_file
+        from ingest_assets.contract import load_config_file
         from ingest_assets.eventstore import verify
 
         config = load_config_file(self.b.config_dir / f"{dataset.lower()}.yaml")

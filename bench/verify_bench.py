@@ -55,7 +55,7 @@ normalize: {primary_keys: [code, obs_time], schema: {value: float64}}
 def config():
     import yaml
 
-    from ingest_assets.contract.loading import parse_config
+    from ingest_assets.contract import parse_config
 
     return parse_config(yaml.safe_load(CONFIG_YAML), "verify_bench.yaml")
 

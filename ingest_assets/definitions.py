@@ -11,8 +11,7 @@ import logging
 import dagster as dg
 
 from ingest_assets import settings
-from ingest_assets.contract.loading import Problem, load_config_dir
-from ingest_assets.contract.models import DatasetConfig
+from ingest_assets.contract import DatasetConfig, Problem, load_config_dir
 from ingest_assets.orchestration.automation import build_automation
 from ingest_assets.orchestration.factory import dataset_assets
 from ingest_resources.errors import ConfigError

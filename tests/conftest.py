@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest_assets.contract.loading import load_config_file
+from ingest_assets.contract import load_config_file
 from ingest_resources.http import reset_breakers
 from ingest_resources.runtime import Runtime, local_runtime
 

@@ -92,7 +92,7 @@ def test_two_hundred_datasets_build_quickly(tmp_path, monkeypatch):
     ],
 )
 def test_the_first_partition_is_the_one_start_falls_in(kind, start, first, second):
-    from ingest_assets.contract.models import Partitions
+    from ingest_assets.contract import Partitions
     from ingest_assets.orchestration.partitions import partitions_definition
 
     keys = partitions_definition(Partitions(kind=kind, start=start)).get_partition_keys()

@@ -9,9 +9,9 @@ import pytest
 from werkzeug import Request, Response
 
 from ingest_assets import stages
-from ingest_assets.contract.loading import parse_config
+from ingest_assets.contract import parse_config
 from ingest_assets.orchestration.automation import cron_schedule, source_sensor, tick
-from ingest_assets.sources.fetch import probe
+from ingest_assets.sources.probe import probe
 
 FAST = {"max_attempts": 2, "backoff_s": 0.01}
 

@@ -8,7 +8,7 @@ import pytest
 
 from ingest_assets import eventstore as publish
 from ingest_assets import layout, stages
-from ingest_assets.contract.loading import load_config_file
+from ingest_assets.contract import load_config_file
 from ingest_assets.eventstore import read_current, version_chain
 from ingest_assets.eventstore.events import read_event_rows
 from ingest_assets.stages.export import published_table

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ingest_assets import eventstore, layout, stages
-from ingest_assets.contract.loading import load_config_file
+from ingest_assets.contract import load_config_file
 from ingest_assets.stages import normalized as normalized_stage
 from ingest_assets.stages.export import published_table
 from ingest_assets.stages.parts import part_keys

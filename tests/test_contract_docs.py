@@ -25,7 +25,7 @@ try:
     from ingest_assets.contract.models import DatasetConfig
 except ImportError:  # (the layout before `contract` became a package: one module)
     from ingest_assets.contract import DatasetConfig
-from ingest_assets.json_schema import contract_json_schema
+from ingest_assets.contract.json_schema import contract_json_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACT_DOC = ROOT / "docs" / "contract.md"

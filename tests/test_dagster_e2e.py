@@ -7,7 +7,7 @@ import sys
 import dagster as dg
 import pytest
 
-from ingest_assets.contract.loading import config_files, load_configs
+from ingest_assets.contract import config_files, load_configs
 from ingest_assets.orchestration.factory import dataset_assets
 from ingest_assets.orchestration.partitions import partitions_definition
 from ingest_resources.resource import IngestResource
@@ -98,7 +98,7 @@ def test_dagster_cli_materializes_a_dataset(isolated_env):
 
 
 def test_rejected_rows_fail_the_run_and_leave_current_untouched(tmp_path, isolated_env):
-    from ingest_assets.contract.loading import parse_config
+    from ingest_assets.contract import parse_config
     from ingest_assets.eventstore import read_current
     from ingest_resources.runtime import local_runtime
 

@@ -15,7 +15,7 @@ import pytest
 
 from ingest_assets import eventstore, layout
 from ingest_assets.cli import main
-from ingest_assets.contract.loading import parse_config
+from ingest_assets.contract import parse_config
 from ingest_assets.eventstore import follow_ups, projections
 from ingest_assets.eventstore import index as key_index
 from ingest_assets.rows.hashing import KEY_HASH, ROW_HASH, key_hashes, row_hashes
@@ -563,7 +563,7 @@ def test_a_format_1_store_stays_readable_and_is_published_on(tmp_path, dataset_i
 
     import pandas as pd
 
-    from ingest_assets.contract.loading import load_config_file
+    from ingest_assets.contract import load_config_file
     from ingest_assets.stages.export import export_dataset
 
     shutil.copytree(FIXTURE / "v1", tmp_path / "store")

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import pytest
 
 from ingest_assets import eventstore, layout
-from ingest_assets.contract.loading import load_config_file
+from ingest_assets.contract import load_config_file
 from ingest_assets.eventstore import chain as chains
 from ingest_assets.eventstore import index as key_index
 from ingest_assets.eventstore import projections
@@ -33,8 +33,8 @@ from ingest_assets.rows.hashing import (
     key_hashes,
     row_hashes,
 )
+from ingest_resources.local_store import LocalObjectStore
 from ingest_resources.locks import LocalLocks
-from ingest_resources.object_store import LocalObjectStore
 from tests.test_eventstore_faults import Store
 
 FIXTURE = Path(__file__).parent / "fixtures" / "stores"

@@ -23,6 +23,7 @@ ALLOWED = (
     "ingest_assets.rows.arrays",
     "ingest_assets.parsers.base",
     "ingest_resources.object_store",
+    "ingest_resources.parquet_writing",
     "ingest_resources.locks",
     "ingest_resources.errors",
 )

@@ -16,8 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingest_assets import eventstore, layout
-from ingest_assets.contract.loading import parse_config
-from ingest_assets.contract.models import SERIES_CODE
+from ingest_assets.contract import SERIES_CODE, parse_config
 from ingest_assets.eventstore import index as key_index
 from ingest_assets.rows.hashing import KEY_HASH, ROW_HASH, hex_columns, key_hashes, row_hashes
 from ingest_resources.local_store import LocalObjectStore

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest_assets.parsers.workbook_guard import Budget, SheetScan
+from ingest_assets.parsers.workbook_budget import Budget
+from ingest_assets.parsers.workbook_xlsx_cells import SheetScan
 from tests.bounded import Outcome, run_bounded
 
 MEMORY_MB, TIMEOUT_S = 1024, 30
@@ -33,7 +34,7 @@ CHILD = textwrap.dedent(
     import sys
     from ingest_assets import stages
     from ingest_resources.runtime import local_runtime
-    from ingest_assets.contract.loading import load_configs
+    from ingest_assets.contract import load_configs
     from ingest_assets.parsers import ParseError
 
     def peak_mb():

@@ -18,14 +18,10 @@ import pytest
 import yaml
 
 from ingest_assets.cli import main
-from ingest_assets.contract.loading import (
-    MAX_CONFIG_BYTES,
-    MAX_PROBLEMS,
-    Secrets,
-    load_config_dir,
-    load_config_file,
-    secret_forms,
-)
+from ingest_assets.contract import Secrets, load_config_dir, load_config_file
+from ingest_assets.contract.problems import MAX_PROBLEMS
+from ingest_assets.contract.secrets import secret_forms
+from ingest_assets.contract.yaml_budget import MAX_CONFIG_BYTES
 from ingest_assets.sources.fetch import fetch
 from ingest_resources.errors import ConfigError
 from tests.bounded import python_bounded, run_bounded
@@ -177,7 +173,7 @@ def test_each_bomb_is_refused_in_well_under_a_second(tmp_path: Path) -> None:
         import json, time
         from pathlib import Path
         from ingest_resources.errors import ConfigError
-        from ingest_assets.contract.loading import load_config_file
+        from ingest_assets.contract import load_config_file
         seconds = {{}}
         for path in sorted(Path({str(tmp_path / "bombs")!r}).iterdir()):
             started = time.perf_counter()
@@ -527,7 +523,7 @@ def test_masking_forms_of_a_short_or_empty_secret() -> None:
 
 
 def test_a_fetched_header_carries_the_stripped_secret(httpserver) -> None:
-    from ingest_assets.contract.loading import parse_config
+    from ingest_assets.contract import parse_config
 
     httpserver.expect_request(
         "/data.csv", headers={"Authorization": "Bearer tok-abc-123"}

@@ -19,8 +19,9 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from ingest_assets.contract.loading import Secrets, parse_config
-from ingest_assets.sources.fetch import fetch, probe
+from ingest_assets.contract import Secrets, parse_config
+from ingest_assets.sources.fetch import fetch
+from ingest_assets.sources.probe import probe
 from ingest_resources.http import FetchError
 from tests.bounded import python_bounded
 
@@ -217,7 +218,7 @@ def drip_server(head: bytes, body: bytes, every_s: float) -> str:
 
 FETCH_IN_CHILD = """
 import json, sys, time
-from ingest_assets.contract.loading import parse_config
+from ingest_assets.contract import parse_config
 from ingest_assets.sources.fetch import fetch
 from ingest_resources.http import FetchError
 config = parse_config(json.loads(sys.argv[1]), "hostile.yaml")

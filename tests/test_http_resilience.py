@@ -12,7 +12,7 @@ import pytest
 from werkzeug import Request, Response
 
 from ingest_assets import stages
-from ingest_assets.contract.loading import parse_config
+from ingest_assets.contract import parse_config
 from ingest_assets.sources.fetch import fetch
 from ingest_resources.http import (
     CircuitBreaker,
@@ -75,7 +75,7 @@ def test_401_is_not_retried_and_says_why(httpserver):
     script = Script(Response("no", status=401))
     httpserver.expect_request("/data.csv").respond_with_handler(script)
     config = config_for(httpserver.url_for("/data.csv") + "?key=${API_KEY}")
-    from ingest_assets.contract.loading import Secrets
+    from ingest_assets.contract import Secrets
 
     with pytest.raises(FetchError) as caught:
         fetch(config, Secrets({"API_KEY": "hunter2"}))

@@ -16,7 +16,7 @@ SCRIPT = textwrap.dedent(
     import pyarrow as pa
     from ingest_assets import stages
     from ingest_resources.runtime import local_runtime
-    from ingest_assets.contract.loading import load_configs
+    from ingest_assets.contract import load_configs
     config = load_configs([sys.argv[1]])[0]
     rt = local_runtime(sys.argv[2])
     stages.run_raw(rt, config, "all")

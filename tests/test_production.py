@@ -10,7 +10,7 @@ import pytest
 from ingest_assets import layout, stages
 from ingest_assets.cli import main
 from ingest_assets.cli.instance import ensure_dagster_home
-from ingest_assets.contract.loading import parse_config
+from ingest_assets.contract import parse_config
 from ingest_resources.runtime import aws_client, runtime_from_env
 from tests.test_dagster_e2e import SAMPLES, _materialize
 

@@ -10,7 +10,7 @@ import pytest
 
 from ingest_assets import eventstore as publish
 from ingest_assets import layout, stages
-from ingest_assets.contract.loading import parse_config
+from ingest_assets.contract import parse_config
 from ingest_assets.eventstore import StaleWriter, read_current, version_chain
 from ingest_assets.eventstore.events import read_event_rows
 from ingest_assets.eventstore.parallel import FAULT_ENV

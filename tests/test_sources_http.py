@@ -6,7 +6,7 @@ import pytest
 from werkzeug import Response
 
 from ingest_assets import stages
-from ingest_assets.contract.loading import MissingEnvError, Secrets, parse_config
+from ingest_assets.contract import MissingEnvError, Secrets, parse_config
 from ingest_assets.sources.fetch import fetch
 from ingest_resources.http import FetchError
 

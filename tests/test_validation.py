@@ -8,7 +8,7 @@ import pytest
 
 from ingest_assets import stages
 from ingest_assets.cli import main
-from ingest_assets.contract.loading import parse_config
+from ingest_assets.contract import parse_config
 from ingest_assets.eventstore import read_current
 from ingest_assets.parsers import ParseError
 from tests.conftest import FIXTURES
@@ -173,7 +173,7 @@ def test_quarantine_replay_after_the_contract_is_fixed(runtime, tmp_path, capsys
     )
     (configs / "fx.yaml").write_text(yaml.format(path=csv_path, formats=""))
     monkeypatch.setenv("INGEST_CONFIG_DIR", str(configs))
-    from ingest_assets.contract.loading import load_config_file
+    from ingest_assets.contract import load_config_file
 
     config = load_config_file(configs / "fx.yaml")
     run_until_normalized(runtime, config, "2024-01-05")

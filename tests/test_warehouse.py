@@ -9,7 +9,7 @@ import pytest
 
 from ingest_assets import stages
 from ingest_assets.cli import main
-from ingest_assets.contract.loading import parse_config
+from ingest_assets.contract import parse_config
 from ingest_assets.eventstore import IncompatibleSchema
 from ingest_resources.runtime import runtime_from_env
 from ingest_resources.warehouse import WarehouseSchemaError

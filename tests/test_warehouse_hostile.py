@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 
 from ingest_assets import stages
-from ingest_assets.contract.loading import parse_config
+from ingest_assets.contract import parse_config
 from ingest_resources.errors import WarehouseError
 from ingest_resources.postgres_names import POSTGRES_NAME_BYTES, table_column
 from ingest_resources.runtime import runtime_from_env
@@ -39,7 +39,7 @@ PIPELINE_RUNS = (
     PRELUDE
     + """
 from ingest_assets import stages
-from ingest_assets.contract.loading import parse_config
+from ingest_assets.contract import parse_config
 from ingest_resources.runtime import runtime_from_env
 
 config = parse_config(spec["config"], "dataset.yaml")
@@ -66,7 +66,7 @@ CONCURRENT_LOADS = (
     + """
 import threading
 from ingest_assets import stages
-from ingest_assets.contract.loading import parse_config
+from ingest_assets.contract import parse_config
 from ingest_resources.runtime import runtime_from_env
 
 loads = [parse_config(c, "dataset.yaml") for c in spec["loads"]]

@@ -4,11 +4,7 @@ import argparse
 import sys
 
 from ingest_assets import settings
-from ingest_assets.contract.loading import (
-    ConfigSet,
-    load_config_dir,
-)
-from ingest_assets.contract.models import DatasetConfig
+from ingest_assets.contract import ConfigSet, DatasetConfig, load_config_dir
 
 
 def _warn_left_out(loaded: ConfigSet) -> None:

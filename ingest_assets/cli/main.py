@@ -25,13 +25,15 @@ from ingest_assets.cli.store_commands import (
     cmd_verify,
     cmd_warehouse_rebuild,
 )
-from ingest_assets.contract.loading import (
+from ingest_assets.contract import (
+    BUILTIN_NORMALIZERS,
+    BUILTIN_PARSERS,
+    DatasetConfig,
     Problem,
     config_files,
     duplicate_ids,
     load_each,
 )
-from ingest_assets.contract.models import BUILTIN_NORMALIZERS, BUILTIN_PARSERS, DatasetConfig
 from ingest_resources.errors import ConfigError, IngestError
 
 DESCRIPTION = "validate, list, run, export, history and the store's upkeep (docs/operations.md)"
@@ -78,7 +80,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_schema(args: argparse.Namespace) -> int:
     """The JSON Schema of a dataset YAML, for editors (docs/contract.md says how to use it)."""
-    from ingest_assets.json_schema import contract_json_schema
+    from ingest_assets.contract.json_schema import contract_json_schema
 
     print(json.dumps(contract_json_schema(), indent=2, sort_keys=True))
     return 0

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from ingest_assets.cli.datasets import dataset_config
 from ingest_assets.cli.instance import open_instance
-from ingest_assets.contract.models import DatasetConfig
+from ingest_assets.contract import DatasetConfig
 
 if TYPE_CHECKING:  # Dagster is imported when a run starts: `ingest list` stays quick
     import dagster as dg

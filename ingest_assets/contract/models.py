@@ -1,196 +1,35 @@
-"""The dataset contract: pydantic models of one dataset YAML (see DESIGN.md).
+"""The dataset contract: the pydantic models of one dataset YAML (docs/contract.md), but for
+`source:` (contract.source).
 
 Every model forbids unknown keys, so a typo fails validation with the field path instead of
 being ignored. This module is pure: no Dagster, no I/O.
 """
 
-import re
 import zoneinfo
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import Field, field_validator, model_validator
 
-from ingest_resources.postgres_names import POSTGRES_NAME_BYTES
-
-DATASET_ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
-TYPE_PATTERN = re.compile(r"^(string|int64|float64|bool|date|timestamp|decimal\((\d+),\s*(\d+)\))$")
-PLUGIN_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-SERIES_CODE = "internal_series_code"
-CORE_STAGES = ("raw", "parsed", "normalized", "published")
-
-SERIES_PARSERS = frozenset({"series_map", "bcra_infomondia"})
-BUILTIN_PARSERS = frozenset({"table", "json_records", "rss", "parquet"} | SERIES_PARSERS)
-BUILTIN_NORMALIZERS = frozenset({"default", "bcra_infomondia"})
-DEFAULT_PARSER_BY_FORMAT = {
-    "csv": "table",
-    "xlsx": "table",
-    "xls": "table",
-    "json": "json_records",
-    "rss": "rss",
-    "parquet": "parquet",
-}
-# Parsers whose rows have a natural key, used when normalize.primary_keys is not given.
-DEFAULT_KEYS_BY_PARSER = {
-    "series_map": [SERIES_CODE, "obs_time"],
-    "bcra_infomondia": [SERIES_CODE, "obs_time"],
-    "rss": ["id"],
-}
-
-
-def field_error(path: str, message: str) -> PydanticCustomError:
-    """An error of a cross-field rule, reported at `path` (relative to the model it is raised in)."""
-    return PydanticCustomError("contract", message, {"field": path})
-
-
-CRON_FIELDS = (
-    ("minute", 0, 59),
-    ("hour", 0, 23),
-    ("day of month", 1, 31),
-    ("month", 1, 12),
-    ("day of week", 0, 7),
+from ingest_assets.contract.base import Strict, field_error
+from ingest_assets.contract.cron import cron_problem
+from ingest_assets.contract.names import (
+    BUILTIN_NORMALIZERS,
+    BUILTIN_PARSERS,
+    CHECK_KINDS,
+    CORE_STAGES,
+    DATASET_ID_PATTERN,
+    DEFAULT_KEYS_BY_PARSER,
+    DEFAULT_PARSER_BY_FORMAT,
+    MAX_DECIMAL_PRECISION,
+    SERIES_CODE,
+    SERIES_PARSERS,
+    TYPE_PATTERN,
+    plugin_name,
 )
-CRON_NAMES = {
-    3: ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
-    4: ["sun", "mon", "tue", "wed", "thu", "fri", "sat"],
-}
-
-
-def cron_problem(expression: str) -> str | None:
-    """What is wrong with a 5-field cron expression, or None."""
-    fields = expression.split()
-    if len(fields) != 5:
-        return f"expected 5 fields (minute hour day-of-month month day-of-week), got {len(fields)}"
-    for position, (text, (name, low, high)) in enumerate(zip(fields, CRON_FIELDS, strict=True)):
-        names = CRON_NAMES.get(position, [])
-        for item in text.split(","):
-            base, _, step = item.partition("/")
-            if step and not step.isdigit():
-                return f"{name} field {text!r}: step {step!r} is not a number"
-            if base == "*":
-                continue
-            for bound in base.split("-", 1):
-                value = (
-                    names.index(bound.lower()) + (1 if position == 3 else 0)
-                    if bound.lower() in names
-                    else None
-                )
-                if value is None and not bound.isdigit():
-                    return f"{name} field {text!r}: {bound!r} is not a number"
-                value = int(bound) if value is None else value
-                if not low <= value <= high:
-                    return f"{name} field {text!r}: {value} is outside {low}-{high}"
-    return None
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-def _plugin_name(value: str, builtins: frozenset[str], what: str) -> str:
-    if value in builtins or PLUGIN_REF.match(value):
-        return value
-    known = ", ".join(sorted(builtins))
-    raise ValueError(
-        f"unknown {what} plugin {value!r}: expected one of {known} or 'package.module:function'"
-    )
-
-
-class Pagination(Strict):
-    kind: Literal["next_link", "page", "offset"]
-    next_path: str | None = None  # next_link: dotted path of the next URL in the body
-    page_param: str = "page"
-    page_size_param: str | None = None
-    page_size: int | None = Field(default=None, gt=0)
-    offset_param: str = "offset"
-    limit_param: str = "limit"
-    limit: int = Field(default=100, gt=0)
-    max_pages: int = Field(default=100, gt=0)
-
-
-class Retry(Strict):
-    """Retries of network errors, timeouts, 429 and 5xx: exponential backoff with jitter."""
-
-    max_attempts: int = Field(default=5, ge=1)
-    backoff_s: float = Field(default=0.5, ge=0)
-    max_backoff_s: float = Field(default=30, ge=0)
-    max_retry_after_s: float = Field(default=300, ge=0)  # longest Retry-After honoured
-
-
-class Breaker(Strict):
-    """Per-host circuit breaker: opens after `failures` in a row, half-opens after `cooldown_s`."""
-
-    failures: int = Field(default=5, ge=1)
-    cooldown_s: float = Field(default=60, ge=0)
-
-
-class Source(Strict):
-    kind: Literal["http", "file", "s3"]
-    url: str | None = None
-    path: str | None = None
-    bucket: str | None = None
-    key: str | None = None
-    format: Literal["csv", "xlsx", "xls", "json", "rss", "parquet"]
-    sheet: str | int | None = None
-    header_row: int = Field(default=1, ge=1)
-    encoding: str = "utf-8"
-    delimiter: str = Field(default=",", min_length=1, max_length=1)
-    decimal: Literal[".", ","] = "."
-    records_path: str | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
-    params: dict[str, str | int | float | bool] = Field(default_factory=dict)
-    pagination: Pagination | None = None
-    retry: Retry = Field(default_factory=Retry)
-    breaker: Breaker = Field(default_factory=Breaker)
-    timeout_s: float = Field(default=30, gt=0)
-    max_bytes: int = Field(default=104_857_600, gt=0)
-    # the whole download, retries' waits included (default: 12 x timeout_s)
-    deadline_s: float | None = Field(default=None, gt=0)
-    # bytes a compressed source (gzip/deflate body, xlsx/zip members) may inflate to (default:
-    # 20 x max_bytes), checked as it inflates
-    max_inflated_bytes: int | None = Field(default=None, gt=0)
-    # where a redirect may take the request with source.headers and credentials: another
-    # origin gets none of them unless `any`; `never` refuses redirects
-    follow_redirects: Literal["same_origin", "any", "never"] = "same_origin"
-
-    @property
-    def deadline(self) -> float:
-        return self.deadline_s if self.deadline_s is not None else 12 * self.timeout_s
-
-    @property
-    def inflated_limit(self) -> int:
-        return (
-            self.max_inflated_bytes if self.max_inflated_bytes is not None else 20 * self.max_bytes
-        )
-
-    @field_validator("encoding")
-    @classmethod
-    def _known_encoding(cls, value: str) -> str:
-        import codecs
-
-        try:
-            codecs.lookup(value)
-        except LookupError:
-            raise ValueError(
-                f"unknown encoding {value!r} (e.g. utf-8, utf-8-sig, latin-1)"
-            ) from None
-        return value
-
-    @model_validator(mode="after")
-    def _location(self) -> "Source":
-        if self.kind == "http" and not self.url:
-            raise field_error("url", "source.kind 'http' needs source.url")
-        if self.kind == "file" and not self.path:
-            raise field_error("path", "source.kind 'file' needs source.path")
-        if self.kind == "s3":
-            from_url = bool(self.url and re.match(r"^s3://[^/]+/.+", self.url))
-            if not from_url and not (self.bucket and self.key):
-                raise field_error(
-                    "url" if self.url else "bucket",
-                    "source.kind 's3' needs source.bucket and source.key, or url: s3://bucket/key",
-                )
-        return self
+from ingest_assets.contract.source import Source
+from ingest_resources.postgres_names import POSTGRES_NAME_BYTES
 
 
 def _strings(value: object) -> bool:
@@ -199,7 +38,7 @@ def _strings(value: object) -> bool:
 
 # What the built-in parsers take in parse.options (a plugin of your own takes anything):
 # option -> (is it a valid value, what is expected)
-TABLE_OPTIONS = {
+TABLE_OPTIONS: dict[str, tuple[Callable[[object], bool], str]] = {
     "na_values": (_strings, "a list of texts read as empty, e.g. [n/d, '-']"),
     "keep_default_na": (lambda v: isinstance(v, bool), "true or false"),
     "skip_footer": (
@@ -217,7 +56,7 @@ class Parse(Strict):
     @field_validator("plugin")
     @classmethod
     def _plugin(cls, value: str) -> str:
-        return _plugin_name(value, BUILTIN_PARSERS, "parse")
+        return plugin_name(value, BUILTIN_PARSERS, "parse")
 
     @model_validator(mode="after")
     def _options(self) -> "Parse":
@@ -267,7 +106,6 @@ class ParseConfig(Strict):
 
 
 TypeName = Annotated[str, Field(pattern=TYPE_PATTERN.pattern)]
-MAX_DECIMAL_PRECISION = 38  # what Arrow's decimal128 (and the warehouse's COPY) holds
 
 
 class Normalize(Strict):
@@ -281,7 +119,7 @@ class Normalize(Strict):
     @field_validator("plugin")
     @classmethod
     def _plugin(cls, value: str) -> str:
-        return _plugin_name(value, BUILTIN_NORMALIZERS, "normalize")
+        return plugin_name(value, BUILTIN_NORMALIZERS, "normalize")
 
     @property
     def builtin(self) -> bool:
@@ -384,17 +222,6 @@ class RowCount(Strict):
     max: int | None = Field(default=None, ge=0)
 
 
-CHECK_KINDS = (
-    "not_null",
-    "unique",
-    "unique_primary_key",
-    "range",
-    "allowed_values",
-    "row_count",
-    "rejected_ratio",
-    "schema_drift",
-    "freshness",
-)
 Severity = Literal["error", "warn"]
 
 
@@ -411,10 +238,10 @@ class Checks(Strict):
 
     @field_validator("severity")
     @classmethod
-    def _known_checks(cls, value: dict[str, str]) -> dict[str, str]:
+    def _known_checks(cls, value: dict[str, Severity]) -> dict[str, Severity]:
         """Names as the manifest spells them (`range:value`); the Dagster UI's spelling
         (`range__value`) is taken too."""
-        named = {}
+        named: dict[str, Severity] = {}
         for name, severity in value.items():
             if ":" not in name and "__" in name:
                 name = name.replace("__", ":", 1)

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest_assets.contract.models import SERIES_CODE, DatasetConfig
+from ingest_assets.contract import SERIES_CODE, DatasetConfig
 from ingest_assets.eventstore.errors import IncompatibleSchema
 from ingest_assets.eventstore.keyindex import KeyIndex, Parts, digest_parts
 from ingest_assets.eventstore.projections import series_of

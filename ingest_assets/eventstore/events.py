@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ingest_assets import layout
-from ingest_assets.contract.models import SERIES_CODE, DatasetConfig
+from ingest_assets.contract import SERIES_CODE, DatasetConfig
 from ingest_assets.eventstore.manifest import EventFile
 from ingest_assets.eventstore.parallel import CPU_THREADS, in_parallel
 from ingest_assets.rows.hashing import KEY_HASH

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from ingest_assets import layout
-from ingest_assets.contract.models import DatasetConfig
+from ingest_assets.contract import DatasetConfig
 from ingest_assets.eventstore.settle import Locks, open_chain
 from ingest_resources.object_store import ObjectStore
 

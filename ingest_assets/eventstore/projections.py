@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest_assets import layout
-from ingest_assets.contract.models import SERIES_CODE, DatasetConfig
+from ingest_assets.contract import SERIES_CODE, DatasetConfig
 from ingest_assets.eventstore.events import OP, VERSION, time_column, window_order, year_month
 from ingest_assets.eventstore.guard import Guard, unguarded
 from ingest_assets.eventstore.manifest import Manifest

@@ -11,7 +11,7 @@
 from dataclasses import dataclass, field
 
 from ingest_assets import layout
-from ingest_assets.contract.models import DatasetConfig
+from ingest_assets.contract import DatasetConfig
 from ingest_assets.eventstore import follow_ups, projections
 from ingest_assets.eventstore import index as key_index
 from ingest_assets.eventstore.chain import (

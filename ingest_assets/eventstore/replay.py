@@ -3,7 +3,7 @@ What exports read, and what every derived file (index, projections) is checked a
 
 import pyarrow as pa
 
-from ingest_assets.contract.models import DatasetConfig
+from ingest_assets.contract import DatasetConfig
 from ingest_assets.eventstore.chain import read_current, read_manifest, version_chain
 from ingest_assets.eventstore.events import OP, read_event_rows
 from ingest_assets.eventstore.manifest import Manifest

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest_assets import layout
-from ingest_assets.contract.models import SERIES_CODE, DatasetConfig
+from ingest_assets.contract import SERIES_CODE, DatasetConfig
 from ingest_assets.eventstore import follow_ups, projections
 from ingest_assets.eventstore import index as key_index
 from ingest_assets.eventstore.chain import chain_problems, read_current, version_chain

@@ -8,7 +8,7 @@ import dagster as dg
 import pyarrow as pa
 
 from ingest_assets import stages
-from ingest_assets.contract.models import SERIES_CODE, DatasetConfig
+from ingest_assets.contract import SERIES_CODE, DatasetConfig
 from ingest_assets.orchestration.metadata import as_json, column_schema, preview, series_chart
 from ingest_assets.orchestration.partitions import partition_key
 from ingest_assets.parsers.base import HIDDEN_COLUMNS

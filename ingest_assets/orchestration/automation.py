@@ -10,12 +10,16 @@ Dagster's sensors and schedules.
 import datetime as dt
 import json
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from ingest_assets.contract.models import DatasetConfig
+from ingest_assets.contract import DatasetConfig
 from ingest_assets.orchestration.partitions import partitions_definition
 from ingest_assets.sources.windows import window_for
+
+if TYPE_CHECKING:
+    from ingest_assets.sources.probe import SourceVersion
 
 # Dagster's implicit job of every asset in the code location. Schedules target it and select
 # their dataset in each run request (as sensors with `asset_selection` do): a schedule with an
@@ -47,7 +51,7 @@ def tick(
     config: DatasetConfig,
     cursor: str | None,
     partition: str | None,
-    probe_source: Callable[[dict | None], dict],
+    probe_source: Callable[["SourceVersion | None"], "SourceVersion"],
 ) -> tuple[list[dg.RunRequest], str | None, str | None]:
     """(run requests, new cursor, skip reason) for one sensor tick."""
     previous = json.loads(cursor) if cursor else None
@@ -75,7 +79,7 @@ def source_sensor(config: DatasetConfig) -> dg.SensorDefinition:
         default_status=dg.DefaultSensorStatus.STOPPED,
     )
     def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        from ingest_assets.sources.fetch import probe  # HTTP and S3 clients: when a sensor ticks
+        from ingest_assets.sources.probe import probe  # HTTP and S3 clients: when a sensor ticks
 
         partition = partition_at(config, dt.datetime.now(dt.UTC))
         window = window_for(config, partition, None) if partition else None

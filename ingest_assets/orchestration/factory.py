@@ -11,7 +11,7 @@ from types import CodeType, ModuleType
 
 import dagster as dg
 
-from ingest_assets.contract.models import DatasetConfig
+from ingest_assets.contract import DatasetConfig
 from ingest_assets.orchestration.partitions import partitions_definition
 from ingest_assets.rows.check_plan import planned_checks
 from ingest_resources.resource import IngestResource

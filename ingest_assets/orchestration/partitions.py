@@ -5,7 +5,7 @@ from functools import cache
 
 import dagster as dg
 
-from ingest_assets.contract.models import Partitions
+from ingest_assets.contract import Partitions
 from ingest_assets.layout import UNPARTITIONED
 
 

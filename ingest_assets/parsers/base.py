@@ -6,19 +6,27 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import pandas as pd
 import pyarrow as pa
 
-from ingest_assets.contract.models import DatasetConfig
+from ingest_assets.contract import DatasetConfig
 from ingest_assets.rows.arrays import row_numbers
 from ingest_resources.errors import DataError
 
 ROW_COLUMN = "_row"  # source row/record number, kept for quarantine reasons, never published
 CELL_COLUMN = "_cell"  # optional: the source cells of a row (series_map), for quarantine
 HIDDEN_COLUMNS = (ROW_COLUMN, CELL_COLUMN)
-CELLS_META = b"ingest.cells"  # optional: {"sheet": name, "columns": {column: letter}}
+CELLS_META = b"ingest.cells"  # optional: a CellMap, as JSON
+
+
+class CellMap(TypedDict):
+    """Where a spreadsheet parser's columns came from, kept in the table's schema metadata
+    (CELLS_META) so that a quarantined row can name its cells."""
+
+    sheet: str
+    columns: dict[str, str]  # column -> its letter in the sheet
 
 
 class ParseError(DataError):
@@ -54,7 +62,9 @@ def _builtins() -> dict[str, Parser]:
     }
 
 
-def load_plugin(reference: str, what: str) -> Callable:
+def load_plugin(reference: str, what: str) -> Callable[..., Any]:
+    """The function `package.module:function` names (a user's plugin: its signature is the
+    caller's to trust)."""
     module_name, _, attr = reference.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -63,9 +73,10 @@ def load_plugin(reference: str, what: str) -> Callable:
             f"{what} plugin {reference!r}: cannot import {module_name!r}: {exc}"
         ) from None
     try:
-        return getattr(module, attr)
+        plugin: Callable[..., Any] = getattr(module, attr)
     except AttributeError:
         raise ImportError(f"{what} plugin {reference!r}: {module_name} has no {attr!r}") from None
+    return plugin
 
 
 def resolve_parser(name: str) -> Parser:
@@ -89,7 +100,7 @@ def _kind(value: object) -> str:
     return type(value).__name__
 
 
-def _object_column(values: list) -> pa.Array:
+def _object_column(values: list[object]) -> pa.Array:
     """Typed when every value is of one kind (numbers, times, text, ...); text otherwise, so a
     date followed by numbers never turns the numbers into dates."""
     kinds = {_kind(v) for v in values if v is not None}
@@ -130,12 +141,26 @@ def _rename_columns(table: pa.Table, ctx: ParseContext) -> pa.Table:
             f"parse_config.columns names {missing[0]!r}, which the source does not have (found: {found})"
         )
     renamed = table.rename_columns([mapping.get(name, name) for name in table.column_names])
-    metadata = dict(table.schema.metadata or {})
-    if CELLS_META in metadata:
-        cells = json.loads(metadata[CELLS_META])
+    metadata = dict(table.schema.metadata or {})  # (renaming drops it)
+    cells = cell_map(table)
+    if cells is not None:
         cells["columns"] = {mapping.get(k, k): v for k, v in cells.get("columns", {}).items()}
-        metadata[CELLS_META] = json.dumps(cells).encode()
+        metadata[CELLS_META] = encode_cell_map(cells)
     return renamed.replace_schema_metadata(metadata)
+
+
+def cell_map(table: pa.Table) -> CellMap | None:
+    """The table's CellMap, if its parser wrote one."""
+    found = (table.schema.metadata or {}).get(CELLS_META)
+    if found is None:
+        return None
+    cells: CellMap = json.loads(found)
+    return cells
+
+
+def encode_cell_map(cells: CellMap) -> bytes:
+    """`cells` as CELLS_META holds it."""
+    return json.dumps(cells).encode()
 
 
 def required_columns(config: DatasetConfig) -> dict[str, str]:

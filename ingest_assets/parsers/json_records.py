@@ -7,7 +7,9 @@ import pandas as pd
 from ingest_assets.parsers.base import ROW_COLUMN, ParseContext
 
 
-def _flatten(record: dict, prefix: str = "", out: dict | None = None) -> dict:
+def _flatten(
+    record: dict[str, object], prefix: str = "", out: dict[str, object] | None = None
+) -> dict[str, object]:
     """`{"a": {"b": 1}, "c": [1, 2]}` -> `{"a.b": 1, "c": "[1, 2]"}` (lists kept as JSON text)."""
     out = {} if out is None else out
     for key, value in record.items():
@@ -24,7 +26,7 @@ def _flatten(record: dict, prefix: str = "", out: dict | None = None) -> dict:
     return out
 
 
-def records_at(document: object, path: str | None, ctx: ParseContext) -> list:
+def records_at(document: object, path: str | None, ctx: ParseContext) -> list[object]:
     node = document
     walked = []
     for part in path.split(".") if path else []:

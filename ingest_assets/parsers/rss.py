@@ -6,25 +6,29 @@ import datetime as dt
 import hashlib
 import re
 import xml.sax
+from collections.abc import Mapping
+from typing import Any
 
 import feedparser
 import pandas as pd
 
 from ingest_assets.parsers.base import ROW_COLUMN, ParseContext
 
+# an item as feedparser gives it (a FeedParserDict: no type information)
+Entry = Mapping[str, Any]
 
-def _timestamp(entry: dict, field: str) -> str | None:
+
+def _timestamp(entry: Entry, field: str) -> str | None:
     parsed = entry.get(f"{field}_parsed")
     if not parsed:
         return None
     return dt.datetime.fromtimestamp(calendar.timegm(parsed), tz=dt.UTC).isoformat()
 
 
-def _item_id(entry: dict) -> str:
-    if entry.get("id"):
-        return entry["id"]
-    if entry.get("link"):
-        return entry["link"]
+def _item_id(entry: Entry) -> str:
+    given: str | None = entry.get("id") or entry.get("link")
+    if given:
+        return given
     text = f"{entry.get('title', '')}\x1f{entry.get('summary', '')}"
     return "sha1:" + hashlib.sha1(text.encode("utf-8")).hexdigest()
 
@@ -64,9 +68,9 @@ def _refuse_entity_declarations(data: bytes, ctx: ParseContext) -> None:
     prolog = _prolog(data)
     declared = ENTITY_DECLARATION.search(prolog)
     subset = INTERNAL_SUBSET.search(prolog)
-    if declared is None and subset is None:
-        return
     where = declared or subset
+    if where is None:
+        return
     line = prolog.count("\n", 0, where.start()) + 1
     if declared:
         found = f"declares the entity {declared.group(1)!r} in its DOCTYPE (line {line})"

@@ -13,33 +13,19 @@ whose value cell is empty holds no observation and is not emitted.
 import datetime as dt
 import io
 import re
+from collections.abc import Sequence
 
 import pandas as pd
 from python_calamine import CalamineWorkbook
 
-from ingest_assets.contract.models import SERIES_CODE, SeriesMapEntry
+from ingest_assets.contract import SERIES_CODE, SeriesMapEntry
 from ingest_assets.parsers.base import CELL_COLUMN, ROW_COLUMN, ParseContext
+from ingest_assets.parsers.columns import column_index, column_letters
 from ingest_assets.parsers.workbook_guard import reader_failed, refuse_hostile_workbook
 
+Rows = Sequence[Sequence[object]]  # a sheet's cells, row by row
 COLUMN_LETTERS = re.compile(r"^[A-Z]{1,3}$")
 TEXT_DATE = re.compile(r"^\s*(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4}|\d{4}-?\d{2})")
-
-
-def column_index(letters: str) -> int:
-    """`A` -> 0, `Z` -> 25, `AA` -> 26."""
-    index = 0
-    for char in letters:
-        index = index * 26 + (ord(char) - ord("A") + 1)
-    return index - 1
-
-
-def column_letters(index: int) -> str:
-    letters = ""
-    index += 1
-    while index:
-        index, rem = divmod(index - 1, 26)
-        letters = chr(ord("A") + rem) + letters
-    return letters
 
 
 def _norm(text: object) -> str:
@@ -82,7 +68,7 @@ def _looks_like_date(cell: object, fmt: str | None = None, annual: bool = False)
 
 
 def _resolve(
-    ref: str, header: list[object], near: int | None, ctx: ParseContext, where: str
+    ref: str, header: Sequence[object], near: int | None, ctx: ParseContext, where: str
 ) -> int:
     """A column letter, or a header name; an ambiguous name takes the nearest match to the left of
     `near` (the value column), which is how side-by-side blocks share a `Date` header."""
@@ -109,7 +95,7 @@ def parse_series_map(data: bytes, ctx: ParseContext) -> pd.DataFrame:
         if not reader_failed(exc):
             raise
         raise ctx.error(f"cannot read workbook: {exc}") from None
-    sheets: dict[str, list[list[object]]] = {}
+    sheets: dict[str, Rows] = {}
     frames = []
     for index, entry in enumerate(config.parse_config.series_map):
         where = f"parse_config.series_map[{index}] ({entry.internal_series_code})"
@@ -121,11 +107,15 @@ def parse_series_map(data: bytes, ctx: ParseContext) -> pd.DataFrame:
 
 
 def _sheet_rows(
-    workbook, sheet, cache, ctx: ParseContext, where: str
-) -> tuple[str, list[list[object]]]:
-    if sheet is None:
-        sheet = 0
-    names = workbook.sheet_names
+    workbook: CalamineWorkbook,
+    wanted: str | int | None,
+    cache: dict[str, Rows],
+    ctx: ParseContext,
+    where: str,
+) -> tuple[str, Rows]:
+    """The sheet's name and rows (read once per workbook: `cache`), by name or index."""
+    names: list[str] = workbook.sheet_names
+    sheet = 0 if wanted is None else wanted
     if isinstance(sheet, int):
         if not 0 <= sheet < len(names):
             raise ctx.error(
@@ -147,7 +137,7 @@ def _sheet_rows(
 
 
 def _extract(
-    sheet: str, rows: list[list[object]], entry: SeriesMapEntry, ctx: ParseContext, where: str
+    sheet: str, rows: Rows, entry: SeriesMapEntry, ctx: ParseContext, where: str
 ) -> pd.DataFrame:
     header_row = entry.header_row or ctx.config.source.header_row
     header = rows[header_row - 1] if header_row <= len(rows) else []

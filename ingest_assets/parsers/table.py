@@ -2,23 +2,51 @@
 
 import csv
 import io
-import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-from pandas._libs.parsers import STR_NA_VALUES
+from pandas._libs.parsers import STR_NA_VALUES  # type: ignore[import-not-found]  # (no stub)
 
-from ingest_assets.parsers.base import CELLS_META, ROW_COLUMN, ParseContext, to_arrow
-from ingest_assets.parsers.series_map import column_letters
+from ingest_assets.parsers.base import (
+    CELLS_META,
+    ROW_COLUMN,
+    CellMap,
+    ParseContext,
+    encode_cell_map,
+    to_arrow,
+)
+from ingest_assets.parsers.columns import column_letters
 from ingest_assets.parsers.workbook_guard import reader_failed, refuse_hostile_workbook
 from ingest_assets.rows.arrays import row_numbers
 
 MANGLED = re.compile(r"^(.*)\.(\d+)$")
+
+
+@dataclass(frozen=True)
+class TableOptions:
+    """`parse.options` of the table parser (the contract checks them when `parse.plugin` is
+    `table`; a plugin that calls `parse_table` passes them as they are)."""
+
+    na_values: str | list[str] | None = None  # null markers beside pandas' own
+    keep_default_na: bool = True  # pandas' own null markers (NA, n/a, NULL, ...)
+    skip_footer: int = 0  # rows at the end of the file that are not data
+    allow_duplicate_headers: bool = False  # keep a repeated `x` as x, x.1, ...
+
+    @classmethod
+    def of(cls, ctx: ParseContext) -> "TableOptions":
+        options = ctx.options
+        return cls(
+            na_values=options.get("na_values"),
+            keep_default_na=options.get("keep_default_na", True),
+            skip_footer=int(options.get("skip_footer", 0)),
+            allow_duplicate_headers=options.get("allow_duplicate_headers", False),
+        )
 
 
 def _is_blank(column: pd.Series) -> pd.Series:
@@ -59,9 +87,8 @@ def _decode_error(data: bytes, encoding: str, ctx: ParseContext) -> Exception:
     return ctx.error(f"cannot decode as source.encoding {encoding!r}; set source.encoding")
 
 
-def _read_csv(data: bytes, ctx: ParseContext) -> pd.DataFrame:
+def _read_csv(data: bytes, ctx: ParseContext, options: TableOptions) -> pd.DataFrame:
     source = ctx.config.source
-    options = ctx.options
     try:
         frame = pd.read_csv(
             io.BytesIO(data),
@@ -69,8 +96,8 @@ def _read_csv(data: bytes, ctx: ParseContext) -> pd.DataFrame:
             encoding=source.encoding,
             header=source.header_row - 1,
             dtype=str,
-            na_values=options.get("na_values"),
-            keep_default_na=options.get("keep_default_na", True),
+            na_values=options.na_values,
+            keep_default_na=options.keep_default_na,
             skip_blank_lines=False,
             quoting=csv.QUOTE_MINIMAL,
         )
@@ -81,7 +108,7 @@ def _read_csv(data: bytes, ctx: ParseContext) -> pd.DataFrame:
     return frame
 
 
-def _read_excel(data: bytes, ctx: ParseContext) -> pd.DataFrame:
+def _read_excel(data: bytes, ctx: ParseContext, options: TableOptions) -> pd.DataFrame:
     source = ctx.config.source
     sheet = 0 if source.sheet is None else source.sheet
     refuse_hostile_workbook(data, ctx)
@@ -91,7 +118,7 @@ def _read_excel(data: bytes, ctx: ParseContext) -> pd.DataFrame:
             engine="calamine",
             sheet_name=sheet,
             header=source.header_row - 1,
-            na_values=ctx.options.get("na_values"),
+            na_values=options.na_values,
         )
     except ValueError as exc:
         raise ctx.error(f"source.sheet {sheet!r}: {exc}") from None
@@ -128,13 +155,13 @@ BLOCK_BYTES = 1 << 20
 BATCH_BYTES = 16 << 20
 
 
-def _null_markers(ctx: ParseContext) -> list[str]:
+def _null_markers(options: TableOptions) -> list[str]:
     """The markers pandas reads as null (its defaults unless keep_default_na: false, plus
     parse.options.na_values): the streaming reader must agree with the general one."""
-    extra = ctx.options.get("na_values") or []
-    extra = [extra] if isinstance(extra, str) else list(extra)
-    defaults = sorted(STR_NA_VALUES) if ctx.options.get("keep_default_na", True) else []
-    return [str(v) for v in defaults + extra]
+    extra = options.na_values or []
+    listed = [extra] if isinstance(extra, str) else list(extra)
+    defaults: list[str] = sorted(STR_NA_VALUES) if options.keep_default_na else []
+    return [str(v) for v in defaults + listed]
 
 
 def _header_names(names: list[str]) -> list[str]:
@@ -155,7 +182,13 @@ def _blank(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.or_kleene(pc.is_null(column), pc.equal(pc.utf8_trim_whitespace(column), ""))
 
 
-def _csv_reader(path: Path, ctx: ParseContext, names: list[str] | None, block: int = BLOCK_BYTES):
+def _csv_reader(
+    path: Path,
+    ctx: ParseContext,
+    options: TableOptions,
+    names: list[str] | None,
+    block: int = BLOCK_BYTES,
+) -> pacsv.CSVStreamingReader:
     source = ctx.config.source
     read = pacsv.ReadOptions(
         encoding=source.encoding,
@@ -170,7 +203,7 @@ def _csv_reader(path: Path, ctx: ParseContext, names: list[str] | None, block: i
     )
     convert = pacsv.ConvertOptions(
         column_types={name: pa.string() for name in names or []},
-        null_values=_null_markers(ctx),
+        null_values=_null_markers(options),
         strings_can_be_null=True,
         quoted_strings_can_be_null=True,
     )
@@ -198,21 +231,22 @@ def _stream_blocks(path: Path, ctx: ParseContext) -> Iterator[pa.Table]:
     (pandas) gives, in bounded memory. Raises pa.ArrowInvalid on anything Arrow reads
     differently from pandas (a row with a missing or extra field, bytes that are not the
     declared encoding): the caller then falls back to `parse_table`."""
+    options = TableOptions.of(ctx)
     try:
-        with _csv_reader(path, ctx, None, block=1 << 16) as probe:  # the header only
+        with _csv_reader(path, ctx, options, None, block=1 << 16) as probe:  # the header only
             header = list(probe.schema.names)
     except UnicodeDecodeError:  # a header that is not `encoding` (Arrow reads it as it opens)
         with path.open("rb") as handle:
             raise _decode_error(handle.read(1 << 16), ctx.config.source.encoding, ctx) from None
     names = _header_names(header)
-    if not ctx.options.get("allow_duplicate_headers", False):
+    if not options.allow_duplicate_headers:
         _refuse_duplicate_headers(names, ctx)
-    skip_footer = int(ctx.options.get("skip_footer", 0))
+    skip_footer = options.skip_footer
     first_row = ctx.config.source.header_row + 1
     dropped: list[str] | None = None  # empty unnamed columns (trailing separators)
     pending: pa.Table | None = None  # the last rows held back for skip_footer
     yielded = False
-    with _csv_reader(path, ctx, names) as reader:
+    with _csv_reader(path, ctx, options, names) as reader:
         for batch in reader:
             table = pa.Table.from_batches([batch])
             table = table.add_column(0, ROW_COLUMN, row_numbers(first_row, table.num_rows))
@@ -256,16 +290,16 @@ def _stream_blocks(path: Path, ctx: ParseContext) -> Iterator[pa.Table]:
 def parse_table(data: bytes, ctx: ParseContext) -> pa.Table:
     """`parse.options`: `na_values` (extra null markers), `keep_default_na`, `skip_footer` (rows),
     `allow_duplicate_headers`."""
+    options = TableOptions.of(ctx)
     is_csv = ctx.config.source.format == "csv"
-    frame = _read_csv(data, ctx) if is_csv else _read_excel(data, ctx)
+    frame = _read_csv(data, ctx, options) if is_csv else _read_excel(data, ctx, options)
     if frame.shape[1] == 0:
         raise ctx.error(f"no columns found at header_row {ctx.config.source.header_row}")
-    if not ctx.options.get("allow_duplicate_headers", False):
+    if not options.allow_duplicate_headers:
         _refuse_duplicate_headers([str(c) for c in frame.columns], ctx)
     letters = {str(c).strip(): column_letters(i) for i, c in enumerate(frame.columns)}
-    skip_footer = int(ctx.options.get("skip_footer", 0))
     table = to_arrow(
-        _tidy(frame, first_row=ctx.config.source.header_row + 1, skip_footer=skip_footer)
+        _tidy(frame, first_row=ctx.config.source.header_row + 1, skip_footer=options.skip_footer)
     )
     if is_csv:
         return table
@@ -274,8 +308,9 @@ def parse_table(data: bytes, ctx: ParseContext) -> pa.Table:
         if isinstance(ctx.config.source.sheet, str)
         else _sheet_name(data, ctx)
     )
-    cells = {"sheet": sheet, "columns": {c: letters[c] for c in table.column_names if c in letters}}
-    return table.replace_schema_metadata({CELLS_META: json.dumps(cells).encode()})
+    columns = {c: letters[c] for c in table.column_names if c in letters}
+    cells: CellMap = {"sheet": sheet, "columns": columns}
+    return table.replace_schema_metadata({CELLS_META: encode_cell_map(cells)})
 
 
 def _sheet_name(data: bytes, ctx: ParseContext) -> str:

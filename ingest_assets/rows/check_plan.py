@@ -4,7 +4,7 @@ declares these as check specs when the code location loads; `checks.evaluate` ru
 import re
 from dataclasses import dataclass
 
-from ingest_assets.contract.models import DatasetConfig
+from ingest_assets.contract import DatasetConfig
 
 DEFAULT_SEVERITY = {"freshness": "warn"}
 

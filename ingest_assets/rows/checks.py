@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest_assets.contract.models import DatasetConfig
+from ingest_assets.contract import DatasetConfig
 from ingest_assets.parsers.base import ROW_COLUMN
 from ingest_assets.rows.check_plan import PlannedCheck, planned_checks
 from ingest_assets.rows.convert import arrow_type

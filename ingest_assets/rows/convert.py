@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest_assets.contract.models import TYPE_PATTERN, DatasetConfig
+from ingest_assets.contract import TYPE_PATTERN, DatasetConfig
 
 AWARE = re.compile(r"[T ]\d{1,2}:\d{2}.*(?:Z|[+-]\d{2}:?\d{2})$")
 COMPACT_FORMATS = {8: "%Y%m%d", 6: "%Y%m", 4: "%Y"}

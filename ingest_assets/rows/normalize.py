@@ -14,10 +14,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest_assets.contract.models import DatasetConfig
+from ingest_assets.contract import DatasetConfig
 from ingest_assets.parsers.base import (
     HIDDEN_COLUMNS,
     ROW_COLUMN,
+    CellMap,
+    cell_map,
     load_plugin,
     to_arrow,
     with_row_numbers,
@@ -25,13 +27,7 @@ from ingest_assets.parsers.base import (
 from ingest_assets.rows.convert import convert_column, text_of
 from ingest_assets.rows.dedupe import Verdict, dedupe
 from ingest_assets.rows.hashing import KEY_HASH, ROW_HASH, key_hashes, row_hashes
-from ingest_assets.rows.quarantine import (
-    Cells,
-    Rejections,
-    cells_of,
-    conflict_reasons,
-    conflicting_rows,
-)
+from ingest_assets.rows.quarantine import Rejections, conflict_reasons, conflicting_rows
 from ingest_resources.errors import DataError
 
 COLLECTION_DATE = "collection_date"
@@ -167,7 +163,7 @@ def normalize(parsed: pa.Table, config: DatasetConfig, collection_date: dt.date)
 
     typed = pa.table({ROW_COLUMN: table[ROW_COLUMN].cast(pa.int64()), **arrays})
     good = ~rejections.bad()
-    cells = cells_of(parsed.schema)
+    cells = cell_map(parsed)
     accepted = typed if good.all() else typed.filter(pa.array(good))
     rejected = rejections.table(table, cells)
 
@@ -193,7 +189,7 @@ def normalize(parsed: pa.Table, config: DatasetConfig, collection_date: dt.date)
 
 
 def _conflicts(
-    source: pa.Table, source_position: np.ndarray, verdict: Verdict, cells: Cells
+    source: pa.Table, source_position: np.ndarray, verdict: Verdict, cells: CellMap | None
 ) -> pa.Table:
     """The quarantined rows of keys with different values (the verdict's positions are among
     the accepted rows; `source_position` says where each accepted row is in `source`)."""

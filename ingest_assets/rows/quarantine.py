@@ -3,40 +3,26 @@ source they are (`source_ref`: a row, or a spreadsheet cell) and why (`reason_co
 Pure: no Dagster, no I/O.
 """
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TypedDict
 
 import numpy as np
 import pyarrow as pa
 
-from ingest_assets.parsers.base import CELL_COLUMN, CELLS_META, HIDDEN_COLUMNS, ROW_COLUMN
+from ingest_assets.parsers.base import CELL_COLUMN, HIDDEN_COLUMNS, ROW_COLUMN, CellMap
 from ingest_assets.rows.convert import text_of
 
 REASON, REASON_CODE, SOURCE_REF = "reason", "reason_code", "source_ref"  # quarantine columns
 CONFLICTING_DUPLICATE = "conflicting_duplicate"  # the reason code of a key with two values
 
 
-class Cells(TypedDict, total=False):
-    """Where a spreadsheet parser said each column came from (CELLS_META)."""
-
-    sheet: str
-    columns: dict[str, str]  # column name -> its letter in the sheet
-
-
-def cells_of(schema: pa.Schema) -> Cells:
-    """The parsed data's CELLS_META ({} when its parser says nothing of cells)."""
-    cells: Cells = json.loads((schema.metadata or {}).get(CELLS_META, b"{}"))
-    return cells
-
-
-def _source_ref(row: int, column: str | None, cell: str | None, cells: Cells) -> str:
+def _source_ref(row: int, column: str | None, cell: str | None, cells: CellMap | None) -> str:
+    """Where a rejected row is in the source: its cell, its row in a sheet, or its row."""
     if cell:
         return cell
-    sheet, letters = cells.get("sheet"), cells.get("columns", {})
-    if sheet is not None and column in letters:
-        return f"'{sheet}'!{letters[column]}{row}"
-    return f"'{sheet}'!row {row}" if sheet is not None else f"row {row}"
+    if cells is None or cells.get("sheet") is None:
+        return f"row {row}"
+    sheet, letters = cells["sheet"], cells.get("columns", {})
+    return f"'{sheet}'!{letters[column]}{row}" if column in letters else f"'{sheet}'!row {row}"
 
 
 def rejected_rows(
@@ -44,7 +30,7 @@ def rejected_rows(
     reasons: Sequence[str],
     codes: Sequence[str],
     columns: Sequence[str | None],
-    cells: Cells,
+    cells: CellMap | None,
 ) -> pa.Table:
     """The quarantine table: source row, where in the source, why, and the values as text."""
     row_numbers = rows[ROW_COLUMN].cast(pa.int64()).to_pylist()
@@ -81,7 +67,7 @@ def conflict_reasons(groups: Iterable[Sequence[int]], row_of: Mapping[int, int])
     return reasons
 
 
-def conflicting_rows(source: pa.Table, reasons: Sequence[str], cells: Cells) -> pa.Table:
+def conflicting_rows(source: pa.Table, reasons: Sequence[str], cells: CellMap | None) -> pa.Table:
     """The quarantine table of the `source` rows of keys seen with different values."""
     count = source.num_rows
     return rejected_rows(source, reasons, [CONFLICTING_DUPLICATE] * count, [None] * count, cells)
@@ -113,7 +99,7 @@ class Rejections:
     def bad(self) -> np.ndarray:
         return self.flagged
 
-    def table(self, source: pa.Table, cells: Cells) -> pa.Table:
+    def table(self, source: pa.Table, cells: CellMap | None) -> pa.Table:
         positions = np.flatnonzero(self.bad())
         rows = source.take(pa.array(positions, pa.int64()))
         return rejected_rows(

@@ -1,4 +1,4 @@
-"""Fetching a dataset's source bytes: local files, HTTP and S3 objects.
+"""Fetching a dataset's source bytes: local files, HTTP (pages included) and S3 objects.
 
 Secrets in URL, headers and params are resolved here, at run time; error messages and metadata
 carry the masked URL, never a credential. The headers and credentials of an HTTP source go to
@@ -7,23 +7,17 @@ fetch, pages included. When INGEST_SOURCE_ROOTS is set, a file source must resol
 """
 
 import hashlib
-import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from ingest_assets import settings
-from ingest_assets.contract.loading import Secrets
-from ingest_assets.contract.models import DatasetConfig
-from ingest_assets.sources.windows import Window, fill_window
-from ingest_resources.http import (
-    Deadline,
-    Download,
-    FetchError,
-    HttpClient,
-    RetryPolicy,
-    shared_breaker,
-)
+from ingest_assets.contract import DatasetConfig, Secrets, Source
+from ingest_assets.sources.pages import fetch_pages
+from ingest_assets.sources.request import http_client, http_request, masked
+from ingest_assets.sources.windows import Window
+from ingest_resources.http import FetchError
 
 SOURCE_ROOTS = "INGEST_SOURCE_ROOTS"
 
@@ -40,6 +34,25 @@ EXTENSIONS = {
 CHUNK_BYTES = 1 << 20
 
 
+def _file_chunks(path: Path) -> Iterator[memoryview]:
+    """The file's bytes, a chunk at a time, read into one buffer (no new bytes object per
+    chunk: a third less time to hash 46 MB)."""
+    buffer = bytearray(CHUNK_BYTES)
+    view = memoryview(buffer)
+    with path.open("rb", buffering=0) as source:
+        while count := source.readinto(buffer):
+            yield view[:count]
+
+
+def file_sha256(path: Path) -> tuple[str, int]:
+    """The file's sha256 (hex) and size, read in chunks."""
+    digest, size = hashlib.sha256(), 0
+    for chunk in _file_chunks(path):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
+
+
 @dataclass(frozen=True)
 class Fetched:
     content: bytes  # empty when `path` is set
@@ -49,30 +62,20 @@ class Fetched:
     last_modified: str | None = None
     path: Path | None = None  # a local file, read in chunks rather than loaded whole
 
-    def _chunks(self):
-        """The local file's bytes, a chunk at a time, read into one buffer (no new bytes
-        object per chunk: a third less time to hash 46 MB)."""
+    def _local(self) -> Path:
         assert self.path is not None
-        buffer = bytearray(CHUNK_BYTES)
-        view = memoryview(buffer)
-        with self.path.open("rb", buffering=0) as source:
-            while count := source.readinto(buffer):
-                yield view[:count]
+        return self.path
 
     def sha256_and_size(self) -> tuple[str, int]:
         """Of the local file, read in chunks."""
-        digest, size = hashlib.sha256(), 0
-        for chunk in self._chunks():
-            digest.update(chunk)
-            size += len(chunk)
-        return digest.hexdigest(), size
+        return file_sha256(self._local())
 
     def copy_and_hash(self, target: Path) -> tuple[str, int]:
         """Copy the file to `target` in chunks, hashing what was copied: the sha256 names the
         bytes stored even if the source changes meanwhile. Returns (sha256, size)."""
         digest, size = hashlib.sha256(), 0
         with target.open("wb") as copy:
-            for chunk in self._chunks():
+            for chunk in _file_chunks(self._local()):
                 digest.update(chunk)
                 copy.write(chunk)
                 size += len(chunk)
@@ -131,130 +134,29 @@ def _fetch_file(config: DatasetConfig) -> Fetched:
     return Fetched(content=b"", ext=_extension(config, shown.name), source=str(shown), path=path)
 
 
-def _client(config: DatasetConfig, secrets: Secrets) -> HttpClient:
-    source = config.source
-    retry = RetryPolicy(**source.retry.model_dump())
-    return HttpClient(
-        source.timeout_s,
-        source.max_bytes,
-        retry,
-        shared_breaker(source.breaker.failures, source.breaker.cooldown_s),
-        deadline_s=source.deadline,
-        max_inflated_bytes=source.inflated_limit,
-        follow_redirects=source.follow_redirects,
-        mask=secrets.mask,
-    )
-
-
-def _request(config: DatasetConfig, secrets: Secrets, window: Window | None):
-    """URL, headers and params with secrets and `{partition_start}`/`{partition_end}`/`{since}` filled."""
-    source, dataset_id = config.source, config.dataset_id
-    url = fill_window(
-        secrets.expand(source.url or "", dataset_id, "source.url"), window, config, "source.url"
-    )
-    headers = secrets.expand_mapping(source.headers, dataset_id, "source.headers")
-    params = {
-        key: fill_window(value, window, config, f"source.params.{key}")
-        if isinstance(value, str)
-        else value
-        for key, value in secrets.expand_mapping(source.params, dataset_id, "source.params").items()
-    }
-    return url, headers, params
-
-
 def _fetch_http(config: DatasetConfig, secrets: Secrets, window: Window | None) -> Fetched:
-    url, headers, params = _request(config, secrets, window)
-    masked = secrets.mask(url)
-    label = f"dataset {config.dataset_id}: GET {masked}"
-    client = _client(config, secrets)
+    request = http_request(config, secrets, window)
+    masked_url = secrets.mask(request.url)
+    label = f"dataset {config.dataset_id}: GET {masked_url}"
+    client = http_client(config, secrets)
+    pagination = config.source.pagination
     try:
-        if config.source.pagination is not None:
-            content, first = _fetch_pages(client, config, url, headers, params, label)
+        if pagination is not None:
+            content, first = fetch_pages(client, config, pagination, request, label)
         else:
-            first = client.get(url, headers=headers, params=params, label=label)
+            first = client.get(
+                request.url, headers=request.headers, params=request.params, label=label
+            )
             content = first.content
     except FetchError as exc:
-        raise FetchError(secrets.mask(str(exc)), retryable=exc.retryable) from None
+        raise masked(exc, secrets) from None
     return Fetched(
         content=content,
-        ext=_extension(config, url),
-        source=masked,
+        ext=_extension(config, request.url),
+        source=masked_url,
         etag=first.etag,
         last_modified=first.last_modified,
     )
-
-
-def _page_records(body: object, config: DatasetConfig, label: str) -> list:
-    path = config.source.records_path
-    node = _dotted(body, path) if path else body
-    if not isinstance(node, list):
-        raise FetchError(
-            f"{label}: no list of records at source.records_path {config.source.records_path!r}"
-        )
-    return node
-
-
-def _dotted(body: object, path: str) -> object:
-    for part in path.split("."):
-        body = body.get(part) if isinstance(body, dict) else None
-    return body
-
-
-def _fetch_pages(client: HttpClient, config: DatasetConfig, url: str, headers, params, label: str):
-    """Every page of a paginated JSON API, stored as `{"pages": [body, ...]}` (json_records reads
-    the records of each page). Stops at the last page; more than max_pages is an error, not a
-    silent truncation. One deadline for all the pages; the headers go only to the origin of
-    source.url, wherever a next link points."""
-    pagination = config.source.pagination
-    deadline: Deadline = client.deadline()
-    pages: list[object] = []
-    first: Download | None = None
-    next_url: str | None = url
-    number, offset = 1, 0
-    while True:
-        if len(pages) >= pagination.max_pages:
-            raise FetchError(
-                f"{label}: more than source.pagination.max_pages={pagination.max_pages} pages; "
-                "raise it or narrow the request"
-            )
-        query = dict(params)
-        if pagination.kind == "page":
-            query[pagination.page_param] = number
-            if pagination.page_size_param and pagination.page_size:
-                query[pagination.page_size_param] = pagination.page_size
-        elif pagination.kind == "offset":
-            query[pagination.offset_param] = offset
-            query[pagination.limit_param] = pagination.limit
-        target = next_url if pagination.kind == "next_link" else url
-        response = client.get(
-            target,
-            headers=headers,
-            params=query if target == url else {},
-            label=label,
-            deadline=deadline,
-            home=url,
-        )
-        first = first or response
-        try:
-            body = json.loads(response.content)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise FetchError(f"{label}: page {len(pages) + 1} is not JSON: {exc}") from None
-        pages.append(body)
-        records = _page_records(body, config, label)
-        if pagination.kind == "next_link":
-            link = _dotted(body, pagination.next_path) if pagination.next_path else None
-            next_url = str(link) if link else response.link_next
-            if not next_url:
-                break
-        elif pagination.kind == "page":
-            if not records or (pagination.page_size and len(records) < pagination.page_size):
-                break
-            number += 1
-        else:
-            if len(records) < pagination.limit:
-                break
-            offset += pagination.limit
-    return json.dumps({"pages": pages}).encode(), first
 
 
 def fetch(
@@ -273,10 +175,9 @@ def _fetch_s3(config: DatasetConfig) -> Fetched:
     from botocore.exceptions import BotoCoreError, ClientError
 
     from ingest_resources.runtime import aws_client, endpoint_url
-    from ingest_resources.s3_store import parse_s3_url
 
     source = config.source
-    bucket, key = (source.bucket, source.key) if source.bucket else parse_s3_url(source.url or "")
+    bucket, key = s3_object(source)
     label = f"dataset {config.dataset_id}: s3://{bucket}/{key}"
     client = aws_client("s3", endpoint_url())
     try:
@@ -296,73 +197,18 @@ def _fetch_s3(config: DatasetConfig) -> Fetched:
     last_modified = response.get("LastModified")
     return Fetched(
         content=content,
-        ext=_extension(config, key),
+        ext=_extension(config, key or ""),  # (no key: get_object refused it)
         source=f"s3://{bucket}/{key}",
         etag=response.get("ETag"),
         last_modified=last_modified.isoformat() if last_modified else None,
     )
 
 
-def probe(
-    config: DatasetConfig,
-    previous: dict | None,
-    secrets: Secrets | None = None,
-    window: Window | None = None,
-) -> dict:
-    """The source's current version, asked cheaply: a file's sha256, S3 HEAD's ETag, or an HTTP
-    conditional GET (If-None-Match / If-Modified-Since; 304 means unchanged) whose version is
-    the ETag, else Last-Modified, else a hash of the body. Raises FetchError when it cannot tell."""
-    import hashlib
+def s3_object(source: Source) -> tuple[str, str | None]:
+    """The bucket and key of an `s3` source: source.bucket and source.key when a bucket is
+    given, else those of its url (s3://bucket/key)."""
+    from ingest_resources.s3_store import parse_s3_url  # (boto3: only for an S3 source)
 
-    previous = previous or {}
-    kind = config.source.kind
-    if kind == "file":
-        path = local_file(config)
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        return {"version": f"sha256:{digest.hexdigest()}"}
-    if kind == "s3":
-        return _probe_s3(config)
-    secrets = secrets or Secrets()
-    url, headers, params = _request(config, secrets, window)
-    conditional = dict(headers)
-    if previous.get("etag"):
-        conditional["If-None-Match"] = previous["etag"]
-    if previous.get("last_modified"):
-        conditional["If-Modified-Since"] = previous["last_modified"]
-    label = f"dataset {config.dataset_id}: GET {secrets.mask(url)}"
-    try:
-        response = _client(config, secrets).get(
-            url, headers=conditional, params=params, label=label
-        )
-    except FetchError as exc:
-        raise FetchError(secrets.mask(str(exc)), retryable=exc.retryable) from None
-    if response.status == 304 and previous.get("version"):
-        return previous
-    if response.etag:
-        version = f"etag:{response.etag}"
-    elif response.last_modified:
-        version = f"last-modified:{response.last_modified}"
-    else:
-        version = f"sha256:{hashlib.sha256(response.content).hexdigest()}"
-    return {"version": version, "etag": response.etag, "last_modified": response.last_modified}
-
-
-def _probe_s3(config: DatasetConfig) -> dict:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from ingest_resources.runtime import aws_client, endpoint_url
-    from ingest_resources.s3_store import parse_s3_url
-
-    source = config.source
-    bucket, key = (source.bucket, source.key) if source.bucket else parse_s3_url(source.url or "")
-    try:
-        head = aws_client("s3", endpoint_url()).head_object(Bucket=bucket, Key=key)
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "error")
-        raise FetchError(f"dataset {config.dataset_id}: s3://{bucket}/{key}: {code}") from None
-    except BotoCoreError as exc:
-        raise FetchError(f"dataset {config.dataset_id}: s3://{bucket}/{key}: {exc}") from None
-    return {"version": f"etag:{head['ETag']}"}
+    if source.bucket:
+        return source.bucket, source.key
+    return parse_s3_url(source.url or "")

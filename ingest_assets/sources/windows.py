@@ -3,10 +3,11 @@ source's URL or params, filled from the partition and from the published state. 
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
-from ingest_assets.contract.models import DatasetConfig
-from ingest_assets.eventstore.manifest import Manifest
+from ingest_assets.contract import DatasetConfig
 
 PLACEHOLDER = re.compile(r"\{(partition_start|partition_end|since)\}")
 
@@ -17,6 +18,21 @@ class Window:
     partition_end: str | None  # exclusive
     since: str  # newest published time minus lag_days (ISO date); the partitions' start at first
 
+    def value(self, placeholder: str) -> str | None:
+        """What `{placeholder}` stands for (a name PLACEHOLDER matches)."""
+        if placeholder == "partition_start":
+            return self.partition_start
+        if placeholder == "partition_end":
+            return self.partition_end
+        return self.since
+
+
+class Published(Protocol):
+    """What a window needs of the published state (an eventstore `Manifest`)."""
+
+    @property
+    def high_water_marks(self) -> Mapping[str, str]: ...
+
 
 def _add_month(day: dt.date) -> dt.date:
     return dt.date(day.year + day.month // 12, day.month % 12 + 1, 1)
@@ -25,22 +41,22 @@ def _add_month(day: dt.date) -> dt.date:
 def partition_bounds(kind: str, key: str) -> tuple[str, str] | tuple[None, None]:
     """The [start, end) of a time partition key, as Dagster formats keys."""
     if kind == "hourly":
-        start = dt.datetime.strptime(key, "%Y-%m-%d-%H:%M")
-        return start.isoformat(timespec="minutes"), (start + dt.timedelta(hours=1)).isoformat(
+        hour = dt.datetime.strptime(key, "%Y-%m-%d-%H:%M")
+        return hour.isoformat(timespec="minutes"), (hour + dt.timedelta(hours=1)).isoformat(
             timespec="minutes"
         )
     if kind in ("daily", "weekly", "monthly"):
-        start = dt.date.fromisoformat(key)
+        day = dt.date.fromisoformat(key)
         end = {
-            "daily": start + dt.timedelta(days=1),
-            "weekly": start + dt.timedelta(days=7),
-            "monthly": _add_month(start),
+            "daily": day + dt.timedelta(days=1),
+            "weekly": day + dt.timedelta(days=7),
+            "monthly": _add_month(day),
         }[kind]
-        return start.isoformat(), end.isoformat()
+        return day.isoformat(), end.isoformat()
     return None, None
 
 
-def since(config: DatasetConfig, manifest: "Manifest | None") -> str:
+def since(config: DatasetConfig, manifest: Published | None) -> str:
     """Ask only for what is new: the newest published time, minus lag_days for late revisions."""
     marks = manifest.high_water_marks if manifest else {}
     if not marks:
@@ -50,14 +66,14 @@ def since(config: DatasetConfig, manifest: "Manifest | None") -> str:
     return (newest - dt.timedelta(days=config.lag_days or 0)).date().isoformat()
 
 
-def window_for(config: DatasetConfig, partition: str, manifest: "Manifest | None") -> Window:
+def window_for(config: DatasetConfig, partition: str, manifest: Published | None) -> Window:
     start, end = partition_bounds(config.partitions.kind, partition)
     return Window(start, end, since(config, manifest))
 
 
 def fill_window(template: str, window: Window | None, config: DatasetConfig, field: str) -> str:
-    def replace(match: re.Match) -> str:
-        value = getattr(window, match.group(1)) if window else None
+    def replace(match: re.Match[str]) -> str:
+        value = window.value(match.group(1)) if window else None
         if value is None:
             raise ValueError(
                 f"dataset {config.dataset_id}: {field} uses {{{match.group(1)}}}, which needs a "

@@ -28,15 +28,9 @@ from ingest_assets.stages.normalized import (
     run_normalize,
 )
 from ingest_assets.stages.parsed import run_parse, source_drift
-from ingest_assets.stages.published import (
-    ChecksFailedError,
-    blocking_failures,
-    notifier,
-    read_quarantine,
-    run_publish,
-)
+from ingest_assets.stages.published import blocking_failures, notifier, read_quarantine, run_publish
 from ingest_assets.stages.raw import run_raw
-from ingest_assets.stages.staged import DiskFullError, Staged, StageError
+from ingest_assets.stages.staged import ChecksFailedError, DiskFullError, Staged, StageError
 from ingest_assets.stages.warehouse import WarehouseOutcome, rebuild_warehouse, run_warehouse
 
 __all__ = [

@@ -12,13 +12,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest_assets.contract.models import SERIES_CODE, DatasetConfig
+from ingest_assets.contract import SERIES_CODE, DatasetConfig
 from ingest_assets.eventstore.diff import high_water_marks
-from ingest_assets.parsers.base import ROW_COLUMN
+from ingest_assets.parsers.base import ROW_COLUMN, cell_map
 from ingest_assets.rows.dedupe import NO_POSITIONS, KeyTracker, judge
 from ingest_assets.rows.hashing import KEY_HASH
 from ingest_assets.rows.normalize import Normalized
-from ingest_assets.rows.quarantine import cells_of, conflict_reasons, conflicting_rows
+from ingest_assets.rows.quarantine import conflict_reasons, conflicting_rows
 from ingest_assets.stages.parts import iter_parts, part_key
 from ingest_assets.stages.staged import StageError
 from ingest_assets.stages.state import StagedPart
@@ -105,7 +105,8 @@ def dedupe_across(
     # quarantined as the source has them: the parsed rows (text, cells), by source row number
     source = _parsed_rows(store, parsed_key, list(reason_of))
     in_order = [reason_of[row] for row in source[ROW_COLUMN].to_pylist()]
-    conflicts = conflicting_rows(source, in_order, cells_of(store.parquet_schema(parsed_key)))
+    cells = cell_map(store.parquet_schema(parsed_key).empty_table())
+    conflicts = conflicting_rows(source, in_order, cells)
     _drop_positions(store, parts, drop)
     return conflicts, verdict.repeats
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from ingest_assets import layout
-from ingest_assets.contract.models import DatasetConfig
+from ingest_assets.contract import DatasetConfig
 from ingest_assets.eventstore import Manifest, read_current
 from ingest_assets.parsers.base import CELLS_META, HIDDEN_COLUMNS
 from ingest_assets.rows.checks import CheckInputs, CheckResult, evaluate, needed_columns

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 import pyarrow as pa
 
 from ingest_assets import eventstore, layout
-from ingest_assets.contract.models import DatasetConfig
+from ingest_assets.contract import DatasetConfig
 from ingest_assets.parsers import ParseContext
 from ingest_assets.parsers.base import HIDDEN_COLUMNS, parse_batches, require_columns
 from ingest_assets.rows.normalize import SYSTEM_COLUMNS

@@ -8,22 +8,13 @@ from collections.abc import Callable
 import pyarrow as pa
 
 from ingest_assets import eventstore, layout
-from ingest_assets.contract.models import DatasetConfig
+from ingest_assets.contract import DatasetConfig
 from ingest_assets.stages.normalized import normalized_meta
 from ingest_assets.stages.parts import content_named
-from ingest_assets.stages.staged import StageError, nothing_published, reporting_full_disk
+from ingest_assets.stages.staged import ChecksFailedError, nothing_published, reporting_full_disk
 from ingest_assets.stages.state import CheckRecord
-from ingest_resources.errors import DataError
 from ingest_resources.object_store import ObjectStore
 from ingest_resources.runtime import Runtime
-
-
-class ChecksFailedError(StageError, DataError):
-    """The staged normalized partition failed a check of severity `error`: it is not published."""
-
-    def __init__(self, message: str, failed: dict[str, CheckRecord]):
-        super().__init__(message)
-        self.failed = failed
 
 
 def blocking_failures(checks: dict[str, CheckRecord]) -> dict[str, CheckRecord]:

@@ -8,8 +8,7 @@ import tempfile
 from pathlib import Path
 
 from ingest_assets import eventstore, layout
-from ingest_assets.contract.loading import Secrets
-from ingest_assets.contract.models import DatasetConfig
+from ingest_assets.contract import DatasetConfig, Secrets
 from ingest_assets.sources.fetch import Fetched, fetch
 from ingest_assets.sources.windows import window_for
 from ingest_assets.stages.staged import nothing_published, reporting_full_disk

@@ -14,17 +14,20 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pyarrow as pa
 
 from ingest_assets import layout
-from ingest_assets.contract.models import DatasetConfig
+from ingest_assets.contract import DatasetConfig
 from ingest_assets.eventstore.chain import read_current
 from ingest_assets.eventstore.commit import CODE_VERSION
 from ingest_assets.parsers.base import HIDDEN_COLUMNS
-from ingest_resources.errors import IngestError, StoreError
+from ingest_resources.errors import DataError, IngestError, StoreError
 from ingest_resources.object_store import ObjectStore
+
+if TYPE_CHECKING:  # (state imports this module)
+    from ingest_assets.stages.state import CheckRecord
 
 
 def _arrow_allocator() -> None:
@@ -47,6 +50,14 @@ PART = "part-00000.parquet"
 
 class StageError(IngestError):
     """A stage cannot run (its input is missing) or its output fails the contract."""
+
+
+class ChecksFailedError(StageError, DataError):
+    """The staged normalized partition failed a check of severity `error`: it is not published."""
+
+    def __init__(self, message: str, failed: "dict[str, CheckRecord]"):
+        super().__init__(message)
+        self.failed = failed
 
 
 class DiskFullError(StageError, StoreError):

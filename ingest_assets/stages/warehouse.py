@@ -4,7 +4,7 @@ PostgreSQL oldest first (a missed or repeated run converges); and a rebuild from
 from dataclasses import dataclass
 
 from ingest_assets import eventstore
-from ingest_assets.contract.models import DatasetConfig
+from ingest_assets.contract import DatasetConfig
 from ingest_assets.rows.hashing import hex_columns
 from ingest_assets.stages.staged import StageError
 from ingest_resources.runtime import Runtime

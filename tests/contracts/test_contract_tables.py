@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from ingest_assets.cli import main
-from ingest_assets.contract.loading import load_config_file
-from ingest_assets.contract.models import DatasetConfig
+from ingest_assets.contract import DatasetConfig, load_config_file
 from ingest_resources.errors import ConfigError
 
 from .examples import BCRA_TC_OFICIAL, WHOLE_CONTRACT
@@ -744,7 +743,7 @@ def test_whole_contract_has_every_key() -> None:
     """The concrete whole-contract example sets every key the models define."""
     import yaml
 
-    from ingest_assets.contract import models as contract
+    from ingest_assets import contract
 
     data = yaml.safe_load(WHOLE_CONTRACT)
     models = {

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from ingest_assets.cli import main
-from ingest_assets.contract.loading import config_files, load_config_file, load_configs
+from ingest_assets.contract import config_files, load_config_file, load_configs
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = PROJECT_ROOT / "dataset_configs"

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest_assets.contract.loading import (
+from ingest_assets.contract import (
     MissingEnvError,
     Secrets,
     config_files,

@@ -10,8 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from ingest_assets.contract.loading import parse_config
-from ingest_assets.contract.models import DatasetConfig
+from ingest_assets.contract import DatasetConfig, parse_config
 from ingest_assets.parsers import ParseContext, parse_raw
 
 HERE = Path(__file__).resolve()

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from ingest_assets.contract.loading import parse_config
+from ingest_assets.contract import parse_config
 from ingest_assets.parsers import ParseError, resolve_parser
 from ingest_assets.parsers.table import parse_table
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from python_calamine import CalamineWorkbook
 
-from ingest_assets.contract.loading import parse_config
+from ingest_assets.contract import parse_config
 from ingest_assets.parsers import ParseError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -10,10 +10,7 @@ span keys (a `kind: http` source needs `url`, a series parser needs `parse_confi
 
 from typing import Any
 
-try:
-    from ingest_assets.contract.models import DatasetConfig
-except ImportError:  # (the layout before `contract` became a package: one module)
-    from ingest_assets.contract import DatasetConfig
+from ingest_assets.contract.models import DatasetConfig
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 TITLE = "Ingest dataset config"

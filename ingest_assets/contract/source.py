@@ -1,0 +1,104 @@
+"""`source:` of the contract: where the bytes come from, and how hard to try (retries, breaker,
+deadline, size limits)."""
+
+import codecs
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from ingest_assets.contract.base import Strict, field_error
+
+
+class Pagination(Strict):
+    kind: Literal["next_link", "page", "offset"]
+    next_path: str | None = None  # next_link: dotted path of the next URL in the body
+    page_param: str = "page"
+    page_size_param: str | None = None
+    page_size: int | None = Field(default=None, gt=0)
+    offset_param: str = "offset"
+    limit_param: str = "limit"
+    limit: int = Field(default=100, gt=0)
+    max_pages: int = Field(default=100, gt=0)
+
+
+class Retry(Strict):
+    """Retries of network errors, timeouts, 429 and 5xx: exponential backoff with jitter."""
+
+    max_attempts: int = Field(default=5, ge=1)
+    backoff_s: float = Field(default=0.5, ge=0)
+    max_backoff_s: float = Field(default=30, ge=0)
+    max_retry_after_s: float = Field(default=300, ge=0)  # longest Retry-After honoured
+
+
+class Breaker(Strict):
+    """Per-host circuit breaker: opens after `failures` in a row, half-opens after `cooldown_s`."""
+
+    failures: int = Field(default=5, ge=1)
+    cooldown_s: float = Field(default=60, ge=0)
+
+
+class Source(Strict):
+    kind: Literal["http", "file", "s3"]
+    url: str | None = None
+    path: str | None = None
+    bucket: str | None = None
+    key: str | None = None
+    format: Literal["csv", "xlsx", "xls", "json", "rss", "parquet"]
+    sheet: str | int | None = None
+    header_row: int = Field(default=1, ge=1)
+    encoding: str = "utf-8"
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    decimal: Literal[".", ","] = "."
+    records_path: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    params: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    pagination: Pagination | None = None
+    retry: Retry = Field(default_factory=Retry)
+    breaker: Breaker = Field(default_factory=Breaker)
+    timeout_s: float = Field(default=30, gt=0)
+    max_bytes: int = Field(default=104_857_600, gt=0)
+    # the whole download, retries' waits included (default: 12 x timeout_s)
+    deadline_s: float | None = Field(default=None, gt=0)
+    # bytes a compressed source (gzip/deflate body, xlsx/zip members) may inflate to (default:
+    # 20 x max_bytes), checked as it inflates
+    max_inflated_bytes: int | None = Field(default=None, gt=0)
+    # where a redirect may take the request with source.headers and credentials: another
+    # origin gets none of them unless `any`; `never` refuses redirects
+    follow_redirects: Literal["same_origin", "any", "never"] = "same_origin"
+
+    @property
+    def deadline(self) -> float:
+        return self.deadline_s if self.deadline_s is not None else 12 * self.timeout_s
+
+    @property
+    def inflated_limit(self) -> int:
+        return (
+            self.max_inflated_bytes if self.max_inflated_bytes is not None else 20 * self.max_bytes
+        )
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(
+                f"unknown encoding {value!r} (e.g. utf-8, utf-8-sig, latin-1)"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _location(self) -> "Source":
+        if self.kind == "http" and not self.url:
+            raise field_error("url", "source.kind 'http' needs source.url")
+        if self.kind == "file" and not self.path:
+            raise field_error("path", "source.kind 'file' needs source.path")
+        if self.kind == "s3":
+            from_url = bool(self.url and re.match(r"^s3://[^/]+/.+", self.url))
+            if not from_url and not (self.bucket and self.key):
+                raise field_error(
+                    "url" if self.url else "bucket",
+                    "source.kind 's3' needs source.bucket and source.key, or url: s3://bucket/key",
+                )
+        return self
