@@ -40,14 +40,6 @@ class CheckResult:
     def blocks_publish(self) -> bool:
         return not self.passed and self.check.blocking
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "passed": self.passed,
-            "severity": self.check.severity,
-            "detail": self.detail,
-            "failing_rows": self.failing_rows,
-        }
-
 
 @dataclass(frozen=True)
 class CheckInputs:
