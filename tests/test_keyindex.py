@@ -7,8 +7,14 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from ingest_assets.eventstore.keyindex import KeyIndex, digest_parts, key_prefixes
-from ingest_assets.rows.hashing import DIGEST_TYPE, hex_digests, key_hashes
+from ingest_assets.eventstore.keyindex import KeyIndex
+from ingest_assets.rows.hashing import (
+    DIGEST_TYPE,
+    digest_parts,
+    hex_digests,
+    key_hashes,
+    key_prefixes,
+)
 
 
 def _parts(rng, count: int, prefixes: int):

@@ -35,13 +35,13 @@ from ingest_assets.eventstore.diff import (
 from ingest_assets.eventstore.errors import PublishConflict, StaleWriter
 from ingest_assets.eventstore.events import OP, VERSION, EventWriter
 from ingest_assets.eventstore.guard import Guard, guard_of
-from ingest_assets.eventstore.keyindex import KeyIndex, Parts
+from ingest_assets.eventstore.keyindex import KeyIndex
 from ingest_assets.eventstore.manifest import Manifest
 from ingest_assets.eventstore.parallel import failpoint
 from ingest_assets.eventstore.rows import Rows, StagedRows, TableRows
 from ingest_assets.eventstore.settle import Locks, open_chain, settle
 from ingest_assets.parsers.base import HIDDEN_COLUMNS
-from ingest_assets.rows.hashing import digest_columns, digest_schema, hex_schema
+from ingest_assets.rows.hashing import Parts, digest_columns, digest_schema, hex_schema
 from ingest_resources.locks import Lease, LeaseLost
 from ingest_resources.object_store import CasConflict, ObjectStore
 

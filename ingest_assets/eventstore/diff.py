@@ -11,9 +11,9 @@ import pyarrow.compute as pc
 
 from ingest_assets.contract import SERIES_CODE, DatasetConfig
 from ingest_assets.eventstore.errors import IncompatibleSchema
-from ingest_assets.eventstore.keyindex import KeyIndex, Parts, digest_parts
+from ingest_assets.eventstore.keyindex import KeyIndex
 from ingest_assets.eventstore.projections import series_of
-from ingest_assets.rows.hashing import KEY_HASH, ROW_HASH
+from ingest_assets.rows.hashing import KEY_HASH, ROW_HASH, Parts, digest_parts
 
 VERSION_FORMAT = "%Y%m%dT%H%M%S%fZ"
 

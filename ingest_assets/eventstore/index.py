@@ -7,9 +7,9 @@ import pyarrow as pa
 
 from ingest_assets import layout
 from ingest_assets.eventstore.guard import Guard, unguarded
-from ingest_assets.eventstore.keyindex import SCHEMA, KeyIndex, digest_parts
+from ingest_assets.eventstore.keyindex import SCHEMA, KeyIndex
 from ingest_assets.eventstore.manifest import Manifest
-from ingest_assets.rows.hashing import KEY_HASH, ROW_HASH
+from ingest_assets.rows.hashing import KEY_HASH, ROW_HASH, digest_parts
 from ingest_resources.object_store import ObjectStore
 
 VERSION_META = b"ingest.version"

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from ingest_assets.rows.hashing import DIGEST_BYTES, hex_digests_decoded, is_digest
+from ingest_assets.rows.hashing import Parts
 from ingest_resources.parquet_writing import HASH_FIELD
 
-Parts = tuple[np.ndarray, np.ndarray, np.ndarray]
 KEY_PARTS, ROW_PARTS = ("k0", "k1", "k2"), ("r0", "r1", "r2")
 VERSION = "version"
 SCHEMA = pa.schema(
@@ -25,39 +24,6 @@ SCHEMA = pa.schema(
     ]
     + [(VERSION, pa.dictionary(pa.int32(), pa.string()))]
 )
-
-
-def _digest_bytes(hashes: pa.Array | pa.ChunkedArray, size: int) -> np.ndarray:
-    """The first `size` bytes of each hash, as a (count, size) uint8 array. A hash is given as
-    its 20 bytes (DIGEST_TYPE: a view, no copy) or as 40 hex digits (as stored before)."""
-    if isinstance(hashes, pa.ChunkedArray):
-        hashes = hashes.combine_chunks()
-    count = len(hashes)
-    if count == 0:
-        return np.zeros((0, size), np.uint8)
-    if not is_digest(hashes.type):  # hex text: event files of Ingest before 03a570f
-        hashes = hex_digests_decoded(hashes)
-    if hashes.null_count:
-        raise ValueError("expected sha1 hashes, found nulls")
-    data = np.frombuffer(hashes.buffers()[1], dtype=np.uint8)
-    data = data[hashes.offset * DIGEST_BYTES :][: count * DIGEST_BYTES]
-    return data.reshape(count, DIGEST_BYTES)[:, :size]
-
-
-def key_prefixes(hashes: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """The first 8 bytes of each hash as a big-endian uint64: digest_parts(hashes)[0] (what
-    repeated keys are first looked for by)."""
-    return _digest_bytes(hashes, 8).copy().view(">u8").ravel().astype(np.uint64)
-
-
-def digest_parts(hashes: pa.Array | pa.ChunkedArray) -> Parts:
-    """sha1 hashes (20 bytes, or 40 hex digits) -> (first 8 bytes, next 8, last 4) as
-    big-endian ints."""
-    digest = _digest_bytes(hashes, DIGEST_BYTES)
-    first = digest[:, :8].copy().view(">u8").ravel().astype(np.uint64)
-    second = digest[:, 8:16].copy().view(">u8").ravel().astype(np.uint64)
-    third = digest[:, 16:].copy().view(">u4").ravel().astype(np.uint32)
-    return first, second, third
 
 
 @dataclass

@@ -16,10 +16,10 @@ from ingest_assets.eventstore import index as key_index
 from ingest_assets.eventstore.chain import chain_problems, read_current, version_chain
 from ingest_assets.eventstore.errors import EventStoreError
 from ingest_assets.eventstore.events import VERSION
-from ingest_assets.eventstore.keyindex import KeyIndex, Parts, digest_parts
+from ingest_assets.eventstore.keyindex import KeyIndex
 from ingest_assets.eventstore.manifest import Manifest
 from ingest_assets.eventstore.replay import replay
-from ingest_assets.rows.hashing import KEY_HASH, ROW_HASH, digest_columns
+from ingest_assets.rows.hashing import KEY_HASH, ROW_HASH, Parts, digest_columns, digest_parts
 from ingest_resources.object_store import ObjectStore
 
 

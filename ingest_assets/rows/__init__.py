@@ -16,7 +16,6 @@ May import: numpy, pandas, pyarrow, duckdb; `ingest_assets.contract`; from
 `ingest_assets.parsers.base` the hidden column names (`_row`, `_cell`), the spreadsheet cell
 map (`CellMap`, `cell_map`) and the helpers normalize shares with the parsers (`load_plugin`,
 `to_arrow`, `with_row_numbers`);
-`ingest_resources.errors` (the error hierarchy). One more, to move: `dedupe` takes
-`key_prefixes` (a digest's first 8 bytes) from `ingest_assets.eventstore.keyindex`, whose home
-is `hashing`. Never Dagster, the stages, the orchestration or a resource with I/O.
+`ingest_resources.errors` (the error hierarchy). Never Dagster, the event store, the stages,
+the orchestration or a resource with I/O.
 """

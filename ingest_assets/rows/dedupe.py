@@ -16,8 +16,7 @@ from typing import NamedTuple
 import numpy as np
 import pyarrow as pa
 
-from ingest_assets.eventstore.keyindex import key_prefixes
-from ingest_assets.rows.hashing import DIGEST_BYTES, DIGEST_TYPE, KEY_HASH, ROW_HASH
+from ingest_assets.rows.hashing import DIGEST_BYTES, DIGEST_TYPE, KEY_HASH, ROW_HASH, key_prefixes
 
 NO_POSITIONS = np.zeros(0, dtype=np.int64)
 _DIGEST = np.dtype(f"V{DIGEST_BYTES}")  # a digest as one opaque numpy value: sorts, compares
