@@ -2,7 +2,6 @@
 column, each recorded with its size and sha256 for the manifest (chain.py checks them)."""
 
 import contextlib
-import hashlib
 import itertools
 import os
 import shutil
@@ -21,7 +20,7 @@ from ingest_assets.contract import SERIES_CODE, DatasetConfig
 from ingest_assets.eventstore.manifest import EventFile
 from ingest_assets.eventstore.parallel import CPU_THREADS, in_parallel
 from ingest_assets.rows.hashing import KEY_HASH
-from ingest_resources.object_store import ObjectStore
+from ingest_resources.object_store import ObjectStore, file_sha256
 from ingest_resources.parquet_writing import parquet_options
 
 OP, VERSION = "op", "version"
@@ -253,15 +252,11 @@ class EventWriter:
         """Record the file's size and sha256 (read back while the page cache holds it), then
         store it, refusing to replace an object (synced in `close`)."""
         key, path = item
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            while chunk := handle.read(4 << 20):
-                digest.update(chunk)
-        size = os.path.getsize(path)
+        sha256, size = file_sha256(Path(path))
         if not self.store.put_file(key, Path(path), move=True, durable=False, immutable=True):
             raise FileExistsError(f"{self.store.describe()}: event file {key} exists already")
         with self.lock:
-            self.stored.append(EventFile(key, size, digest.hexdigest()))
+            self.stored.append(EventFile(key, size, sha256))
 
     def abort(self) -> None:
         """Remove every scratch file (and what was already stored of this event). Runs after a

@@ -5,10 +5,11 @@ import hashlib
 from typing import Required, TypedDict
 
 from ingest_assets.contract import DatasetConfig, Secrets
-from ingest_assets.sources.fetch import file_sha256, local_file, s3_object
+from ingest_assets.sources.fetch import local_file, s3_object
 from ingest_assets.sources.request import http_client, http_request, masked
 from ingest_assets.sources.windows import Window
 from ingest_resources.http import FetchError
+from ingest_resources.object_store import file_sha256
 
 
 class SourceVersion(TypedDict, total=False):
