@@ -362,8 +362,8 @@ def test_the_config_dir_gives_the_valid_configs_and_the_problems(tmp_path: Path)
         loaded.get("BROKEN")
     assert str(caught.value).splitlines() == [
         f"{broken}: lag_days: Input should be greater than or equal to 0 (got -1)",
-        f"{broken}: source.format: Input should be 'csv', 'xlsx', 'xls', 'json', 'rss' or "
-        "'parquet' (got 'xml')",
+        f"{broken}: source.format: Input should be 'csv', 'xlsx', 'xls', 'ods', 'json', "
+        "'jsonl', 'rss' or 'parquet' (got 'xml')",
     ]
     with pytest.raises(ConfigError, match=r"syntax\.yaml: invalid YAML: line 3"):
         loaded.get("SYNTAX")

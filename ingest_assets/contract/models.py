@@ -46,6 +46,7 @@ TABLE_OPTIONS: dict[str, tuple[Callable[[object], bool], str]] = {
         "a count of rows (0 or more) at the end of the file",
     ),
     "allow_duplicate_headers": (lambda v: isinstance(v, bool), "true or false"),
+    "strip": (lambda v: isinstance(v, bool), "true or false"),
 }
 
 

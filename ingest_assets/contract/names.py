@@ -15,7 +15,9 @@ DEFAULT_PARSER_BY_FORMAT = {
     "csv": "table",
     "xlsx": "table",
     "xls": "table",
+    "ods": "table",
     "json": "json_records",
+    "jsonl": "json_records",
     "rss": "rss",
     "parquet": "parquet",
 }

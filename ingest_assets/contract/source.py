@@ -44,12 +44,17 @@ class Source(Strict):
     path: str | None = None
     bucket: str | None = None
     key: str | None = None
-    format: Literal["csv", "xlsx", "xls", "json", "rss", "parquet"]
+    format: Literal["csv", "xlsx", "xls", "ods", "json", "jsonl", "rss", "parquet"]
     sheet: str | int | None = None
     header_row: int = Field(default=1, ge=1)
     encoding: str = "utf-8"
     delimiter: str = Field(default=",", min_length=1, max_length=1)
     decimal: Literal[".", ","] = "."
+    # the thousands separator of numbers written as text (None: numbers have none)
+    thousands: Literal[",", ".", " ", "'"] | None = None
+    # a compressed source: `auto` by its magic bytes (gzip, zip), or said outright
+    compression: Literal["auto", "gzip", "zip", "none"] = "auto"
+    member: str | None = None  # the file to read inside a zip that holds several
     records_path: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     params: dict[str, str | int | float | bool] = Field(default_factory=dict)
@@ -80,13 +85,35 @@ class Source(Strict):
     @field_validator("encoding")
     @classmethod
     def _known_encoding(cls, value: str) -> str:
+        if value == "auto":  # detected by charset-normalizer, the guess recorded
+            return value
         try:
             codecs.lookup(value)
         except LookupError:
             raise ValueError(
-                f"unknown encoding {value!r} (e.g. utf-8, utf-8-sig, latin-1)"
+                f"unknown encoding {value!r} (e.g. utf-8, utf-8-sig, latin-1, or auto)"
             ) from None
         return value
+
+    @model_validator(mode="after")
+    def _numbers(self) -> "Source":
+        if self.thousands is not None and self.thousands == self.decimal:
+            raise field_error(
+                "thousands",
+                f"source.thousands {self.thousands!r} is the decimal mark too (source.decimal): "
+                "a number could not be read one way",
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _archive(self) -> "Source":
+        if self.member is not None and self.compression in ("gzip", "none"):
+            raise field_error(
+                "member",
+                f"source.member names a file inside a zip, but source.compression is "
+                f"{self.compression!r} (use zip or auto)",
+            )
+        return self
 
     @model_validator(mode="after")
     def _location(self) -> "Source":
