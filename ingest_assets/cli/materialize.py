@@ -53,10 +53,10 @@ def _materialize(config: DatasetConfig, partition: str | None, instance, log_lev
         print(
             f"{prefix}{materialization.asset_key.to_user_string()}: {json.dumps(shown, default=str)}"
         )
-        follow_up_errors = materialization.metadata.get("follow_up_errors")
-        errors = follow_up_errors.value if follow_up_errors else []
-        for error in errors if isinstance(errors, list) else []:
+        for error in _listed(materialization.metadata, "follow_up_errors"):
             print(f"{prefix}warning: {error} (the next run finishes it)", file=sys.stderr)
+        for note in _listed(materialization.metadata, "parse_notes"):
+            print(f"{prefix}note: {note}", file=sys.stderr)
         nothing_new = _nothing_new(config, materialization.metadata)
         if nothing_new:
             print(f"{prefix}{nothing_new}")
@@ -76,6 +76,13 @@ def _materialize(config: DatasetConfig, partition: str | None, instance, log_lev
                 message = message.removeprefix(FAILURE)  # (the stage's own words follow)
                 print(f"{prefix}{event.step_key}: {message}", file=sys.stderr)
     return result.success
+
+
+def _listed(metadata: Mapping[str, "dg.MetadataValue"], name: str) -> list[object]:
+    """A metadata entry that holds a list (JSON), or nothing."""
+    entry = metadata.get(name)
+    value = entry.value if entry else []
+    return value if isinstance(value, list) else []
 
 
 FAILURE = "dagster._core.definitions.events.Failure: "  # how Dagster names a stage's failure

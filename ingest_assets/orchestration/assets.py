@@ -70,6 +70,8 @@ def parsed(context: Context, ingest: IngestResource, config: DatasetConfig) -> d
         drift = stages.source_drift(runtime, config, table)
     except Exception as exc:
         raise _fail(exc) from exc
+    for note in table.notes:
+        context.log.warning(f"dataset {config.dataset_id}: {note}")
     if drift["added"] or drift["missing"]:
         context.log.warning(
             f"dataset {config.dataset_id}: the source's columns changed since the published "
@@ -84,6 +86,7 @@ def parsed(context: Context, ingest: IngestResource, config: DatasetConfig) -> d
             "raw_sha256": raw_info.sha256,
             "source_columns_added": as_json(drift["added"]),
             "source_columns_missing": as_json(drift["missing"]),
+            **({"parse_notes": as_json(list(table.notes))} if table.notes else {}),
         }
     )
 

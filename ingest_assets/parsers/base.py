@@ -4,7 +4,7 @@ import datetime as dt
 import importlib
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -17,7 +17,10 @@ from ingest_resources.errors import DataError
 
 ROW_COLUMN = "_row"  # source row/record number, kept for quarantine reasons, never published
 CELL_COLUMN = "_cell"  # optional: the source cells of a row (series_map), for quarantine
-HIDDEN_COLUMNS = (ROW_COLUMN, CELL_COLUMN)
+# optional: why the parser could not read a row ("<reason_code>: <message>", e.g. a CSV line
+# with more fields than the header): such a row carries no values and goes to quarantine
+REJECT_COLUMN = "_rejected"
+HIDDEN_COLUMNS = (ROW_COLUMN, CELL_COLUMN, REJECT_COLUMN)
 CELLS_META = b"ingest.cells"  # optional: a CellMap, as JSON
 
 
@@ -37,6 +40,12 @@ class ParseError(DataError):
 class ParseContext:
     config: DatasetConfig
     source_name: str  # file path or URL (masked), for error messages
+    # what a parser read leniently or guessed (an encoding detected, a feed's recoverable XML):
+    # shown on the parsed materialization and logged as warnings
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, message: str) -> None:
+        self.notes.append(f"{self.source_name}: {message}")
 
     @property
     def options(self) -> dict[str, Any]:

@@ -57,20 +57,21 @@ def run_parse(rt: Runtime, config: DatasetConfig, partition: str) -> tuple[Stage
     if reused is not None:  # the same bytes under the same contract: parsed already
         return reused, raw
     with reporting_full_disk(rt.store, config, "parsed", partition, key) as store:
-        rows, schema, head = _write_parsed(store, config, raw, key)
+        rows, schema, head, notes = _write_parsed(store, config, raw, key)
     if schema is None:
         raise StageError(
             f"dataset {config.dataset_id}: {raw.source}: the parser {config.parser!r} gave "
             f"no table at all for partition {partition!r} (expected a table, even an empty one)"
         )
     pa.default_memory_pool().release_unused()
-    return Staged(rows, schema, head.table(schema)), raw
+    return Staged(rows, schema, head.table(schema), notes), raw
 
 
 def _write_parsed(
     store: ObjectStore, config: DatasetConfig, raw: RawInfo, key: str
-) -> tuple[int, pa.Schema | None, HeadKeeper]:
-    """The parser's batches into the parsed part at `key`, each tagged with the raw info."""
+) -> tuple[int, pa.Schema | None, HeadKeeper, tuple[str, ...]]:
+    """The parser's batches into the parsed part at `key`, each tagged with the raw info; with
+    the parser's notes (what it read leniently or guessed)."""
     context = ParseContext(config, raw.source)
     raw_meta = raw.footer()
     with store.local_file(raw.key) as path:
@@ -87,10 +88,11 @@ def _write_parsed(
                 raw.source,
                 str(exc).splitlines()[0],
             )
+            context.notes.clear()  # (read again from the start)
             whole = parse_batches(path, context, whole=True)
             head = HeadKeeper(_with_meta(whole, RAW_META, raw_meta, context, [True]))
             rows, schema = store.write_parquet_batches(key, head)
-    return rows, schema, head
+    return rows, schema, head, tuple(context.notes)
 
 
 def _reuse(store: ObjectStore, key: str, fingerprint: str) -> "Staged | None":

@@ -76,6 +76,7 @@ class Staged:
     num_rows: int
     schema: pa.Schema
     head: pa.Table
+    notes: tuple[str, ...] = ()  # what the parser read leniently or guessed (parsed stage)
 
     @property
     def column_names(self) -> list[str]:
