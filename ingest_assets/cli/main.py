@@ -86,6 +86,14 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The read API (ingest_api): the published data, versions, health and stats over HTTP."""
+    from ingest_api import serve
+
+    serve(args.host, args.port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ingest", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -157,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     gc_.add_argument("dataset")
     gc_.add_argument("--dry-run", action="store_true", help="list what would go, remove nothing")
     gc_.set_defaults(func=cmd_gc)
+    serve = sub.add_parser("serve", help="serve the published data over HTTP (README: Read API)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 

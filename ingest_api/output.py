@@ -1,0 +1,133 @@
+"""Rows as the client asked for them: JSON objects (a page), or a streamed CSV, Parquet or
+Arrow IPC body (bulk reads), a chunk at a time: memory holds one chunk, whatever the size of
+the result. Hashes are spelled as 40 hex digits and times as ISO 8601, as `ingest export`
+spells them."""
+
+import io
+import json
+import math
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from ingest_assets.rows.hashing import hex_columns
+
+MEDIA_TYPES = {
+    "json": "application/json",
+    "csv": "text/csv; charset=utf-8",
+    "parquet": "application/vnd.apache.parquet",
+    "arrow": "application/vnd.apache.arrow.stream",
+}
+
+
+def published(table: pa.Table, columns: list[str]) -> pa.Table:
+    """The columns asked for, hashes as hex text."""
+    return hex_columns(table.select(columns))
+
+
+def _texts(table: pa.Table) -> pa.Table:
+    """Times and dates as ISO 8601 text, and NaN as null: what JSON can carry."""
+    for index, field in enumerate(table.schema):
+        kind = field.type
+        column = table.column(index)
+        if pa.types.is_timestamp(kind):
+            zone = "Z" if kind.tz else ""
+            text = pc.strftime(column, format=f"%Y-%m-%dT%H:%M:%S{zone}")
+            table = table.set_column(index, field.name, text)
+        elif pa.types.is_date(kind) or pa.types.is_time(kind) or pa.types.is_decimal(kind):
+            table = table.set_column(index, field.name, column.cast(pa.string()))
+        elif pa.types.is_floating(kind):
+            table = table.set_column(
+                index, field.name, pc.if_else(pc.is_nan(column), None, column)
+            )
+        elif pa.types.is_binary(kind) or pa.types.is_fixed_size_binary(kind):
+            table = table.set_column(index, field.name, pc.binary_to_hex(column))
+    return table
+
+
+def json_rows(tables: Iterable[pa.Table], columns: list[str]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for table in tables:
+        rows.extend(_texts(published(table, columns)).to_pylist())
+    return rows
+
+
+def _clean(value: Any) -> Any:
+    """What json.dumps can write (a float infinity as null)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def json_body(data: dict[str, Any]) -> bytes:
+    try:
+        return json.dumps(data, ensure_ascii=False, allow_nan=False).encode()
+    except ValueError:  # an infinity somewhere
+        for row in data.get("rows", []):
+            for key, value in row.items():
+                row[key] = _clean(value)
+        return json.dumps(data, ensure_ascii=False, allow_nan=False).encode()
+
+
+class _Chunks(io.RawIOBase):
+    """A write-only file whose bytes are taken out as they come."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        self.parts.append(chunk)
+        return len(chunk)
+
+    def take(self) -> bytes:
+        data = b"".join(self.parts)
+        self.parts.clear()
+        return data
+
+
+def stream(fmt: str, tables: Iterable[pa.Table], schema: pa.Schema, columns: list[str]) -> Iterator[bytes]:
+    """The rows of `tables` (each of `schema`) as one `fmt` body, chunk by chunk."""
+    out_schema = hex_columns(pa.table({f.name: pa.array([], f.type) for f in schema}).select(columns)).schema
+    sink = _Chunks()
+    if fmt == "csv":
+        header = True
+        for table in tables:
+            buffer = io.BytesIO()
+            rows = _csv_ready(published(table, columns))
+            pacsv.write_csv(rows, buffer, pacsv.WriteOptions(include_header=header))
+            header = False
+            yield buffer.getvalue()
+        if header:  # no rows: the header alone
+            buffer = io.BytesIO()
+            pacsv.write_csv(_csv_ready(pa.table({f.name: pa.array([], f.type) for f in out_schema})), buffer)
+            yield buffer.getvalue()
+        return
+    if fmt == "arrow":
+        writer: Any = pa.ipc.new_stream(pa.PythonFile(sink, mode="w"), out_schema)
+    else:
+        writer = pq.ParquetWriter(pa.PythonFile(sink, mode="w"), out_schema, compression="zstd")
+    for table in tables:
+        writer.write_table(published(table, columns))
+        if chunk := sink.take():
+            yield chunk
+    writer.close()
+    if chunk := sink.take():
+        yield chunk
+
+
+def _csv_ready(table: pa.Table) -> pa.Table:
+    """Times as ISO 8601 text, as `ingest export --format csv` writes them."""
+    for index, field in enumerate(table.schema):
+        if pa.types.is_timestamp(field.type):
+            zone = "Z" if field.type.tz else ""
+            text = pc.strftime(table.column(index), format=f"%Y-%m-%dT%H:%M:%S{zone}")
+            table = table.set_column(index, field.name, text)
+    return table

@@ -1,0 +1,2 @@
+"""The routes: `datasets` (the list, versions, quarantine), `data` (the rows), `ops` (health,
+stats)."""
