@@ -3,6 +3,7 @@
 (`hmac.compare_digest`); anything else is a 401 that names the headers, never the key."""
 
 import hmac
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -26,8 +27,8 @@ def _same(given: str | None, key: str) -> bool:
 
 def require_key(
     request: Request,
-    credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
-    header_key: str | None = Depends(api_key_header),
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    header_key: Annotated[str | None, Depends(api_key_header)],
 ) -> None:
     key = api_state(request).settings.api_key
     if key is None:

@@ -74,7 +74,9 @@ def decode(text: str, key: bytes) -> Cursor:
     try:
         body, mac = _unb64(body_text), _unb64(mac_text)
     except (binascii.Error, ValueError):
-        raise BadCursor("cursor: not a cursor of this server (pass next_cursor back as it is)")
+        raise BadCursor(
+            "cursor: not a cursor of this server (pass next_cursor back as it is)"
+        ) from None
     wanted = hmac.new(key, body, hashlib.sha256).digest()[:MAC_BYTES]
     if not hmac.compare_digest(mac, wanted):
         raise BadCursor(

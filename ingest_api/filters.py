@@ -96,15 +96,8 @@ class Filters:
             if snapshot.dataset_id in self.series:
                 return month.rows
             return month.rows.slice(0, 0)
-        pieces = [
-            month.rows.slice(start, stop - start)
-            for name in self.series
-            if (found := month.series.get(name)) is not None
-            for start, stop in [found]
-        ]
-        if not pieces:
-            return month.rows.slice(0, 0)
-        return pieces[0] if len(pieces) == 1 else pa.concat_tables(pieces)
+        column = month.rows[snapshot.series_column]
+        return month.rows.filter(pc.is_in(column, value_set=pa.array(self.series, column.type)))
 
     def _time_mask(self, column: pa.ChunkedArray) -> pa.ChunkedArray:
         kind = column.type

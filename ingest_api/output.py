@@ -51,13 +51,18 @@ def json_rows(tables: Iterable[pa.Table], columns: list[str]) -> list[dict[str, 
     for table in tables:
         ready = _texts(published(table, columns))
         values = [column.to_pylist() for column in ready.columns]
-        rows.extend(dict(zip(ready.column_names, row, strict=True)) for row in zip(*values))
+        rows.extend(
+            dict(zip(ready.column_names, row, strict=True)) for row in zip(*values, strict=True)
+        )
     return rows
 
 
 def json_body(data: dict[str, Any]) -> bytes:
     """orjson writes NaN and infinities as null, as JSON has neither."""
     return orjson.dumps(data)
+
+
+IPC_END = b"\xff\xff\xff\xff\x00\x00\x00\x00"  # an Arrow IPC stream's end-of-stream marker
 
 
 class _Chunks(io.RawIOBase):
@@ -80,9 +85,13 @@ class _Chunks(io.RawIOBase):
         return data
 
 
-def stream(fmt: str, tables: Iterable[pa.Table], schema: pa.Schema, columns: list[str]) -> Iterator[bytes]:
+def stream(
+    fmt: str, tables: Iterable[pa.Table], schema: pa.Schema, columns: list[str]
+) -> Iterator[bytes]:
     """The rows of `tables` (each of `schema`) as one `fmt` body, chunk by chunk."""
-    out_schema = hex_columns(pa.table({f.name: pa.array([], f.type) for f in schema}).select(columns)).schema
+    out_schema = hex_columns(
+        pa.table({f.name: pa.array([], f.type) for f in schema}).select(columns)
+    ).schema
     sink = _Chunks()
     if fmt == "csv":
         header = True
@@ -94,13 +103,19 @@ def stream(fmt: str, tables: Iterable[pa.Table], schema: pa.Schema, columns: lis
             yield buffer.getvalue()
         if header:  # no rows: the header alone
             buffer = io.BytesIO()
-            pacsv.write_csv(_csv_ready(pa.table({f.name: pa.array([], f.type) for f in out_schema})), buffer)
+            pacsv.write_csv(
+                _csv_ready(pa.table({f.name: pa.array([], f.type) for f in out_schema})), buffer
+            )
             yield buffer.getvalue()
         return
-    if fmt == "arrow":
-        writer: Any = pa.ipc.new_stream(pa.PythonFile(sink, mode="w"), out_schema)
-    else:
-        writer = pq.ParquetWriter(pa.PythonFile(sink, mode="w"), out_schema, compression="zstd")
+    if fmt == "arrow":  # the IPC stream's messages, each encoded whole by Arrow
+        yield out_schema.serialize().to_pybytes()
+        for table in tables:
+            for batch in published(table, columns).to_batches():
+                yield batch.serialize().to_pybytes()
+        yield IPC_END
+        return
+    writer = pq.ParquetWriter(pa.PythonFile(sink, mode="w"), out_schema, compression="zstd")
     for table in tables:
         writer.write_table(published(table, columns))
         if chunk := sink.take():

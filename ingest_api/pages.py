@@ -1,4 +1,4 @@
-"""Pages of a snapshot's rows, in scan order (month, then series, time, key_hash), and the
+"""Pages of a snapshot's rows, in scan order (month, then time, key_hash), and the
 cursors between them.
 
 A position is (month, rows of that month already returned, under the request's filters). The
@@ -8,6 +8,7 @@ whatever was published meanwhile. The cursor also carries a prefix of the last r
 hash, checked on resume (a mismatch would mean the store changed under the version: a 409)."""
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -101,11 +102,16 @@ class Scan:
         return pieces, None
 
     def stream(self, position: Position, chunk_rows: int = 65_536) -> Iterator[pa.Table]:
-        """Every row from `position` on, a month (cut in chunks) at a time."""
+        """Every row from `position` on, a month (cut in chunks) at a time; the next month is
+        read and replayed on a thread while this one is sent."""
         month, offset = position.month, position.offset
-        while month < len(self.months):
-            rows = self.rows_of(month)
-            while offset < rows.num_rows:
-                yield rows.slice(offset, chunk_rows)
-                offset += chunk_rows
-            month, offset = month + 1, 0
+        with ThreadPoolExecutor(max_workers=1) as ahead:
+            coming = ahead.submit(self.rows_of, month) if month < len(self.months) else None
+            while coming is not None:
+                rows = coming.result()
+                month += 1
+                coming = ahead.submit(self.rows_of, month) if month < len(self.months) else None
+                while offset < rows.num_rows:
+                    yield rows.slice(offset, chunk_rows)
+                    offset += chunk_rows
+                offset = 0

@@ -16,10 +16,12 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ingest_resources.errors import ConfigError
 
-VERIFY_MODES = ("chain", "full", "off")
+VerifyMode = Literal["chain", "full", "off"]
+VERIFY_MODES: tuple[VerifyMode, ...] = ("chain", "full", "off")
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:
@@ -41,7 +43,7 @@ class ApiSettings:
     rate: float = 50.0  # requests a second per client address; 0: no limit
     burst: float = 100.0
     cache_bytes: int = 256 << 20
-    verify: str = "chain"
+    verify: VerifyMode = "chain"
     # signs cursors: the API key when there is one (cursors outlive a restart), else random
     cursor_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
@@ -49,9 +51,11 @@ class ApiSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "ApiSettings":
         env = os.environ if environ is None else environ
         key = env.get("INGEST_API_KEY", "").strip() or None
-        verify = env.get("INGEST_API_VERIFY", "chain").strip() or "chain"
-        if verify not in VERIFY_MODES:
-            raise ConfigError(f"INGEST_API_VERIFY={verify!r}: expected one of {VERIFY_MODES}")
+        text = env.get("INGEST_API_VERIFY", "chain").strip() or "chain"
+        found = [mode for mode in VERIFY_MODES if mode == text]
+        if not found:
+            raise ConfigError(f"INGEST_API_VERIFY={text!r}: expected one of {VERIFY_MODES}")
+        verify = found[0]
         return cls(
             api_key=key,
             rate=_number(env, "INGEST_API_RATE", 50.0),

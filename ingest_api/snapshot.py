@@ -8,8 +8,11 @@ That is what pins a scan: a cursor names V and a month, and every page is cut fr
 rows. (The projection windows are not read: they are rewritten in place by every publish and
 rebuilt whole by `ingest repair`, so a scan pinned to V could not rely on them.)
 
-A month's rows are sorted by series, time, key_hash (a total order: key_hash is unique) and
-kept in a ByteLru; a month no later version touched is shared by every version's snapshot.
+A month's rows are in the order of its event file and projection window: time, then key_hash
+(a total order: key_hash is unique). They are kept in a ByteLru; a month no later version
+touched is shared by every version's snapshot. A month that only one version wrote is that
+version's event file as it is (a version holds each key once), read without a replay, and not
+sorted again when its footer declares that order.
 
 When a dataset's primary key does not hold its time column, a revision can move a key to
 another month; then a month's replay may hold keys whose latest row is elsewhere. Only then
@@ -21,13 +24,13 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from ingest_api.cache import ByteLru
 from ingest_assets import eventstore, layout
 from ingest_assets.contract import SERIES_CODE, DatasetConfig
 from ingest_assets.eventstore import Manifest
-from ingest_assets.rows.hashing import KEY_HASH, digest_schema
+from ingest_assets.rows.hashing import KEY_HASH, digest_columns, digest_schema
 from ingest_resources.object_store import ObjectStore
 
 OP, VERSION = "op", "version"  # the event rows' own columns (docs/storage.md)
@@ -41,26 +44,14 @@ def month_label(key: str) -> str:
 
 @dataclass(frozen=True)
 class Month:
-    """A month's latest rows as of a version, in scan order, with each series' slice."""
+    """A month's latest rows as of a version, in scan order (time, then key_hash: the order of
+    event files and projection windows)."""
 
     rows: pa.Table
-    series: dict[str, tuple[int, int]]  # series -> (start, stop); empty without a series column
 
     @property
     def nbytes(self) -> int:
-        return int(self.rows.nbytes) + 64 * len(self.series)
-
-
-def _series_bounds(rows: pa.Table, column: str | None) -> dict[str, tuple[int, int]]:
-    if column is None or rows.num_rows == 0:
-        return {}
-    runs = pc.run_end_encode(rows[column].combine_chunks())
-    bounds, start = {}, 0
-    for value, end in zip(runs.values.to_pylist(), runs.run_ends.to_pylist(), strict=True):
-        if value is not None:
-            bounds[str(value)] = (start, int(end))
-        start = int(end)
-    return bounds
+        return int(self.rows.nbytes)
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -135,6 +126,8 @@ class Snapshot:
         return self.cache.get(key, lambda: self._replay_month(entries), lambda m: m.nbytes)
 
     def _replay_month(self, entries: list[tuple[int, eventstore.EventFile]]) -> Month:
+        if len(entries) == 1 and self.keys_stay_in_their_month:
+            return self._one_file(entries[0][1].key)
         by_manifest: dict[int, list[eventstore.EventFile]] = {}
         for position, file in entries:
             by_manifest.setdefault(position, []).append(file)
@@ -144,17 +137,35 @@ class Snapshot:
         ]
         rows = eventstore.replay(self.store, restricted)
         if rows is None:
-            return Month(pa.table({f.name: pa.array([], f.type) for f in self.schema}), {})
+            return Month(pa.table({f.name: pa.array([], f.type) for f in self.schema}))
         if not self.keys_stay_in_their_month:
             rows = rows.join(
                 self._latest_versions(), keys=[KEY_HASH, VERSION], join_type="left semi"
             )
-        rows = conform(rows, self.schema)
+        return Month(self._in_order(conform(rows, self.schema)))
+
+    def _one_file(self, key: str) -> Month:
+        """A month only one version wrote: its event file is its latest rows (a version holds
+        a key once), already in scan order when its footer says so (one row group, sorted by
+        time and key_hash: how a month that fits one row group is written)."""
+        parquet = pq.ParquetFile(pa.BufferReader(self.store.get(key)))
+        rows = conform(digest_columns(parquet.read()), self.schema)
+        names = parquet.schema_arrow.names
+        declared = (
+            [
+                (names[c.column_index], c.descending)
+                for c in parquet.metadata.row_group(0).sorting_columns
+            ]
+            if parquet.metadata.num_row_groups == 1
+            else []
+        )
+        if declared == [(self.time_column, False), (KEY_HASH, False)]:
+            return Month(rows.combine_chunks())
+        return Month(self._in_order(rows))
+
+    def _in_order(self, rows: pa.Table) -> pa.Table:
         order = [(self.time_column, "ascending"), (KEY_HASH, "ascending")]
-        if self.series_column:
-            order.insert(0, (self.series_column, "ascending"))
-        rows = rows.sort_by(order).combine_chunks()
-        return Month(rows, _series_bounds(rows, self.series_column))
+        return rows.sort_by(order).combine_chunks()
 
     def _latest_versions(self) -> pa.Table:
         """(key_hash, version) of every key's latest row as of this version."""
@@ -162,7 +173,7 @@ class Snapshot:
         def make() -> Month:
             found = eventstore.replay(self.store, list(self.chain), [KEY_HASH, VERSION])
             table = found.select([KEY_HASH, VERSION]) if found is not None else pa.table({})
-            return Month(table, {})
+            return Month(table)
 
         key = (self.dataset_id, "latest-versions", self.version)
         return self.cache.get(key, make, lambda m: m.nbytes).rows

@@ -65,12 +65,14 @@ class Table:
 
     def select(self, names: list[str]) -> sql.Composable:
         """The columns, those of a type Arrow is not given here as text."""
-        parts = []
+        parts: list[sql.Composable] = []
         for name in names:
             if self.columns[name] in ARROW_TYPES:
                 parts.append(sql.Identifier(name))
             else:
-                parts.append(sql.SQL("{}::text AS {}").format(sql.Identifier(name), sql.Identifier(name)))
+                parts.append(
+                    sql.SQL("{}::text AS {}").format(sql.Identifier(name), sql.Identifier(name))
+                )
         return sql.SQL(", ").join(parts)
 
     def where(self, filters: Filters, after: list[Any] | None) -> tuple[sql.Composable, list[Any]]:
@@ -96,9 +98,13 @@ class Table:
             params += [low, high]
         if filters.q:
             texts = [n for n, kind in self.columns.items() if kind in TEXT_TYPES]
-            pattern = "%" + filters.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            pattern = (
+                "%" + filters.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            )
             matches = [sql.SQL("{} ILIKE %s").format(sql.Identifier(n)) for n in texts]
-            clauses.append(sql.SQL("({})").format(sql.SQL(" OR ").join(matches or [sql.SQL("false")])))
+            clauses.append(
+                sql.SQL("({})").format(sql.SQL(" OR ").join(matches or [sql.SQL("false")]))
+            )
             params += [pattern] * len(texts)
         if after is not None:
             keys = sql.SQL(", ").join(sql.Identifier(k) for k in self.keys)
@@ -147,13 +153,19 @@ def _ledger_head(cursor: PgCursor, dataset_id: str) -> str | None:
     return str(found[0]) if found and found[0] else None
 
 
-def _open(state: ApiState, dataset_id: str) -> tuple[DatasetConfig, Connection, PgCursor, Table, str]:
+def _open(
+    state: ApiState, dataset_id: str
+) -> tuple[DatasetConfig, Connection, PgCursor, Table, str]:
     config = state.catalog.config(dataset_id)
     target = config.publish.postgres
     if target is None:
-        raise BadParameter(f"source=warehouse: dataset {dataset_id} has no publish.postgres table", "source")
+        raise BadParameter(
+            f"source=warehouse: dataset {dataset_id} has no publish.postgres table", "source"
+        )
     if state.runtime.warehouse is None:
-        raise BadParameter("source=warehouse: INGEST_POSTGRES_URL is not set on this server", "source")
+        raise BadParameter(
+            "source=warehouse: INGEST_POSTGRES_URL is not set on this server", "source"
+        )
     connection = _connect(state, dataset_id)
     try:
         cursor = connection.cursor()
@@ -197,14 +209,19 @@ def respond(
     fmt: str,
 ) -> Response:
     if version is not None:
-        raise BadParameter("version: the warehouse holds the latest rows only (use source=store)", "version")
+        raise BadParameter(
+            "version: the warehouse holds the latest rows only (use source=store)", "version"
+        )
     config, connection, cursor, table, head = _open(state, dataset_id)
     fingerprint = digest("warehouse", filters.digest())
     after = None
     if pinned is not None:
         if pinned.dataset != dataset_id or pinned.filters != fingerprint or pinned.after is None:
             connection.close()
-            raise BadParameter("cursor: made for another dataset, source or filters: repeat the filters of the request that returned it", "cursor")
+            raise BadParameter(
+                "cursor: made for another dataset, source or filters: repeat the filters of the request that returned it",
+                "cursor",
+            )
         if pinned.version != head:
             connection.close()
             raise Conflict(
@@ -220,7 +237,12 @@ def respond(
     schema = table.arrow_schema(names)
     if size is None:
         return StreamingResponse(
-            stream(fmt, _all_rows(connection, cursor, table, names, filters, after, schema), schema, names),
+            stream(
+                fmt,
+                _all_rows(connection, cursor, table, names, filters, after, schema),
+                schema,
+                names,
+            ),
             media_type=MEDIA_TYPES[fmt],
             headers={"X-Ingest-Version": head},
         )
@@ -244,7 +266,9 @@ def respond(
     if fmt != "json":
         if next_cursor:
             headers["X-Next-Cursor"] = next_cursor
-        return StreamingResponse(stream(fmt, iter([page]), schema, names), media_type=MEDIA_TYPES[fmt], headers=headers)
+        return StreamingResponse(
+            stream(fmt, iter([page]), schema, names), media_type=MEDIA_TYPES[fmt], headers=headers
+        )
     body = {
         "dataset_id": dataset_id,
         "version": head,

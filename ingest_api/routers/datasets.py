@@ -32,15 +32,15 @@ State = Annotated[ApiState, Depends(api_state)]
 def _verify_state(state: ApiState, dataset_id: str, head: Manifest | None) -> VerifyState:
     mode = state.settings.verify
     if head is None:
-        return VerifyState(state="nothing published", mode=mode)  # type: ignore[arg-type]
+        return VerifyState(state="nothing published", mode=mode, version=None)
     if mode == "off":
         return VerifyState(state="off", mode="off", version=head.version)
     verdict = state.verifier.verdict(dataset_id, head.version)
     if verdict is None:
-        return VerifyState(state="pending", mode=mode, version=head.version)  # type: ignore[arg-type]
+        return VerifyState(state="pending", mode=mode, version=head.version)
     return VerifyState(
         state="ok" if verdict.ok else "problems",
-        mode=mode,  # type: ignore[arg-type]
+        mode=mode,
         version=verdict.version,
         checked_at=verdict.checked_at,
         problems=list(verdict.problems[:5]),
@@ -172,4 +172,6 @@ def quarantine(
     if following < rows:
         made = Cursor(dataset_id, "", digest(partition), fingerprint, following)
         next_cursor = encode(made, state.settings.cursor_key)
-    return QuarantinePage(dataset_id=dataset_id, count=len(page), rows=page, next_cursor=next_cursor)
+    return QuarantinePage(
+        dataset_id=dataset_id, count=len(page), rows=page, next_cursor=next_cursor
+    )

@@ -44,7 +44,9 @@ def _store_check(state: ApiState) -> tuple[Check, dict[str, str | None]]:
             problems.append(f"{dataset_id}: {exc}"[:DETAIL_CHARS])
     if problems:
         return Check(ok=False, detail="; ".join(problems)), versions
-    return Check(ok=True, detail=f"{state.runtime.store.describe()}: {len(versions)} dataset(s)"), versions
+    return Check(
+        ok=True, detail=f"{state.runtime.store.describe()}: {len(versions)} dataset(s)"
+    ), versions
 
 
 def _warehouse_check(state: ApiState) -> Check:
@@ -58,14 +60,19 @@ def _warehouse_check(state: ApiState) -> Check:
         finally:
             connection.close()
     except Exception as exc:  # noqa: BLE001 - reported as the check's failure
-        return Check(ok=False, detail=f"cannot connect: {type(exc).__name__}: {exc}"[:DETAIL_CHARS].strip())
+        return Check(
+            ok=False, detail=f"cannot connect: {type(exc).__name__}: {exc}"[:DETAIL_CHARS].strip()
+        )
     return Check(ok=True, detail="SELECT 1 answered")
 
 
 @router.get(
     "/health",
     response_model=Health,
-    responses={503: {"model": Health, "description": "something failed: its check says what"}, **errors(429)},
+    responses={
+        503: {"model": Health, "description": "something failed: its check says what"},
+        **errors(429),
+    },
     summary="store, warehouse and Dagster instance reachable; last run per dataset",
 )
 def health(state: State) -> Any:
