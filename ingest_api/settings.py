@@ -31,9 +31,9 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise ConfigError(f"{name}={text!r}: expected a number") from None
+        raise ConfigError([f"{name}={text!r}: expected a number"]) from None
     if value < 0:
-        raise ConfigError(f"{name}={text!r}: expected a number >= 0")
+        raise ConfigError([f"{name}={text!r}: expected a number >= 0"])
     return value
 
 
@@ -54,7 +54,7 @@ class ApiSettings:
         text = env.get("INGEST_API_VERIFY", "chain").strip() or "chain"
         found = [mode for mode in VERIFY_MODES if mode == text]
         if not found:
-            raise ConfigError(f"INGEST_API_VERIFY={text!r}: expected one of {VERIFY_MODES}")
+            raise ConfigError([f"INGEST_API_VERIFY={text!r}: expected one of {VERIFY_MODES}"])
         verify = found[0]
         return cls(
             api_key=key,
