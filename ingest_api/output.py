@@ -41,7 +41,8 @@ def _texts(table: pa.Table) -> pa.Table:
         elif pa.types.is_date(kind) or pa.types.is_time(kind) or pa.types.is_decimal(kind):
             table = table.set_column(index, field.name, column.cast(pa.string()))
         elif pa.types.is_binary(kind) or pa.types.is_fixed_size_binary(kind):
-            table = table.set_column(index, field.name, pc.binary_to_hex(column))
+            text = pa.array([v.hex() if v is not None else None for v in column.to_pylist()])
+            table = table.set_column(index, field.name, text)
     return table
 
 
