@@ -17,10 +17,14 @@ connections, latency = request sent to body read):
 - `scan`: a full cursor scan, pages of 1,000 rows (ROAPI has no cursor: `ORDER BY obs_time,
   key_hash LIMIT 1000 OFFSET k`, k going up);
 at concurrency 1 and 8: requests, p50, p99.
-- scan throughput in rows/s: every row once, as JSON (Ingest: cursor pages of 1,000; ROAPI:
-  one response) and as Arrow (Ingest: `format=arrow`, one streamed response; ROAPI: one Arrow
-  stream response); DuckDB in-process: `SELECT *` read as Arrow record batches.
-- the Ingest server's RSS (VmRSS, every 0.25 s) during its full scans: start, peak, end.
+- scan throughput in rows/s: every row once, as JSON (Ingest: cursor pages of 1,000, read by
+  Python; ROAPI: one response, read by curl) and, --rounds times interleaved, as Arrow (Ingest:
+  `format=arrow`, one streamed response; ROAPI: one Arrow stream response; both read by curl)
+  next to DuckDB in-process (`SELECT *` read as Arrow record batches): the ratio is taken within
+  a round, as this machine's load moves from minute to minute.
+- the Ingest server's RSS (VmRSS, every 0.25 s) during its full scans: start, peak, end and at
+  each tenth of the scan (--cache-mb sets the server's INGEST_API_CACHE_MB).
+Needs curl on PATH.
 Results go to bench/results_api.json under --label.
 """
 
@@ -31,6 +35,7 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -41,6 +46,7 @@ from measure import REPO, save
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 DATASET = "API_BENCH"
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
 WINDOW = ("2015-01-01", "2015-04-10")  # 100 days: 100 rows of one series
 CONFIG = """\
 dataset_id: API_BENCH
@@ -272,11 +278,52 @@ def fetch(port: int, request: Request) -> tuple[bytes, float]:
     return body, seconds
 
 
-def scans(ingest: tuple[int, int], roapi_port: int, data: Path, rows: int) -> dict[str, object]:
-    """Every row once, as JSON and as Arrow, from each; and DuckDB's in-process read."""
-    import duckdb
+def curl(url: str, out: Path, sql: str | None = None, accept: str | None = None) -> float:
+    """One whole response read by curl (a native client: Python's http.client adds a second or
+    two to 845 MB): the transfer's seconds, as curl times it."""
+    command = ["curl", "-sS", "-o", str(out), "-w", "%{http_code} %{time_total}", url]
+    if sql is not None:
+        command += ["-X", "POST", "--data-binary", sql]
+    if accept is not None:
+        command += ["-H", f"Accept: {accept}"]
+    status, seconds = subprocess.run(
+        command, capture_output=True, text=True, check=True
+    ).stdout.split()
+    if status != "200":
+        raise SystemExit(f"{url}: {status} {out.read_bytes()[:300]!r}")
+    return float(seconds)
+
+
+def arrow_rows(path: Path) -> int:
     import pyarrow as pa
 
+    with pa.memory_map(str(path)) as source:
+        return int(pa.ipc.open_stream(source).read_all().num_rows)
+
+
+def duckdb_read(data: Path) -> tuple[int, float]:
+    """DuckDB in-process: every row of the Parquet files as Arrow record batches."""
+    import duckdb
+
+    connection = duckdb.connect()
+    connection.execute("SET enable_progress_bar = false")
+    started, count = time.perf_counter(), 0
+    relation = connection.sql(f"SELECT * FROM read_parquet('{data}/*/*/*.parquet')")
+    for batch in relation.to_arrow_reader(65_536):  # (a relation's reader: no extra copy)
+        count += batch.num_rows
+    return count, time.perf_counter() - started
+
+
+def figures(rows: int, seconds: float, **more: object) -> dict[str, object]:
+    return {"rows": rows, "s": round(seconds, 2), "rows_per_s": round(rows / seconds), **more}
+
+
+def scans(
+    ingest: tuple[int, int], roapi_port: int, data: Path, rows: int, rounds: int
+) -> dict[str, object]:
+    """Every row once: as JSON (Ingest's cursor pages; ROAPI's one response), then `rounds`
+    times as Arrow from each and DuckDB's in-process read, interleaved (the machine's load
+    moves: a ratio is taken within a round)."""
     port, pid = ingest
     found: dict[str, object] = {}
     rss = Rss(pid)
@@ -289,47 +336,42 @@ def scans(ingest: tuple[int, int], roapi_port: int, data: Path, rows: int) -> di
         cursor = page["next_cursor"]
         if not cursor:
             break
-    seconds = time.perf_counter() - started
-    found["ingest_json"] = {
-        "rows": count,
-        "s": round(seconds, 2),
-        "rows_per_s": round(count / seconds),
-        "rss": rss.stop(),
-    }
-    rss = Rss(pid)
-    body, seconds = fetch(port, ("GET", f"/datasets/{DATASET}/data?format=arrow", None, {}))
-    count = pa.ipc.open_stream(body).read_all().num_rows
-    found["ingest_arrow"] = {
-        "rows": count,
-        "s": round(seconds, 2),
-        "rows_per_s": round(count / seconds),
-        "rss": rss.stop(),
-    }
-    for name, accept in (
-        ("roapi_json", "application/json"),
-        ("roapi_arrow", "application/vnd.apache.arrow.stream"),
-    ):
-        body, seconds = fetch(roapi_port, roapi_sql(f"SELECT * FROM {DATASET.lower()}", accept))
-        count = (
-            len(json.loads(body))
-            if name == "roapi_json"
-            else pa.ipc.open_stream(body).read_all().num_rows
-        )
-        found[name] = {"rows": count, "s": round(seconds, 2), "rows_per_s": round(count / seconds)}
-    connection = duckdb.connect()
-    connection.execute("SET enable_progress_bar = false")
-    started, count = time.perf_counter(), 0
-    relation = connection.sql(f"SELECT * FROM read_parquet('{data}/*/*/*.parquet')")
-    reader = relation.to_arrow_reader(65_536)  # (a relation's reader: no extra copy)
-    for batch in reader:
-        count += batch.num_rows
-    seconds = time.perf_counter() - started
-    found["duckdb_in_process"] = {
-        "rows": count,
-        "s": round(seconds, 2),
-        "rows_per_s": round(count / seconds),
-    }
-    assert all(v["rows"] == rows for v in found.values() if isinstance(v, dict)), found  # type: ignore[index]
+    found["ingest_json"] = figures(count, time.perf_counter() - started, rss=rss.stop())
+    out = Path(tempfile.mkdtemp(prefix="api-bench-", dir="/dev/shm")) / "body"
+    roapi = f"http://127.0.0.1:{roapi_port}/api/sql"
+    table = DATASET.lower()
+    try:
+        seconds = curl(roapi, out, f"SELECT * FROM {table}", "application/json")
+        found["roapi_json"] = figures(len(json.loads(out.read_bytes())), seconds)
+        arrow: list[dict[str, object]] = []
+        for index in range(rounds):
+            rss = Rss(pid)
+            seconds = curl(f"http://127.0.0.1:{port}/datasets/{DATASET}/data?format=arrow", out)
+            ingest_round = figures(arrow_rows(out), seconds, rss=rss.stop())
+            seconds = curl(roapi, out, f"SELECT * FROM {table}", ARROW_STREAM)
+            roapi_round = figures(arrow_rows(out), seconds)
+            count, seconds = duckdb_read(data)
+            duck = figures(count, seconds)
+            ratio = round(float(ingest_round["s"]) / float(duck["s"]), 2)  # type: ignore[arg-type]
+            arrow.append(
+                {
+                    "ingest": ingest_round,
+                    "roapi": roapi_round,
+                    "duckdb": duck,
+                    "ingest_over_duckdb": ratio,
+                }
+            )
+            print(f"arrow round {index + 1}: {arrow[-1]}", flush=True)
+    finally:
+        out.unlink(missing_ok=True)
+        out.parent.rmdir()
+    found["arrow_rounds"] = arrow
+    ratios = sorted(float(r["ingest_over_duckdb"]) for r in arrow)  # type: ignore[arg-type]
+    found["arrow_ratio_median"] = ratios[len(ratios) // 2]
+    counts = [found["ingest_json"], found["roapi_json"]] + [
+        v for r in arrow for v in r.values() if isinstance(v, dict)
+    ]
+    assert all(c["rows"] == rows for c in counts), counts  # type: ignore[index]
     return found
 
 
@@ -344,6 +386,7 @@ def main() -> None:
         "--cache-mb", type=int, default=256, help="the server's INGEST_API_CACHE_MB"
     )
     parser.add_argument("--scans-only", action="store_true", help="no latency runs")
+    parser.add_argument("--rounds", type=int, default=3, help="Arrow scans, interleaved")
     args = parser.parse_args()
     store = build(args.root, args.series, args.days)
     events = store / "datasets" / DATASET / "events"
@@ -372,7 +415,9 @@ def main() -> None:
                 latency[f"{name}_c{concurrency}"] = measured
                 print(f"{name} c={concurrency}: {measured}", flush=True)
         result["latency"] = latency
-        result["scans"] = scans((port, ingest.pid), roapi_port, data, args.series * args.days)
+        result["scans"] = scans(
+            (port, ingest.pid), roapi_port, data, args.series * args.days, args.rounds
+        )
         print(json.dumps(result["scans"], indent=2), flush=True)
     finally:
         for process in (ingest, roapi):

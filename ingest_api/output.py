@@ -15,6 +15,8 @@ import pyarrow.parquet as pq
 
 from ingest_assets.rows.hashing import hex_columns
 
+NEXT_CURSOR = "X-Next-Cursor"  # a bulk page's next cursor
+VERSION_HEADER = "X-Ingest-Version"  # the version the rows of a bulk response are of
 MEDIA_TYPES = {
     "json": "application/json",
     "csv": "text/csv; charset=utf-8",
@@ -88,7 +90,7 @@ class _Chunks(io.RawIOBase):
 
 def stream(
     fmt: str, tables: Iterable[pa.Table], schema: pa.Schema, columns: list[str]
-) -> Iterator[bytes]:
+) -> Iterator[bytes | memoryview]:
     """The rows of `tables` (each of `schema`) as one `fmt` body, chunk by chunk."""
     out_schema = hex_columns(
         pa.table({f.name: pa.array([], f.type) for f in schema}).select(columns)
@@ -109,11 +111,11 @@ def stream(
             )
             yield buffer.getvalue()
         return
-    if fmt == "arrow":  # the IPC stream's messages, each encoded whole by Arrow
-        yield out_schema.serialize().to_pybytes()
+    if fmt == "arrow":  # the IPC stream's messages, each encoded whole by Arrow (not copied)
+        yield memoryview(out_schema.serialize())
         for table in tables:
             for batch in published(table, columns).to_batches():
-                yield batch.serialize().to_pybytes()
+                yield memoryview(batch.serialize())
         yield IPC_END
         return
     writer = pq.ParquetWriter(pa.PythonFile(sink, mode="w"), out_schema, compression="zstd")

@@ -8,6 +8,7 @@ whatever was published meanwhile. The cursor also carries a prefix of the last r
 hash, checked on resume (a mismatch would mean the store changed under the version: a 409)."""
 
 from collections.abc import Iterator
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from ingest_api.snapshot import Snapshot
 from ingest_assets.rows.hashing import KEY_HASH
 
 LAST_KEY_BYTES = 8
+AHEAD = 2  # months read ahead by a bulk read
 
 
 @dataclass(frozen=True)
@@ -102,15 +104,21 @@ class Scan:
         return pieces, None
 
     def stream(self, position: Position, chunk_rows: int = 65_536) -> Iterator[pa.Table]:
-        """Every row from `position` on, a month (cut in chunks) at a time; the next month is
-        read and replayed on a thread while this one is sent."""
-        month, offset = position.month, position.offset
-        with ThreadPoolExecutor(max_workers=1) as ahead:
-            coming = ahead.submit(self.rows_of, month) if month < len(self.months) else None
-            while coming is not None:
-                rows = coming.result()
-                month += 1
-                coming = ahead.submit(self.rows_of, month) if month < len(self.months) else None
+        """Every row from `position` on, a month (cut in chunks) at a time; the next AHEAD
+        months are read and replayed on threads while this one is sent (Arrow decodes
+        outside Python's lock)."""
+        offset = position.offset
+        with ThreadPoolExecutor(max_workers=AHEAD) as pool:
+            coming = deque(
+                pool.submit(self.rows_of, month)
+                for month in range(position.month, min(position.month + AHEAD, len(self.months)))
+            )
+            following = position.month + len(coming)
+            while coming:
+                rows = coming.popleft().result()
+                if following < len(self.months):
+                    coming.append(pool.submit(self.rows_of, following))
+                    following += 1
                 while offset < rows.num_rows:
                     yield rows.slice(offset, chunk_rows)
                     offset += chunk_rows

@@ -23,7 +23,14 @@ from psycopg2.extensions import cursor as PgCursor
 from ingest_api.cursor import Cursor, digest, encode
 from ingest_api.errors import BadParameter, Conflict, NotFound, Unavailable
 from ingest_api.filters import Filters
-from ingest_api.output import MEDIA_TYPES, json_body, json_rows, stream
+from ingest_api.output import (
+    MEDIA_TYPES,
+    NEXT_CURSOR,
+    VERSION_HEADER,
+    json_body,
+    json_rows,
+    stream,
+)
 from ingest_api.state import ApiState
 from ingest_assets.contract import SERIES_CODE, DatasetConfig
 from ingest_resources.postgres_names import table_column
@@ -244,7 +251,7 @@ def respond(
                 names,
             ),
             media_type=MEDIA_TYPES[fmt],
-            headers={"X-Ingest-Version": head},
+            headers={VERSION_HEADER: head},
         )
     try:
         statement, params = table.query(names, filters, after, size + 1)
@@ -262,10 +269,10 @@ def respond(
         last = [_plain(v) for v in rows[-1][count:]]
         made = Cursor(dataset_id, head, fingerprint, "", 0, "", last)
         next_cursor = encode(made, state.settings.cursor_key)
-    headers = {"X-Ingest-Version": head}
+    headers = {VERSION_HEADER: head}
     if fmt != "json":
         if next_cursor:
-            headers["X-Next-Cursor"] = next_cursor
+            headers[NEXT_CURSOR] = next_cursor
         return StreamingResponse(
             stream(fmt, iter([page]), schema, names), media_type=MEDIA_TYPES[fmt], headers=headers
         )

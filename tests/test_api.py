@@ -148,6 +148,7 @@ def test_a_cursor_keeps_its_version_and_may_change_columns(rates):
 def test_bulk_formats_stream_every_row(rates, fmt):
     response = rates["client"].get(DATA, params={"format": fmt, "series": "A"})
     assert response.status_code == 200
+    assert response.headers["x-ingest-version"] == rates["v2"]
     if fmt == "csv":
         assert response.headers["content-type"].startswith("text/csv")
         rows = list(csv.DictReader(io.StringIO(response.text)))

@@ -11,11 +11,18 @@ from fastapi.responses import Response, StreamingResponse
 
 from ingest_api import warehouse_reads
 from ingest_api.auth import api_state, require_key
-from ingest_api.cursor import Cursor, decode, encode
+from ingest_api.cursor import decode, encode
 from ingest_api.errors import BadParameter
 from ingest_api.filters import Filters, select_columns
 from ingest_api.models import DataPage
-from ingest_api.output import MEDIA_TYPES, json_body, json_rows, stream
+from ingest_api.output import (
+    MEDIA_TYPES,
+    NEXT_CURSOR,
+    VERSION_HEADER,
+    json_body,
+    json_rows,
+    stream,
+)
 from ingest_api.pages import Scan
 from ingest_api.routers.common import DatasetId, errors
 from ingest_api.state import ApiState
@@ -24,7 +31,6 @@ router = APIRouter(dependencies=[Depends(require_key)], responses=errors(401, 42
 State = Annotated[ApiState, Depends(api_state)]
 JSON_PAGE, JSON_PAGE_MAX = 100, 1000
 BULK_PAGE_MAX = 1_000_000
-NEXT_CURSOR = "X-Next-Cursor"
 
 BULK = {
     fmt: {"schema": {"type": "string", "format": "binary"}}
@@ -111,11 +117,15 @@ def data(
     position = scan.start(pinned)
     key = state.settings.cursor_key
     if size is None:  # a bulk read of every row from the cursor on
-        return _streamed(format, scan.stream(position), snapshot.schema, names, None)
+        return _streamed(
+            format, scan.stream(position), snapshot.schema, names, None, snapshot.version
+        )
     pieces, following = scan.page(position, size)
     next_cursor = encode(following, key) if following else None
     if format != "json":
-        return _streamed(format, iter(pieces), snapshot.schema, names, next_cursor)
+        return _streamed(
+            format, iter(pieces), snapshot.schema, names, next_cursor, snapshot.version
+        )
     rows = json_rows(pieces, names)
     body = {
         "dataset_id": dataset_id,
@@ -135,12 +145,9 @@ def _streamed(
     schema: pa.Schema,
     names: list[str],
     next_cursor: str | None,
-    version: str | None = None,
+    version: str,
 ) -> StreamingResponse:
-    headers = {NEXT_CURSOR: next_cursor} if next_cursor else {}
+    headers = {VERSION_HEADER: version, **({NEXT_CURSOR: next_cursor} if next_cursor else {})}
     return StreamingResponse(
         stream(fmt, tables, schema, names), media_type=MEDIA_TYPES[fmt], headers=headers
     )
-
-
-__all__ = ["Cursor", "router"]
