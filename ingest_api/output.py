@@ -88,39 +88,38 @@ class _Chunks(io.RawIOBase):
         return data
 
 
-def stream(
-    fmt: str, tables: Iterable[pa.Table], schema: pa.Schema, columns: list[str]
-) -> Iterator[bytes | memoryview]:
-    """The rows of `tables` (each of `schema`) as one `fmt` body, chunk by chunk."""
-    out_schema = hex_columns(
-        pa.table({f.name: pa.array([], f.type) for f in schema}).select(columns)
-    ).schema
-    sink = _Chunks()
+def published_schema(schema: pa.Schema, columns: list[str]) -> pa.Schema:
+    """The schema of `published(table, columns)` for a table of `schema`."""
+    empty = pa.table({f.name: pa.array([], f.type) for f in schema})
+    return published(empty, columns).schema
+
+
+def stream(fmt: str, tables: Iterable[pa.Table], schema: pa.Schema) -> Iterator[bytes | memoryview]:
+    """`tables` (already `published`, each of `schema`) as one `fmt` body, chunk by chunk."""
     if fmt == "csv":
         header = True
         for table in tables:
             buffer = io.BytesIO()
-            rows = _csv_ready(published(table, columns))
-            pacsv.write_csv(rows, buffer, pacsv.WriteOptions(include_header=header))
+            pacsv.write_csv(_csv_ready(table), buffer, pacsv.WriteOptions(include_header=header))
             header = False
             yield buffer.getvalue()
         if header:  # no rows: the header alone
             buffer = io.BytesIO()
-            pacsv.write_csv(
-                _csv_ready(pa.table({f.name: pa.array([], f.type) for f in out_schema})), buffer
-            )
+            empty = pa.table({f.name: pa.array([], f.type) for f in schema})
+            pacsv.write_csv(_csv_ready(empty), buffer)
             yield buffer.getvalue()
         return
     if fmt == "arrow":  # the IPC stream's messages, each encoded whole by Arrow (not copied)
-        yield memoryview(out_schema.serialize())
+        yield memoryview(schema.serialize())
         for table in tables:
-            for batch in published(table, columns).to_batches():
+            for batch in table.to_batches():
                 yield memoryview(batch.serialize())
         yield IPC_END
         return
-    writer = pq.ParquetWriter(pa.PythonFile(sink, mode="w"), out_schema, compression="zstd")
+    sink = _Chunks()
+    writer = pq.ParquetWriter(pa.PythonFile(sink, mode="w"), schema, compression="zstd")
     for table in tables:
-        writer.write_table(published(table, columns))
+        writer.write_table(table)
         if chunk := sink.take():
             yield chunk
     writer.close()

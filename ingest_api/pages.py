@@ -7,8 +7,8 @@ call: a scan resumed from a cursor returns each row of its pinned version exactl
 whatever was published meanwhile. The cursor also carries a prefix of the last row's key
 hash, checked on resume (a mismatch would mean the store changed under the version: a 409)."""
 
-from collections.abc import Iterator
 from collections import deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -103,23 +103,30 @@ class Scan:
             month, offset = month + 1, 0
         return pieces, None
 
-    def stream(self, position: Position, chunk_rows: int = 65_536) -> Iterator[pa.Table]:
-        """Every row from `position` on, a month (cut in chunks) at a time; the next AHEAD
-        months are read and replayed on threads while this one is sent (Arrow decodes
-        outside Python's lock)."""
-        offset = position.offset
+    def stream(
+        self,
+        position: Position,
+        prepare: Callable[[pa.Table], pa.Table],
+        chunk_rows: int = 65_536,
+    ) -> Iterator[pa.Table]:
+        """Every row from `position` on, a month (cut in chunks) at a time, each month made
+        ready to send by `prepare`. The next AHEAD months are read, replayed and prepared on
+        threads while this one is sent (Arrow works outside Python's lock)."""
+
+        def ready(month: int) -> pa.Table:
+            rows = self.rows_of(month)
+            return prepare(rows.slice(position.offset) if month == position.month else rows)
+
         with ThreadPoolExecutor(max_workers=AHEAD) as pool:
             coming = deque(
-                pool.submit(self.rows_of, month)
+                pool.submit(ready, month)
                 for month in range(position.month, min(position.month + AHEAD, len(self.months)))
             )
             following = position.month + len(coming)
             while coming:
                 rows = coming.popleft().result()
                 if following < len(self.months):
-                    coming.append(pool.submit(self.rows_of, following))
+                    coming.append(pool.submit(ready, following))
                     following += 1
-                while offset < rows.num_rows:
-                    yield rows.slice(offset, chunk_rows)
-                    offset += chunk_rows
-                offset = 0
+                for start in range(0, rows.num_rows, chunk_rows):
+                    yield rows.slice(start, chunk_rows)

@@ -245,10 +245,7 @@ def respond(
     if size is None:
         return StreamingResponse(
             stream(
-                fmt,
-                _all_rows(connection, cursor, table, names, filters, after, schema),
-                schema,
-                names,
+                fmt, _all_rows(connection, cursor, table, names, filters, after, schema), schema
             ),
             media_type=MEDIA_TYPES[fmt],
             headers={VERSION_HEADER: head},
@@ -274,7 +271,7 @@ def respond(
         if next_cursor:
             headers[NEXT_CURSOR] = next_cursor
         return StreamingResponse(
-            stream(fmt, iter([page]), schema, names), media_type=MEDIA_TYPES[fmt], headers=headers
+            stream(fmt, iter([page]), schema), media_type=MEDIA_TYPES[fmt], headers=headers
         )
     body = {
         "dataset_id": dataset_id,

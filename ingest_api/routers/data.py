@@ -21,6 +21,8 @@ from ingest_api.output import (
     VERSION_HEADER,
     json_body,
     json_rows,
+    published,
+    published_schema,
     stream,
 )
 from ingest_api.pages import Scan
@@ -116,16 +118,19 @@ def data(
     scan = Scan(snapshot, filters)
     position = scan.start(pinned)
     key = state.settings.cursor_key
+    schema = published_schema(snapshot.schema, names)
     if size is None:  # a bulk read of every row from the cursor on
-        return _streamed(
-            format, scan.stream(position), snapshot.schema, names, None, snapshot.version
-        )
+
+        def prepare(table: pa.Table) -> pa.Table:
+            return published(table, names)
+
+        tables = scan.stream(position, prepare)
+        return _streamed(format, tables, schema, None, snapshot.version)
     pieces, following = scan.page(position, size)
     next_cursor = encode(following, key) if following else None
     if format != "json":
-        return _streamed(
-            format, iter(pieces), snapshot.schema, names, next_cursor, snapshot.version
-        )
+        ready = (published(piece, names) for piece in pieces)
+        return _streamed(format, ready, schema, next_cursor, snapshot.version)
     rows = json_rows(pieces, names)
     body = {
         "dataset_id": dataset_id,
@@ -143,11 +148,11 @@ def _streamed(
     fmt: str,
     tables: Iterator[pa.Table],
     schema: pa.Schema,
-    names: list[str],
     next_cursor: str | None,
     version: str,
 ) -> StreamingResponse:
+    """`tables`, already `published`, as one streamed `fmt` body."""
     headers = {VERSION_HEADER: version, **({NEXT_CURSOR: next_cursor} if next_cursor else {})}
     return StreamingResponse(
-        stream(fmt, tables, schema, names), media_type=MEDIA_TYPES[fmt], headers=headers
+        stream(fmt, tables, schema), media_type=MEDIA_TYPES[fmt], headers=headers
     )
