@@ -43,6 +43,8 @@ class ParseContext:
     # what a parser read leniently or guessed (an encoding detected, a feed's recoverable XML):
     # shown on the parsed materialization and logged as warnings
     notes: list[str] = field(default_factory=list)
+    # the HTTP response's Content-Type (its charset is an encoding a feed or JSON may use)
+    content_type: str | None = None
 
     def note(self, message: str) -> None:
         self.notes.append(f"{self.source_name}: {message}")

@@ -72,7 +72,7 @@ def _write_parsed(
 ) -> tuple[int, pa.Schema | None, HeadKeeper, tuple[str, ...]]:
     """The parser's batches into the parsed part at `key`, each tagged with the raw info; with
     the parser's notes (what it read leniently or guessed)."""
-    context = ParseContext(config, raw.source)
+    context = ParseContext(config, raw.source, content_type=raw.content_type)
     raw_meta = raw.footer()
     with store.local_file(raw.key) as path:
         try:
