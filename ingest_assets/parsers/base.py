@@ -233,20 +233,29 @@ def with_row_numbers(table: pa.Table) -> pa.Table:
 
 
 def streams(ctx: ParseContext) -> bool:
-    """Whether the dataset's parser reads its file in batches (plain CSV) or whole."""
-    return ctx.config.parser == "table" and ctx.config.source.format == "csv"
+    """Whether the dataset's parser reads its file in batches (plain CSV, JSON Lines) or whole."""
+    format = ctx.config.source.format
+    return (ctx.config.parser, format) in (("table", "csv"), ("json_records", "jsonl"))
 
 
 def parse_batches(path: Path, ctx: ParseContext, whole: bool = False) -> Iterator[pa.Table]:
     """The parsed rows in batches, each with `_row` and `parse_config.columns` applied.
 
-    A plain CSV streams through Arrow's reader (bounded memory); everything else, and a CSV
-    Arrow reads differently from pandas (`whole=True`, after pa.ArrowInvalid), is parsed
-    whole by the dataset's parser."""
+    A plain CSV streams through Arrow's reader and JSON Lines line by line (bounded memory);
+    everything else, and a CSV Arrow reads differently from pandas (`whole=True`, after
+    pa.ArrowInvalid), is parsed whole by the dataset's parser."""
     if streams(ctx) and not whole:
-        from ingest_assets.parsers.table import stream_csv
-
-        for batch in stream_csv(path, ctx):
+        for batch in _stream(path, ctx):
             yield _rename_columns(batch, ctx)
         return
     yield with_row_numbers(parse_raw(path.read_bytes(), ctx))
+
+
+def _stream(path: Path, ctx: ParseContext) -> Iterator[pa.Table]:
+    if ctx.config.source.format == "jsonl":
+        from ingest_assets.parsers.json_lines import stream_jsonl
+
+        return stream_jsonl(path, ctx)
+    from ingest_assets.parsers.table import stream_csv
+
+    return stream_csv(path, ctx)

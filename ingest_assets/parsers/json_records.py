@@ -1,4 +1,5 @@
-"""`json_records`: the list of records at `source.records_path`, nested objects flattened.
+"""`json_records`: the list of records at `source.records_path`, nested objects flattened; or,
+with `source.format: jsonl`, one record per line (json_lines).
 
 The document's encoding: a BOM (or the NULs of UTF-16/32 without one), `source.encoding`
 when set, UTF-8 (RFC 8259), the HTTP charset, then `auto`'s guess (charset.decode)."""
@@ -55,6 +56,10 @@ def records_at(document: object, path: str | None, ctx: ParseContext) -> list[ob
 
 
 def parse_json_records(data: bytes, ctx: ParseContext) -> "pd.DataFrame | pa.Table":
+    if ctx.config.source.format == "jsonl":
+        from ingest_assets.parsers.json_lines import parse_jsonl
+
+        return parse_jsonl(data, ctx)
     text = decode(data, ctx, "JSON document", utf8_first=True)
     try:
         document = json.loads(text)
