@@ -241,14 +241,19 @@ def streams(ctx: ParseContext) -> bool:
 def parse_batches(path: Path, ctx: ParseContext, whole: bool = False) -> Iterator[pa.Table]:
     """The parsed rows in batches, each with `_row` and `parse_config.columns` applied.
 
-    A plain CSV streams through Arrow's reader and JSON Lines line by line (bounded memory);
-    everything else, and a CSV Arrow reads differently from pandas (`whole=True`, after
-    pa.ArrowInvalid), is parsed whole by the dataset's parser."""
-    if streams(ctx) and not whole:
-        for batch in _stream(path, ctx):
-            yield _rename_columns(batch, ctx)
-        return
-    yield with_row_numbers(parse_raw(path.read_bytes(), ctx))
+    A compressed source is inflated first, to a scratch file (`archive.unpacked`, which also
+    refuses a file whose magic bytes say it is not `source.format`). A plain CSV streams
+    through Arrow's reader and JSON Lines line by line (bounded memory); everything else,
+    and a CSV Arrow reads differently from pandas (`whole=True`, after pa.ArrowInvalid), is
+    parsed whole by the dataset's parser."""
+    from ingest_assets.parsers.archive import unpacked
+
+    with unpacked(path, ctx) as readable:
+        if streams(ctx) and not whole:
+            for batch in _stream(readable, ctx):
+                yield _rename_columns(batch, ctx)
+            return
+        yield with_row_numbers(parse_raw(readable.read_bytes(), ctx))
 
 
 def _stream(path: Path, ctx: ParseContext) -> Iterator[pa.Table]:

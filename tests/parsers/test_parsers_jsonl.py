@@ -198,7 +198,7 @@ def parse_in_child(folder, lines: int, compress: bool = False) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("compress", [False], ids=["plain"])
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
 def test_a_big_jsonl_is_parsed_in_bounded_memory(tmp_path, compress):
     """4x the lines, about the same peak: the file is never held whole (~8 MB vs ~32 MB of
     text; held whole as Python objects, the larger would take ~150 MB more)."""
