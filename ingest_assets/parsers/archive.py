@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Protocol
 
-from ingest_assets.parsers.base import ParseContext, ParseError
+from ingest_assets.parsers.base import ParseContext, ParseError, is_builtin
 from ingest_assets.parsers.magic import (
     GZIP,
     WORKBOOK_FORMATS,
@@ -44,11 +44,14 @@ LISTED = 20  # members named in a message
 @contextmanager
 def unpacked(path: Path, ctx: ParseContext) -> Iterator[Path]:
     """The file the parser reads: `path` itself, or its inflated content in a scratch file
-    (removed on exit). Either way checked to be what `source.format` says."""
+    (removed on exit). Either way checked to be what `source.format` says, for a built-in
+    parser (a plugin of the user's reads what it reads: a zip with `compression: none`)."""
     kind = sniff(path, ctx)
     compression = _compression(kind, path, ctx)
+    check = is_builtin(ctx.config.parser)
     if compression == "none":
-        refuse_mismatch(kind, path, ctx)
+        if check:
+            refuse_mismatch(kind, path, ctx)
         yield path
         return
     with tempfile.TemporaryDirectory(prefix="ingest-unpacked-") as folder:
@@ -58,7 +61,8 @@ def unpacked(path: Path, ctx: ParseContext) -> Iterator[Path]:
         else:
             target, name = _unzip(path, Path(folder), ctx)
             inside = f" inside the zip ({name!r})"
-        refuse_mismatch(sniff(target, ctx), target, ctx, inside)
+        if check:
+            refuse_mismatch(sniff(target, ctx), target, ctx, inside)
         yield target
 
 
@@ -68,6 +72,8 @@ def _compression(kind: Kind, path: Path, ctx: ParseContext) -> str:
     source = ctx.config.source
     declared = source.compression
     if declared == "auto":
+        if kind == GZIP and source.member is not None:
+            raise ctx.error(f"source.member is set but the file is {kind.label}, not a zip")
         if kind == GZIP:
             return "gzip"
         if kind.name == "zip" or (kind.name in ZIPPED and source.member is not None):

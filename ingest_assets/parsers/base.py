@@ -90,6 +90,11 @@ def load_plugin(reference: str, what: str) -> Callable[..., Any]:
     return plugin
 
 
+def is_builtin(name: str) -> bool:
+    """Whether `parse.plugin` names a built-in parser (not a plugin of the user's)."""
+    return name in _builtins()
+
+
 def resolve_parser(name: str) -> Parser:
     builtins = _builtins()
     return builtins[name] if name in builtins else load_plugin(name, "parse")

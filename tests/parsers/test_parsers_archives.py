@@ -243,19 +243,33 @@ def test_other_compressions_are_named(tmp_path, fixture_file):
 
 def test_the_raw_file_keeps_the_compressed_bytes(tmp_path, fixture_file, runtime):
     from ingest_assets import stages
-    from ingest_assets.contract import load_configs
 
     source = gzipped(fixture_file(BDE), tmp_path / "bde.csv.gz")
-    config_path = tmp_path / "bde.yaml"
-    config_path.write_text(
-        "dataset_id: BDE\n"
-        f"source: {{kind: file, path: {source}, format: csv, encoding: latin-1}}\n"
-        "normalize: {primary_keys: [Alias de la serie]}\n"
+    config = batches.file_dataset(
+        tmp_path, "BDE", {"path": source, **BDE_SOURCE}, ["Alias de la serie"]
     )
-    config = load_configs([config_path])[0]
     info = stages.run_raw(runtime, config, "all")
     assert info.key.endswith(".csv.gz") and info.bytes == source.stat().st_size
     assert runtime.store.get(info.key) == source.read_bytes()
     staged, _ = stages.run_parse(runtime, config, "all")
     assert staged.num_rows == 73
     assert io.BytesIO(runtime.store.get(info.key)).read(2) == b"\x1f\x8b"
+
+
+def take_bytes(data: bytes, ctx) -> pa.Table:
+    """A plugin that reads the bytes it gets (a zip of its own kind, say) as one row."""
+    return pa.table({"size": [len(data)], "head": [data[:2].hex()]})
+
+
+def test_a_plugin_gets_a_zip_as_it_is_with_compression_none(tmp_path):
+    archive = zipped(tmp_path / "own.zip", {"a.xml": b"<a/>", "b.xml": b"<b/>"})
+    source = {"format": "json", "compression": "none"}
+    plugin = {"plugin": f"{__name__}:take_bytes"}
+    table, _ = read_file(archive, source, parse=plugin)
+    assert table.to_pylist() == [{"_row": 1, "size": archive.stat().st_size, "head": "504b"}]
+
+
+def test_source_member_on_a_gzip_file_is_refused(tmp_path, fixture_file):
+    target = gzipped(fixture_file(BDE), tmp_path / "bde.csv.gz")
+    with pytest.raises(ParseError, match="source.member is set but the file is gzip-compressed"):
+        read_file(target, {**BDE_SOURCE, "member": "bde.csv"})

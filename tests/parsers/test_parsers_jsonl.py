@@ -9,10 +9,9 @@ import pyarrow as pa
 import pytest
 
 from ingest_assets import stages
-from ingest_assets.contract import load_configs
 from ingest_assets.parsers import ParseError, json_lines
 from tests.conftest import FIXTURES
-from tests.parsers.batches import read_file
+from tests.parsers.batches import dataset_file, file_dataset, read_file
 
 PEOPLE = FIXTURES / "feeds" / "people.jsonl"
 KEYS = ["id"]
@@ -62,13 +61,7 @@ def test_each_column_has_the_type_its_values_share():
 def test_the_parsed_stage_keeps_the_reject_rows_for_normalize(tmp_path, runtime):
     """The parsed part holds every row, the rejected ones with their reason (normalize turns
     them into quarantine rows with reason_code invalid_json_line)."""
-    config_path = tmp_path / "people.yaml"
-    config_path.write_text(
-        "dataset_id: PEOPLE\n"
-        f"source: {{kind: file, path: {PEOPLE}, format: jsonl}}\n"
-        "normalize: {primary_keys: [id]}\n"
-    )
-    config = load_configs([config_path])[0]
+    config = file_dataset(tmp_path, "PEOPLE", {"path": PEOPLE, "format": "jsonl"}, KEYS)
     info = stages.run_raw(runtime, config, "all")
     assert info.key.endswith(".jsonl")
     staged, _ = stages.run_parse(runtime, config, "all")
@@ -182,12 +175,8 @@ def parse_in_child(folder, lines: int, compress: bool = False) -> dict:
     with opener(folder / name, "wt") as out:
         for n in range(lines):
             out.write(json.dumps({"id": n, "v": n * 0.5, "note": f"{'x' * 360}{n}"}) + "\n")
-    config = folder / "big.yaml"
-    config.write_text(
-        "dataset_id: BIG\n"
-        f"source: {{kind: file, path: {folder / name}, format: jsonl, max_bytes: 1000000000}}\n"
-        "normalize: {primary_keys: [id]}\n"
-    )
+    source = {"path": folder / name, "format": "jsonl", "max_bytes": 1_000_000_000}
+    config = dataset_file(folder, "BIG", source, KEYS)
     done = subprocess.run(
         [sys.executable, "-c", PARSE_ONLY, str(config), str(folder / "store")],
         capture_output=True,
