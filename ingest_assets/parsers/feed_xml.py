@@ -33,9 +33,9 @@ LISTED = 5  # names quoted in a note
 class Findings:
     notes: list[str] = field(default_factory=list)  # recoverable problems, for ctx.note
     error: str | None = None  # not well-formed: why, with the line
-    # where it ends with its containers open ("line 19, before </channel></rss>"): read, but
-    # suspect when it has no items
-    open_at_end: str | None = None
+    # where it ends with its containers open (19, "</channel></rss>": the line, the closing
+    # tags missing): read, but suspect when it has no items
+    open_at_end: tuple[int, str] | None = None
 
 
 def _local(name: str) -> str:
@@ -116,9 +116,10 @@ def _ended(findings: Findings, walk: _Walk, exc: expat.ExpatError) -> None:
     inner = [(n, line) for n, line in still_open if _local(n) not in CONTAINERS]
     if exc.code in ENDED_EARLY and still_open and not inner:
         closing = "".join(f"</{name}>" for name, _ in reversed(still_open))
-        findings.open_at_end = f"line {exc.lineno}, before its closing {closing}"
+        findings.open_at_end = (exc.lineno, closing)
         findings.notes.append(
-            f"ends at {findings.open_at_end}: read as if it closed them (every item was complete)"
+            f"ends at line {exc.lineno}, before its closing {closing}: read as if it closed "
+            "them (every item was complete)"
         )
         return
     if exc.code in ENDED_EARLY and inner:

@@ -118,9 +118,10 @@ def _read(data: bytes, ctx: ParseContext) -> Any:
         where = f" at line {line}" if line else ""
         raise ctx.error(f"feed is not well-formed XML{where}: {problem}; nothing from it is used")
     if findings.open_at_end and not feed.entries:
+        line, closing = findings.open_at_end
         raise ctx.error(
-            f"feed is not well-formed XML: it ends at {findings.open_at_end} and has no "
-            "items: it may be truncated, so nothing from it is used"
+            f"feed is not well-formed XML at line {line}: it ends before its closing {closing} "
+            "and has no items: it may be truncated, so nothing from it is used"
         )
     if not feed.version:
         raise ctx.error("not an RSS or Atom feed (no <rss>, <rdf:RDF> or <feed> root)")
