@@ -50,7 +50,9 @@ def run_parse(rt: Runtime, config: DatasetConfig, partition: str) -> tuple[Stage
             f"dataset {config.dataset_id}: no raw data for partition {partition!r}; "
             f"materialize {config.dataset_id}/raw first"
         )
-    fingerprint = input_fingerprint(config, latest.sha256)
+    # a feed's or JSON's encoding may come from the response's charset: the rows depend on it
+    made_of = latest.sha256 + (f"; {latest.content_type}" if latest.content_type else "")
+    fingerprint = input_fingerprint(config, made_of)
     raw = dataclasses.replace(latest, fingerprint=fingerprint)
     key = f"{layout.staging(config.dataset_id, 'parsed', partition)}/{PART}"
     reused = _reuse(rt.store, key, fingerprint)
