@@ -12,10 +12,10 @@ from ingest_assets.parsers.base import ParseContext
 from ingest_assets.parsers.workbook_xls import OLE_MAGIC
 from ingest_assets.parsers.zipdir import mimetype, open_zip
 
-HEAD = 8
+HEAD = 10
 EXCERPT = 20  # characters of a text file quoted
+BZIP2_BLOCK = bytes.fromhex("314159265359")
 ODS_MIMETYPE = b"application/vnd.oasis.opendocument.spreadsheet"
-TEXT_FORMATS = ("csv", "json", "jsonl", "rss")
 WORKBOOK_FORMATS = ("xlsx", "xls", "ods")
 
 
@@ -44,6 +44,7 @@ XLS = Kind("xls", "an XLS workbook (OLE2 file, D0 CF 11 E0)", "xls")
 PARQUET = Kind("parquet", "a Parquet file (PAR1)", "parquet")
 OTHER = Kind("other", "")
 COMPRESSED = {  # compressions that are not read: named rather than read as garbage
+    # (bzip2: "BZh", the block size 1-9, then the first block's magic, so text is never taken)
     b"BZh": Kind("bzip2", "bzip2-compressed (only gzip and zip are read)"),
     b"\xfd7zXZ\x00": Kind("xz", "xz-compressed (only gzip and zip are read)"),
     b"\x28\xb5\x2f\xfd": Kind("zstd", "zstd-compressed (only gzip and zip are read)"),
@@ -56,15 +57,19 @@ def sniff(path: Path, ctx: ParseContext) -> Kind:
     from an archive)."""
     with path.open("rb") as file:
         head = file.read(HEAD)
+        file.seek(max(0, path.stat().st_size - 4))
+        tail = file.read(4)
     if head.startswith(b"\x1f\x8b"):
         return GZIP
     if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):  # (empty: 05 06)
         with open_zip(path, ctx) as archive:
             return zip_kind(archive.namelist(), mimetype(archive))
-    if head == OLE_MAGIC:
+    if head.startswith(OLE_MAGIC):
         return XLS
-    if head.startswith(b"PAR1"):
+    if head.startswith(b"PAR1") and tail == b"PAR1":  # (a Parquet file ends as it starts)
         return PARQUET
+    if head.startswith(b"BZh") and not (head[3:4].isdigit() and head[4:10] == BZIP2_BLOCK):
+        return OTHER
     return next((kind for magic, kind in COMPRESSED.items() if head.startswith(magic)), OTHER)
 
 

@@ -273,3 +273,11 @@ def test_source_member_on_a_gzip_file_is_refused(tmp_path, fixture_file):
     target = gzipped(fixture_file(BDE), tmp_path / "bde.csv.gz")
     with pytest.raises(ParseError, match="source.member is set but the file is gzip-compressed"):
         read_file(target, {**BDE_SOURCE, "member": "bde.csv"})
+
+
+@pytest.mark.parametrize("text", [b"BZh,PAR1\n1,2\n", b"PAR1,x\n1,2\n", b"7z,zip\n1,2\n"])
+def test_text_that_starts_like_a_magic_number_is_text(tmp_path, text):
+    path = tmp_path / "looks.csv"
+    path.write_bytes(text)
+    table, _ = read_file(path, {"format": "csv"})
+    assert table.num_rows == 1
