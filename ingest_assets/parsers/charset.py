@@ -133,20 +133,10 @@ def distinct(listed: list[Candidate]) -> list[Candidate]:
     return list(seen.values())
 
 
-def first_failure(data: bytes, encoding: str) -> UnicodeDecodeError | None:
-    try:
-        codecs.decode(data, encoding)
-    except UnicodeDecodeError as exc:
-        return exc
-    return None
-
-
-def describe_failure(data: bytes, exc: UnicodeDecodeError, base: int = 0) -> str:
-    """'byte 1,234 (line 5) is b'\\x93\\x8c'' of bytes that are not valid (`base`: where
-    `data` starts in the file)."""
-    line = data.count(b"\n", 0, exc.start) + 1 if base == 0 else None
-    where = f" (line {line})" if line else ""
-    return f"byte {base + exc.start:,}{where} is {data[exc.start : exc.start + 4]!r}"
+def describe_failure(data: bytes, exc: UnicodeDecodeError) -> str:
+    """Where `data` stops being the encoding: "byte 1,234 (line 5) is b'\\x93\\x8c'"."""
+    line = data.count(b"\n", 0, exc.start) + 1
+    return f"byte {exc.start:,} (line {line}) is {data[exc.start : exc.start + 4]!r}"
 
 
 def refusal(ctx: ParseContext, what: str, tried: list[Candidate], failure: str) -> ParseError:
@@ -201,12 +191,17 @@ def decode(
             continue
         noted_fallback(ctx, what, tried[:index], candidate)
         return text.removeprefix("\ufeff")
-    if ctx.config.source.encoding == AUTO and not tried[0].certain:
-        guessed = detect(data, ctx, what)
-        if guessed is not None:
-            failure = first_failure(data, guessed)
-            if failure is None:
-                return codecs.decode(data, guessed).removeprefix("\ufeff")
-            failures.append(describe_failure(data, failure))
+    guessed = detect(data, ctx, what) if auto(ctx, tried) else None
+    if guessed is not None:
+        try:
+            return codecs.decode(data, guessed).removeprefix("\ufeff")
+        except UnicodeDecodeError as exc:
+            failures.append(describe_failure(data, exc))
             tried.append(Candidate(guessed, "charset-normalizer's guess"))
     raise refusal(ctx, what, tried, failures[0])
+
+
+def auto(ctx: ParseContext, tried: list[Candidate]) -> bool:
+    """Whether to guess once the candidates failed: `source.encoding: auto`, and nothing
+    certain (a BOM) said what the bytes are."""
+    return ctx.config.source.encoding == AUTO and not tried[0].certain

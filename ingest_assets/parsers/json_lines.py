@@ -24,9 +24,9 @@ import pyarrow as pa
 
 from ingest_assets.parsers.base import HIDDEN_COLUMNS, REJECT_COLUMN, ROW_COLUMN, ParseContext
 from ingest_assets.parsers.charset import (
-    AUTO,
     DETECT_SAMPLE,
     Candidate,
+    auto,
     candidates,
     detect,
     is_wide,
@@ -57,15 +57,16 @@ class _Undecodable(Exception):
 
 
 def _lines(open_file: Opener, encoding: str) -> Iterator[tuple[int, str, int]]:
-    """(number, text, size in bytes) of every line. Lines of an 8-bit encoding are split on
-    the byte `\\n` and decoded one by one (so a bad byte is found with its offset); UTF-16/32
-    is read through a text reader."""
-    if is_wide(encoding):
+    """(number, text, size in bytes) of every line. Lines of an ASCII-compatible encoding are
+    split on the byte `\\n` and decoded one by one (so a bad byte is found with its offset);
+    UTF-16/32 (and any other) is read through a text reader."""
+    if not _splits_on_newline_byte(encoding):
         with io.TextIOWrapper(open_file(), encoding=encoding, newline="\n") as text:
             number = 0
             try:
                 for number, line in enumerate(text, start=1):
-                    yield number, line.rstrip("\r\n").lstrip("\ufeff"), len(line) * 2
+                    line = line.rstrip("\r\n")
+                    yield number, line.lstrip("\ufeff") if number == 1 else line, len(line) * 2
             except UnicodeDecodeError:
                 raise _Undecodable(number + 1, None, None, b"") from None
         return
@@ -81,6 +82,17 @@ def _lines(open_file: Opener, encoding: str) -> Iterator[tuple[int, str, int]]:
             offset += len(raw)
             line = line.rstrip("\r\n")
             yield number, line.lstrip("\ufeff") if number == 1 else line, len(raw)
+
+
+def _splits_on_newline_byte(encoding: str) -> bool:
+    """Whether the encoding writes a line break as the byte `\\n` and never uses that byte in
+    another character (ASCII-compatible: UTF-8, Latin-1, Shift_JIS, ...; not UTF-16, EBCDIC)."""
+    if codecs.lookup(encoding).name == "utf-8-sig":
+        return True  # (its BOM, written before the first line only)
+    try:
+        return not is_wide(encoding) and codecs.encode("\n{}", encoding) == b"\n{}"
+    except (UnicodeEncodeError, LookupError):
+        return False
 
 
 def _excerpt(text: str) -> str:
@@ -169,7 +181,7 @@ def surveyed(open_file: Opener, ctx: ParseContext) -> Survey:
             continue
         noted_fallback(ctx, WHAT, tried[:index], candidate)
         return survey
-    if ctx.config.source.encoding == AUTO and not tried[0].certain:
+    if auto(ctx, tried):
         with open_file() as file:  # from the first line that was not UTF-8
             file.seek(start)
             guessed = detect(file.read(DETECT_SAMPLE), ctx, WHAT)

@@ -195,3 +195,15 @@ def test_a_big_jsonl_is_parsed_in_bounded_memory(tmp_path, compress):
     large = parse_in_child(tmp_path / "large", 80_000, compress)
     assert (small["rows"], large["rows"]) == (20_000, 80_000)
     assert large["rss_peak_mb"] < small["rss_peak_mb"] + 25, (small, large)
+
+
+def test_a_utf8_bom_and_crlf_lines(tmp_path):
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(
+        b'\xef\xbb\xbf{"id": 1, "city": "C\xc3\xb3rdoba"}\r\n{"id": 2, "city": "x"}\r\n'
+    )
+    table, _ = read_file(path, {"format": "jsonl"}, keys=KEYS)
+    assert table.to_pylist() == [
+        {"_row": 1, "id": 1, "city": "Córdoba"},
+        {"_row": 2, "id": 2, "city": "x"},
+    ]
