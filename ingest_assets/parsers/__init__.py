@@ -6,10 +6,16 @@ are registered by name; `parse.plugin: "package.module:function"` loads a custom
 Modules:
     base                 the registry, ParseContext and ParseError, `_row`/`_cell` columns,
                          CellMap, DataFrame to Arrow, required columns, parse in batches
+    archive              a gzip or zip source inflated (bounded) before its parser reads it
+    magic                what a file is by its magic bytes; a file not its source.format refused
+    zipdir               a zip's directory, checked before it is listed (size, zip-slip names)
+    charset              a feed's or JSON's encoding: BOM, declarations, UTF-8, `auto`
     table                CSV, XLSX and XLS (`parse.plugin: table`), CSV streamed in batches
     series_map           a wide workbook to long rows, one series per entry (bcra_infomondia)
     json_records         the records of a JSON document (or of each page), flattened
+    json_lines           JSON Lines, line by line in batches; a bad line is a reject row
     rss                  RSS and Atom feeds, one row per item (entity declarations refused)
+    feed_xml             which XML problems of a feed are recoverable (read, noted)
     parquet              a Parquet file as it is
     columns              spreadsheet column letters (A <-> 0)
     workbook_guard       the check a workbook passes before calamine opens it
@@ -19,7 +25,8 @@ Modules:
     workbook_xls         .xls: the OLE container and its BIFF records
 
 May import: `ingest_assets.contract`, `ingest_assets.rows.arrays` and `ingest_resources.errors`;
-pandas, pyarrow, python-calamine, feedparser. Never Dagster, never a resource.
+pandas, pyarrow, python-calamine, feedparser, charset-normalizer (`encoding: auto`). Never
+Dagster, never a resource.
 """
 
 from ingest_assets.parsers.base import ParseContext, ParseError, parse_raw, resolve_parser

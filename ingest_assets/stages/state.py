@@ -41,6 +41,7 @@ class RawInfo:
     last_modified: str | None
     fetched_at: str  # ISO 8601, UTC
     fingerprint: str | None = None
+    content_type: str | None = None  # the HTTP/S3 Content-Type (its charset: a feed's encoding)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "RawInfo":
@@ -53,6 +54,7 @@ class RawInfo:
             last_modified=data.get("last_modified"),
             fetched_at=data["fetched_at"],
             fingerprint=data.get("fingerprint"),
+            content_type=data.get("content_type"),
         )
 
     def to_dict(self, with_fingerprint: bool = True) -> JSON:
@@ -68,6 +70,8 @@ class RawInfo:
         }
         if with_fingerprint:
             data["fingerprint"] = self.fingerprint
+        if self.content_type is not None:  # (only when known: files written before stay alike)
+            data["content_type"] = self.content_type
         return data
 
     def manifest_inputs(self, parts: list[str]) -> JSON:
