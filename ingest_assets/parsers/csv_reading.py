@@ -120,8 +120,7 @@ def read_header(source: Input, ctx: ParseContext, settings: CsvSettings) -> list
 
 def _fields(text: str, delimiter: str) -> list[str]:
     """A row's fields, from its text (as the csv module reads it: Arrow's quoting)."""
-    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
-    return rows[0] if rows else []
+    return next(csv.reader([text], delimiter=delimiter), [])
 
 
 def _row_text(values: list[str | None], delimiter: str) -> str:

@@ -249,14 +249,13 @@ def parse_table(data: bytes, ctx: ParseContext) -> pa.Table:
         return table
     from ingest_assets.parsers.workbook_sheet import read_sheet
 
-    sheet = read_sheet(
-        data, ctx, TableOptions.of(ctx).null_markers(True), TableOptions.of(ctx).strip
-    )
+    options = TableOptions.of(ctx)
+    sheet = read_sheet(data, ctx, options.null_markers(True), options.strip, options.skip_footer)
     names = header_names(sheet.header)
     check_header(sheet.header, names, ctx)
     table = sheet.table.rename_columns([ROW_COLUMN, *names])
     unnamed = [n for n, cell in zip(names, sheet.header, strict=True) if not cell.strip()]
-    (table,) = tidy([table], unnamed, TableOptions.of(ctx).skip_footer, table.schema)
+    (table,) = tidy([table], unnamed, 0, table.schema)  # (footer and blank rows left already)
     letters = {name: column_letters(i) for i, name in enumerate(names)}
     columns = {c: letters[c] for c in table.column_names if c in letters}
     cells: CellMap = {"sheet": sheet.name, "columns": columns}

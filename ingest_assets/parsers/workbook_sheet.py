@@ -19,7 +19,6 @@ import pyarrow as pa
 
 from ingest_assets.parsers.base import ROW_COLUMN, ParseContext, ParseError
 from ingest_assets.parsers.workbook_guard import reader_failed, refuse_hostile_workbook
-from ingest_assets.rows.arrays import row_numbers
 
 INT64_LIMIT = 2**63
 
@@ -128,8 +127,16 @@ def _cells(data: bytes, ctx: ParseContext) -> tuple[str, list[list[object]]]:
     return name, rows
 
 
-def read_sheet(data: bytes, ctx: ParseContext, null_markers: list[str], strip: bool) -> Sheet:
-    """The sheet `source.sheet`, its header at `source.header_row`, a row per row below."""
+def _blank(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def read_sheet(
+    data: bytes, ctx: ParseContext, null_markers: list[str], strip: bool, skip_footer: int
+) -> Sheet:
+    """The sheet `source.sheet`, its header at `source.header_row`, a row per row below but
+    the last `skip_footer` (blank ones counted) and blank rows: the columns are typed by the
+    rows that are left, so a footnote does not turn a column of numbers into text."""
     name, rows = _cells(data, ctx)
     header_row = ctx.config.source.header_row
     if len(rows) < header_row:
@@ -145,9 +152,10 @@ def read_sheet(data: bytes, ctx: ParseContext, null_markers: list[str], strip: b
             return None if value == "" or value in markers else value
         return value
 
-    body = rows[header_row:]
-    columns = {ROW_COLUMN: row_numbers(header_row + 1, len(body))}
+    body = rows[header_row : max(len(rows) - skip_footer, header_row)]
+    kept = [i for i, row in enumerate(body) if not all(_blank(cell(v)) for v in row)]
+    columns = {ROW_COLUMN: pa.array([header_row + 1 + i for i in kept], pa.int64())}
     for index in range(width):
-        values = [cell(row[index]) if index < len(row) else None for row in body]
+        values = [cell(body[i][index]) if index < len(body[i]) else None for i in kept]
         columns[str(index)] = sheet_column(values)
     return Sheet(name, header, pa.table(columns))
