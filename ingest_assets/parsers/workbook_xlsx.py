@@ -19,17 +19,24 @@ MAX_DIRECTORY = MAX_MEMBERS * 300  # bytes of central directory: 46 a member, an
 PIECE = 1 << 20  # inflated bytes handled at a time
 
 
-def check_xlsx(data: bytes, budget: Budget) -> None:
+def check_xlsx(data: bytes, budget: Budget, embedded: bool = False) -> None:
+    """`embedded`: the zip lies inside an .xls (Excel 2007 and later keep the workbook's theme
+    in one): calamine reads the .xls, and tries the zip only if that fails; a zip it cannot
+    read, or that holds no workbook, is then no workbook it could open, so it passes."""
     _refuse_many_members(data)
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        if embedded:
+            return
         raise Refused(f"the workbook is not a readable zip archive: {exc}") from None
     with archive:
         members = archive.infolist()
     if len(members) > MAX_MEMBERS:
         raise Refused(f"the workbook archive holds {len(members):,} members, over {MAX_MEMBERS:,}")
     names = {info.filename.lower() for info in members}
+    if embedded and not names & {"xl/workbook.xml", "xl/workbook.bin", "content.xml"}:
+        return
     ods = is_ods(names)
     if not ods:
         _refuse_other_kinds(names)

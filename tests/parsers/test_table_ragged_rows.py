@@ -9,7 +9,6 @@ and whole): both must give the same rows.
 import pytest
 
 from ingest_assets.parsers import table as table_parser
-
 from tests.parsers.table_reads import HIDDEN, PARSERS, as_read, read_both, stdlib_rows
 
 ACS = PARSERS / "acs2012_5yr_population.csv"

@@ -13,8 +13,11 @@ from python_calamine import CalamineWorkbook
 
 from tests.parsers.table_reads import PARSERS
 
+# openpyxl warns of extensions it drops, which it does not read for values anyway
+pytestmark = pytest.mark.filterwarnings("ignore:Unknown extension is not supported")
+
 TEST_XLSX = PARSERS / "test.xlsx"
-DEATHS = {"xlsx": PARSERS / "deaths.xlsx", "ods": PARSERS / "deaths.ods"}
+DEATHS = {kind: PARSERS / f"deaths.{kind}" for kind in ("xlsx", "ods", "xls")}
 DEATHS_COLUMNS = ["Name", "Profession", "Age", "Has kids", "Date of birth", "Date of death"]
 
 
@@ -65,15 +68,17 @@ def test_readxl_type_me_mixed_columns_stay_text(parse, sheet, expected):
     assert table.column(table.column_names[2]).to_pylist() == described
 
 
-def test_deaths_ods_holds_the_cells_of_deaths_xlsx():
-    ods, xlsx = (CalamineWorkbook.from_path(str(DEATHS[k])) for k in ("ods", "xlsx"))
-    assert ods.sheet_names == xlsx.sheet_names == ["arts", "other"]
+@pytest.mark.parametrize("kind", ["ods", "xls"])
+def test_deaths_ods_and_xls_hold_the_cells_of_deaths_xlsx(kind):
+    """(readxl's deaths.xls, saved by Excel 2007 or later, holds a zip inside: its theme.)"""
+    other, xlsx = (CalamineWorkbook.from_path(str(DEATHS[k])) for k in (kind, "xlsx"))
+    assert other.sheet_names == xlsx.sheet_names == ["arts", "other"]
     for name in xlsx.sheet_names:
-        ods_cells = ods.get_sheet_by_name(name).to_python(skip_empty_area=False)
-        assert ods_cells == xlsx.get_sheet_by_name(name).to_python(skip_empty_area=False)
+        cells = other.get_sheet_by_name(name).to_python(skip_empty_area=False)
+        assert cells == xlsx.get_sheet_by_name(name).to_python(skip_empty_area=False)
 
 
-@pytest.mark.parametrize("kind", ["xlsx", "ods"])
+@pytest.mark.parametrize("kind", ["xlsx", "ods", "xls"])
 @pytest.mark.parametrize("sheet", ["other", 1])
 def test_deaths_header_row_sheet_and_footer(parse, kind, sheet):
     """Notes above the header (row 5) and below the data (4 rows): header_row, the sheet by
