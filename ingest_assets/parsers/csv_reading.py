@@ -2,17 +2,14 @@
 
 Arrow's streaming reader parses one block at a time on the calling thread (so its
 invalid_row_handler can say where a row is). A row that does not fit the header never shifts
-a column:
-- a row with fewer fields than the header keeps its fields in their columns, the missing ones
-  empty (null), as if written empty (a short last row, a note, a tool that leaves off trailing
-  empty fields);
-- a row with more fields is not read: it becomes a reject row, with the data columns null,
-  `_row` its row number and `_rejected` "ragged_row: ..." saying what it holds, wherever it is
-  in the file;
-- when the rows end with a delimiter the header lacks (`31001,"Adams County, NE",31299,0,`),
-  an empty last field more than the header in most of the first block's rows, every row is read
-  with that trailing field, which is dropped where empty; a row where it holds a value is
-  rejected like any other longer row.
+a column: a row with more fields than the header, or fewer, is not read: it becomes a reject
+row, its data columns null, `_row` its row number and `_rejected` "ragged_row: ..." saying
+what it holds, wherever it is in the file. A blank line, or a row of fewer fields all empty,
+is a blank row (dropped later). When the rows end with a delimiter the header lacks
+(`31001,"Adams County, NE",31299,0,`): an empty last field more than the header in most of
+the first block's rows, every row is read with that trailing field, which is dropped; a row
+where it holds a value is rejected like any other longer row, and one written without it is
+read.
 
 Rows are numbered as a spreadsheet numbers the file's records (the header row is
 `source.header_row`; a quoted value over several lines is one record); a reject's reason gives
@@ -229,16 +226,16 @@ class CsvRows:
     def _note_spans(
         self, columns: list[pa.ChunkedArray], taken: list[tuple[int, int, str]]
     ) -> None:
+        """Whether a value read so far holds a line break (its bytes searched as they lie in
+        Arrow's buffers: a value's break, or at worst a neighbour's in the same buffer)."""
         if self.spans_lines:
             return
         self.spans_lines = any(LINE_BREAK.search(text.rstrip("\r\n")) for _, _, text in taken)
-        for column in columns:
-            if self.spans_lines:
-                return
-            self.spans_lines = bool(
-                pc.any(pc.match_substring(column, "\n")).as_py()
-                or pc.any(pc.match_substring(column, "\r")).as_py()
-            )
+        for chunk in (chunk for column in columns for chunk in column.chunks):
+            data = None if self.spans_lines else chunk.buffers()[2]
+            if data is not None and data.size:
+                view = np.frombuffer(data, dtype=np.uint8)
+                self.spans_lines = bool(np.any((view == 10) | (view == 13)))
 
     def _where(self, number: int) -> str:
         if not self.spans_lines:
@@ -274,15 +271,18 @@ class CsvRows:
     def _invalid_rows(
         self, taken: list[tuple[int, int, str]], numbers: np.ndarray, expected: int
     ) -> pa.Table:
-        """A short row's fields in their columns (the missing ones null); a longer row as a
-        reject: its data columns null, its reason said."""
+        """The rows Arrow could not fit, as rejects: their data columns null, their reason
+        said. But a row of blank fields is blank (dropped later, as blank lines are), and in
+        a file whose rows end with an extra empty field, a row without it is read."""
         values: list[list[str | None]] = [[] for _ in range(self.width)]
         reasons: list[str | None] = []
         for (_, count, text), number in zip(taken, numbers, strict=True):
             fields: list[str | None] = [None] * self.width
-            if count < expected:
-                read = _fields(text, self.delimiter)[: self.width]
-                fields[: len(read)] = read
+            read = _fields(text, self.delimiter) if count < expected else []
+            if count == self.width and self.trailing:
+                fields = list(read)
+                reasons.append(None)
+            elif read and all(not field.strip() for field in read):
                 reasons.append(None)
             else:
                 reasons.append(self._reason(int(number), count, text))

@@ -270,36 +270,35 @@ def test_multiline_quoted_matches_an_independent_read(parse, fixture_file):
     assert table.drop_columns(["_row", "_rejected"]).to_pylist() == expected
 
 
-def test_ragged_rows_are_read_and_padded_with_nulls(config, run, fixture_file):
-    """21 header fields, rows of 15-21 fields: the parser returns rows (short ones padded with
-    nulls). Had it refused the file, the error would have to be a ParseError naming the dataset
-    and the file; an unhandled exception is never acceptable."""
+def test_ragged_rows_are_rejected_in_place_and_full_rows_read(config, run, fixture_file):
+    """21 header fields, rows of 15-21 fields: the 33 rows with 21 fields read as the csv module
+    reads them; each of the 76 shorter rows is rejected in place (`_rejected` ragged_row, its
+    line, its field count and its text; its data null), none shifted or padded. (Before issue
+    17 the short rows were padded with nulls.)"""
     path = fixture_file(RAGGED)
     cfg = config({"format": "csv"}, keys=["ipa number"], dataset_id="PHONO_LIB")
-    try:
-        table = run(path.read_bytes(), cfg, str(path))
-    except ParseError as exc:  # not what happens today; if it did, the message must say where
-        assert "dataset PHONO_LIB" in str(exc)
-        assert path.name in str(exc)
-        raise AssertionError(f"expected rows, got {exc}") from exc
-    assert table.num_rows == 109  # 110 lines (no final newline), one header
-    assert table.num_columns == 23  # _row + the 21 header names + _rejected
-    assert table.column("_rejected").null_count == 109
-    assert table.column_names[1:4] == ["timit", "tipa input 1", "tipa input 2"]
+    table = run(path.read_bytes(), cfg, str(path))
+    raw = _stdlib_rows(path.read_bytes(), "utf-8")
+    header, lines = raw[0], raw[1:]
+    assert len(header) == 21 and len(lines) == 109  # 110 lines (no final newline), one header
+    assert table.num_rows == 109
+    assert table.column_names == ["_row", *header, "_rejected"]
     rows = {r["_row"]: r for r in table.to_pylist()}
-    assert rows[2]["usage"] == "close front unrounded vowel short"
-    assert rows[2]["alvey"] == "i "  # trailing space kept at parse stage
-    # line 5 has 16 fields: ,,,,,,,115,ɱ,M,F,&#625;,U+0271,labiodental,nasal,voiced
-    assert rows[5]["ipa number"] == "115"
-    assert rows[5]["unicode symbol"] == "ɱ"
-    assert rows[5]["entity dec"] == "&#625;"
-    assert rows[5]["unicode hex"] == "U+0271"
-    assert rows[5]["place"] == "labiodental"
-    assert rows[5]["phonation"] == "voiced"
-    assert [rows[5][c] for c in ("variety", "mrpa", "edin", "alvey", "english gloss")] == [None] * 5
-    # line 10: ,,,,,,,120,N,"n""",N\,&#628;,... (doubled quotes unescaped)
-    assert rows[10]["kirshenbaum"] == 'n"'
-    assert rows[10]["xsampa"] == "N\\"
+    texts = path.read_text(encoding="utf-8").split("\n")
+    for number, fields in enumerate(lines, start=2):
+        row = rows[number]
+        if len(fields) == 21:
+            assert row["_rejected"] is None
+            assert [row[h] for h in header] == [f if f != "" else None for f in fields]
+        else:
+            assert row["_rejected"] == (
+                f"ragged_row: line {number} has {len(fields)} fields, the header 21: "
+                + texts[number - 1]
+            )
+            assert all(row[h] is None for h in header)
+    assert sum(r["_rejected"] is None for r in rows.values()) == 33
+    assert rows[78]["alvey"] == "v "  # trailing space kept at parse stage
+    assert rows[5]["_rejected"].startswith("ragged_row: line 5 has 16 fields, the header 21: ")
     # the last line has no newline and is still read
     assert rows[110]["english gloss"] == "poor"
     assert rows[110]["edin"] == "oor"

@@ -106,20 +106,37 @@ def test_in_a_trailing_delimiter_file_a_value_in_the_extra_field_is_rejected(tmp
     )
 
 
-def test_a_row_with_fewer_fields_keeps_its_fields_and_reads_the_rest_as_empty(tmp_path, config):
-    """A short row in a file of complete rows: its fields stay in their columns, the missing
-    ones are null (the documented choice); nothing moves."""
+@pytest.mark.parametrize("line", [10, 94], ids=["middle", "last"])
+def test_a_row_with_fewer_fields_is_rejected_where_it_is(tmp_path, config, line):
+    """A short row, in the middle or last: rejected like a longer one (a cut-off line, a
+    row quoted whole or a note would otherwise publish with columns missing); the others
+    read as in the original file."""
     lines = _lines()
-    lines[9] = lines[9].rsplit(b",", 1)[0]  # line 10 without its margin_of_error
+    text = lines[line - 1].rsplit(b",", 1)[0]  # without its margin_of_error
+    lines[line - 1] = text
     rows = _read(tmp_path, config, lines)
+    rejected = [r for r in rows if r["_rejected"] is not None]
+    assert [r["_row"] for r in rejected] == [line]
+    assert rejected[0]["_rejected"] == (
+        f"ragged_row: line {line} has 3 fields, the header 4: {text.decode()}"
+    )
     expected = _expected()
-    expected[8]["margin_of_error"] = None
-    assert [{k: r[k] for k in HEADER} for r in rows] == expected
+    assert [{k: r[k] for k in HEADER} for r in rows if r["_row"] != line] == (
+        expected[: line - 2] + expected[line - 1 :]
+    )
+
+
+def test_blank_lines_and_rows_of_empty_fields_are_not_ragged(tmp_path, config):
+    """A blank line, a line of spaces and a row of fewer empty fields are blank rows, dropped
+    as before; they are not rejected."""
+    lines = _lines()
+    rows = _read(tmp_path, config, lines[:5] + [b"", b"   ", b",,", b",,,"] + lines[5:])
+    assert [{k: r[k] for k in HEADER} for r in rows] == _expected()
     assert all(r["_rejected"] is None for r in rows)
 
 
 def test_csvkit_bad_csv(config):
-    """csvkit's bad.csv: a row too long (rejected) and one too short (read, padded)."""
+    """csvkit's bad.csv: a row too long and one too short, both rejected."""
     path = PARSERS / "bad.csv"
     streamed, whole, _ = read_both(path, config({"format": "csv"}, keys=["column_a"]))
     assert (
@@ -136,9 +153,9 @@ def test_csvkit_bad_csv(config):
             {
                 "_row": 3,
                 "column_a": None,
-                "column_b": "I'm too short!",
+                "column_b": None,
                 "column_c": None,
-                "_rejected": None,
+                "_rejected": 'ragged_row: line 3 has 2 fields, the header 3: ,"I\'m too short!"',
             },
             {
                 "_row": 4,
