@@ -90,6 +90,13 @@ def check_header(cells: list[str], names: list[str], ctx: ParseContext) -> None:
     _refuse_spaced_names(names, ctx)
 
 
+def _letters(columns: list[int]) -> str:
+    """`A, C, D`; past ten, the first ten and how many in all."""
+    letters = [column_letters(i) for i in columns]
+    more = f", ... ({len(letters)} in all)" if len(letters) > 10 else ""
+    return ", ".join(letters[:10]) + more
+
+
 def _refuse_duplicate_headers(cells: list[str], ctx: ParseContext) -> None:
     """A repeated header `x` would become `x.1`, `x.2`: refuse, naming the columns, rather
     than publish columns the source never had."""
@@ -100,8 +107,7 @@ def _refuse_duplicate_headers(cells: list[str], ctx: ParseContext) -> None:
     repeated = {name: cols for name, cols in positions.items() if len(cols) > 1}
     if repeated:
         listed = "; ".join(
-            f"{name!r} in columns {', '.join(column_letters(i) for i in cols)}"
-            for name, cols in list(repeated.items())[:5]
+            f"{name!r} in columns {_letters(cols)}" for name, cols in list(repeated.items())[:5]
         )
         raise ctx.error(
             f"header row {ctx.config.source.header_row} repeats column names: {listed}. Choose another "
@@ -152,20 +158,40 @@ def _blank_rows(table: pa.Table) -> pa.ChunkedArray | None:
     return blank
 
 
+def _refuse_unnamed_columns(kept: list[str], ctx: ParseContext) -> None:
+    """Two or more header cells left empty above values repeat one name, the empty one: a
+    header over two rows, most often. Refused as repeated names are (unless allowed)."""
+    if len(kept) < 2 or TableOptions.of(ctx).allow_duplicate_headers:
+        return
+    shown = _letters([int(name.removeprefix("Unnamed: ")) for name in kept])
+    raise ctx.error(
+        f"header row {ctx.config.source.header_row} repeats a name, the empty one: it names "
+        f"no column {shown}, which hold values (is the header over two rows?). Choose another "
+        "source.header_row, or set parse.options.allow_duplicate_headers: true to read them as "
+        "Unnamed: i"
+    )
+
+
 def tidy(
-    batches: Iterable[pa.Table], unnamed: list[str], skip_footer: int, schema: pa.Schema
+    batches: Iterable[pa.Table],
+    unnamed: list[str],
+    skip_footer: int,
+    schema: pa.Schema,
+    ctx: ParseContext,
 ) -> Iterator[pa.Table]:
     """The batches less the `unnamed` columns (empty header cells) that hold nothing, the
     last `skip_footer` rows (the file's last rows, blank ones included, as they are counted
     in it) and blank rows. Whether an unnamed column holds nothing is decided on the first
     batch: a later one that holds a value raises pa.ArrowInvalid (read the file whole then,
-    as one batch). An empty result is one empty table with `schema`, less those columns."""
+    as one batch). Two unnamed columns or more holding values are refused. An empty result
+    is one empty table with `schema`, less those columns."""
     dropped: list[str] | None = None
     pending: pa.Table | None = None  # the last rows held back for skip_footer
     yielded = False
     for table in batches:
         if dropped is None:
             dropped = [n for n in unnamed if pc.all(_blank(table[n])).as_py() in (True, None)]
+            _refuse_unnamed_columns([n for n in unnamed if n not in dropped], ctx)
         for name in dropped:
             if not pc.all(_blank(table[name])).as_py():
                 raise pa.ArrowInvalid(f"unnamed column {name!r} holds values after its first batch")
@@ -209,7 +235,7 @@ def _csv_batches(source: Input, ctx: ParseContext, block: int, whole: bool) -> I
             read = list(rows)
             rows = [pa.concat_tables(read) if read else schema.empty_table()]
         unnamed = [n for n, cell in zip(names, cells, strict=True) if not cell.strip()]
-        yield from tidy(rows, unnamed, options.skip_footer, schema)
+        yield from tidy(rows, unnamed, options.skip_footer, schema, ctx)
     except (UnicodeDecodeError, pa.ArrowInvalid) as exc:
         failure = decode_failure(source, encoding, ctx)
         if failure is not None:
@@ -255,7 +281,7 @@ def parse_table(data: bytes, ctx: ParseContext) -> pa.Table:
     check_header(sheet.header, names, ctx)
     table = sheet.table.rename_columns([ROW_COLUMN, *names])
     unnamed = [n for n, cell in zip(names, sheet.header, strict=True) if not cell.strip()]
-    (table,) = tidy([table], unnamed, 0, table.schema)  # (footer and blank rows left already)
+    (table,) = tidy([table], unnamed, 0, table.schema, ctx)  # (footer, blank rows: gone)
     letters = {name: column_letters(i) for i, name in enumerate(names)}
     columns = {c: letters[c] for c in table.column_names if c in letters}
     cells: CellMap = {"sheet": sheet.name, "columns": columns}

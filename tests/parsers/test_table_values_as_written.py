@@ -113,3 +113,29 @@ def test_a_workbook_header_keeps_its_text(tmp_path, parse):
     book.save(path)
     table = parse(path, {"format": "xlsx"}, keys=["id"])
     assert table.column_names == ["_row", "id", " amount "]
+
+
+def test_a_header_over_two_rows_is_refused_as_repeating_the_empty_name(config, run, fixture_file):
+    """INDEC's VBP/VAB table: years in row 1 over empty cells, quarters in row 2. Read at row
+    1, its empty cells above values would become `Unnamed: i` columns: refused, naming them."""
+    path = fixture_file("malformed/indec_sh_VBP_VAB_12_24_two_row_dup_header.csv")
+    header, *rows = stdlib_rows(path.read_bytes(), "utf-8-sig")
+    empty_above_values = [
+        i for i, cell in enumerate(header) if not cell and any(r[i].strip() for r in rows)
+    ]
+    letters = [openpyxl.utils.get_column_letter(i + 1) for i in empty_above_values]
+    source = {"format": "csv", "encoding": "utf-8-sig"}
+    with pytest.raises(ParseError) as info:
+        run(path.read_bytes(), config(source, keys=["2004"], dataset_id="VBP"), "vbp.csv")
+    assert str(info.value).startswith(
+        "dataset VBP: vbp.csv: header row 1 repeats a name, the empty one: it names no column "
+        f"{', '.join(letters[:10])}, ... ({len(letters)} in all), which hold values"
+    )
+    assert "allow_duplicate_headers" in str(info.value)
+    allowed = config(
+        source,
+        keys=["2004"],
+        parse={"plugin": "table", "options": {"allow_duplicate_headers": True}},
+    )
+    table = run(path.read_bytes(), allowed, "vbp.csv")
+    assert table.column_names[:4] == ["_row", "Unnamed: 0", "2004", "Unnamed: 2"]
