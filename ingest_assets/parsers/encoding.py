@@ -45,14 +45,11 @@ def pieces(source: Input, size: int = CHUNK) -> Iterator[bytes]:
             yield piece
 
 
-def is_utf8(encoding: str) -> bool:
-    return codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")
-
-
 def arrow_encoding(encoding: str) -> str:
-    """The name Arrow's CSV reader takes: its own UTF-8 (which skips a byte order mark and
-    refuses invalid bytes) for UTF-8, else the Python codec it transcodes with."""
-    return "utf8" if is_utf8(encoding) else encoding
+    """The name Arrow's CSV reader transcodes from, with Python's strict decoder (UTF-8 too:
+    a byte that is not the encoding fails as the bytes are read, never inside a row Arrow
+    reports; Arrow skips a UTF-8 byte order mark)."""
+    return codecs.lookup(encoding).name
 
 
 def resolve_encoding(source: Input, ctx: ParseContext) -> str:
