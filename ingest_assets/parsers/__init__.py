@@ -10,7 +10,11 @@ Modules:
     magic                what a file is by its magic bytes; a file not its source.format refused
     zipdir               a zip's directory, checked before it is listed (size, zip-slip names)
     charset              a feed's or JSON's encoding: BOM, declarations, UTF-8, `auto`
-    table                CSV, XLSX and XLS (`parse.plugin: table`), CSV streamed in batches
+    table                CSV, XLSX, XLS and ODS (`parse.plugin: table`), CSV streamed in batches
+    csv_reading          a CSV's rows by Arrow, as written; rows that do not fit the header
+                         padded or rejected in place (`_rejected`), never shifted
+    encoding             a CSV's text encoding: the declared one, strictly, or `auto` (detected)
+    workbook_sheet       a workbook's sheet by python-calamine, a typed column per header cell
     series_map           a wide workbook to long rows, one series per entry (bcra_infomondia)
     json_records         the records of a JSON document (or of each page), flattened
     json_lines           JSON Lines, line by line in batches; a bad line is a reject row
@@ -23,6 +27,7 @@ Modules:
     workbook_xlsx        .xlsx: the zip archive, its members inflated here
     workbook_xlsx_cells  .xlsx: a sheet's cells as calamine reads them (SheetScan)
     workbook_xls         .xls: the OLE container and its BIFF records
+    workbook_ods         .ods: content.xml's repeated rows and cells as calamine reads them
 
 May import: `ingest_assets.contract`, `ingest_assets.rows.arrays` and `ingest_resources.errors`;
 pandas, pyarrow, python-calamine, feedparser, charset-normalizer (`encoding: auto`). Never
