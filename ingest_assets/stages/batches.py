@@ -1,11 +1,12 @@
-"""The normalized stage's batches taken together: what they add up to (`Tally`: counts,
-rejected rows, keys, high-water marks) and the keys repeated across them (`dedupe_across`:
-the one rule of `rows.dedupe` over the staged parts; conflicting rows quarantined, the parts
-that held dropped rows rewritten without them).
+"""The normalized stage's batches taken together: the format of each date/time column, from
+all its values (`input_formats`), what they add up to (`Tally`: counts, rejected rows, keys,
+high-water marks) and the keys repeated across them (`dedupe_across`: the one rule of
+`rows.dedupe` over the staged parts; conflicting rows quarantined, the parts that held dropped
+rows rewritten without them).
 """
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,15 +15,38 @@ import pyarrow.compute as pc
 
 from ingest_assets.contract import SERIES_CODE, DatasetConfig
 from ingest_assets.eventstore.diff import high_water_marks
-from ingest_assets.parsers.base import ROW_COLUMN, cell_map
+from ingest_assets.parsers.base import HIDDEN_COLUMNS, ROW_COLUMN, cell_map
 from ingest_assets.rows.dedupe import NO_POSITIONS, KeyTracker, judge
 from ingest_assets.rows.hashing import KEY_HASH
-from ingest_assets.rows.normalize import Normalized
+from ingest_assets.rows.normalize import TIME_TYPES, Normalized, target_types, time_formats
 from ingest_assets.rows.quarantine import conflict_reasons, conflicting_rows
 from ingest_assets.stages.parts import iter_parts, part_key
 from ingest_assets.stages.staged import StageError
 from ingest_assets.stages.state import StagedPart
 from ingest_resources.object_store import ObjectStore
+
+
+def input_formats(
+    store: ObjectStore, parsed_key: str, config: DatasetConfig, kept: Mapping[str, str]
+) -> dict[str, str]:
+    """The format of each date/time column of the parsed rows: the contract's, else the one
+    `kept` (the published version's), else one inferred from all the column's values (every
+    batch of it: read alone, as distinct values), so that every batch reads it alike."""
+    schema = store.parquet_schema(parsed_key)
+    names = [name for name in schema.names if name not in HIDDEN_COLUMNS]
+    formats: dict[str, str] = {}
+    for name, type_name in target_types(names, config).items():
+        if type_name not in TIME_TYPES:
+            continue
+        data_type = schema.field(name).type
+        values = pa.array([], data_type)  # (what the contract or `kept` says needs no values)
+        if name not in config.normalize.formats and name not in kept:
+            batches = store.iter_parquet(parsed_key, columns=[name])
+            distinct = [pc.unique(batch[name]) for batch in batches]
+            if distinct:
+                values = pc.unique(pa.chunked_array(distinct, data_type))
+        formats |= time_formats(pa.table({name: values}), {name: type_name}, config, kept)
+    return formats
 
 
 @dataclass
