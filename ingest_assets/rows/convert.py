@@ -213,8 +213,9 @@ def _convert(
 
 
 def _strptime_reads(fmt: str) -> bool:
-    """Whether Arrow's strptime reads times of format `fmt` as pandas does (not with %z)."""
-    return fmt != EXCEL_FORMAT and "%z" not in fmt
+    """Whether Arrow's strptime reads times of format `fmt` as pandas does (not with %z, nor
+    with month names: Arrow's %b and %B both take `Jan` and `January`, pandas' one each)."""
+    return fmt != EXCEL_FORMAT and not any(code in fmt for code in ("%z", "%b", "%B"))
 
 
 def _fast_convert(

@@ -97,8 +97,9 @@ def infer_format(
         example = values.filter(pc.is_valid(read))[0].as_py()
         how = "every value" if most == len(values) else f"{most} of its {len(values)} values"
         raise AmbiguousFormat(
-            f"dataset {config.dataset_id}: column {column!r}: {how} read as several date "
-            f"formats alike ({listed}), e.g. {example!r}, and nothing says which is meant (a "
-            f"decimal comma would say day first); set normalize.formats.{column} to one of them"
+            f"dataset {config.dataset_id}: column {column!r}: {how} can be read in several date "
+            f"formats ({listed}), e.g. {example!r}, and nothing says which is meant (a decimal "
+            f"comma, source.decimal ',', would mean day first); set normalize.formats.{column} "
+            "to the one meant"
         )
     return Inferred(winners[0], most == len(values))
