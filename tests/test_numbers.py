@@ -35,7 +35,7 @@ def read(values: list[str | None], type_name: str, decimal_mark=".", thousands=N
     """{id: value} of the accepted rows, {id: (reason_code, reason)} of the rejected ones."""
     table = pa.table({"id": [str(i) for i in range(len(values))], "v": values})
     result = normalize(table, config(type_name, decimal_mark, thousands), DAY)
-    accepted = dict(zip(result.table["id"].to_pylist(), result.table["v"].to_pylist()))
+    accepted = dict(zip(result.table["id"].to_pylist(), result.table["v"].to_pylist(), strict=True))
     rejected = {r["id"]: (r["reason_code"], r["reason"]) for r in result.rejected.to_pylist()}
     return accepted, rejected
 
