@@ -148,3 +148,25 @@ def test_a_group_that_is_not_three_digits_is_invalid(groups, wrong, width, marks
     text = thousands.join(digits) + f"{decimal_mark}5"
     accepted, rejected = read([text], "float64", decimal_mark, thousands)
     assert accepted == {} and rejected["0"][0] == "invalid_number", text
+
+
+@given(
+    st.lists(
+        st.decimals(min_value=-(10**9), max_value=10**9, places=4, allow_nan=False), min_size=1
+    ),
+    st.integers(1, 12),
+    st.integers(0, 4),
+)
+def test_decimals_round_half_even_and_past_their_precision_are_rejected(numbers, precision, scale):
+    """Against Python's own `decimal`: each value rounded half-even to the scale, or rejected
+    when it has more whole digits than the precision leaves."""
+    scale = min(scale, precision)
+    quantum = decimal.Decimal(1).scaleb(-scale)
+    limit = decimal.Decimal(10) ** (precision - scale)
+    expected = {}
+    for i, number in enumerate(numbers):
+        rounded = number.quantize(quantum, rounding=decimal.ROUND_HALF_EVEN)
+        expected[str(i)] = rounded if abs(rounded) < limit else None
+    accepted, rejected = read([str(n) for n in numbers], f"decimal({precision},{scale})")
+    assert accepted == {i: v for i, v in expected.items() if v is not None}
+    assert set(rejected) == {i for i, v in expected.items() if v is None}

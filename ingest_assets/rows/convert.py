@@ -28,6 +28,8 @@ TRUE = {"true", "t", "yes", "y", "1", "si", "sí"}
 FALSE = {"false", "f", "no", "n", "0"}
 INT64_RANGE = (-(2**63), 2**63 - 1)
 INTEGER = r"^[+-]?\d+$"
+PLAIN_DECIMAL = r"^[+-]?\d+(?:\.\d+)?$"
+MAX_PRECISION = 38  # of decimal128
 
 
 def _decimal_type(type_name: str) -> tuple[int, int] | None:
@@ -218,6 +220,27 @@ def _strptime_reads(fmt: str) -> bool:
     return fmt != EXCEL_FORMAT and not any(code in fmt for code in ("%z", "%b", "%B"))
 
 
+def _fast_decimal(text: pa.Array, precision: int, scale: int) -> pa.Array | None:
+    """`decimal(p,s)` in Arrow, as `_to_decimal` rounds and bounds it, for plain values
+    (`-1234.5`); None when a value needs the general path."""
+    if pc.all(pc.match_substring_regex(text, PLAIN_DECIMAL)).as_py() not in (True, None):
+        return None
+    length = pc.utf8_length(text)
+    point = pc.find_substring(text, ".")
+    has_point = pc.greater_equal(point, 0)
+    whole = pc.max(pc.if_else(has_point, point, length)).as_py() or 1  # (a sign counted too)
+    fraction = pc.max(pc.if_else(has_point, pc.subtract(pc.subtract(length, point), 1), 0))
+    digits = max(fraction.as_py() or 0, scale)
+    if whole + digits > MAX_PRECISION:
+        return None
+    exact = pc.cast(text, pa.decimal128(whole + digits, digits))  # (every digit: no rounding)
+    rounded = pc.round(exact, ndigits=scale, round_mode="half_to_even")
+    if precision - scale < whole:  # (a value may have more whole digits than fit)
+        limit = pa.scalar(decimal.Decimal(10) ** (precision - scale), rounded.type)
+        rounded = pc.if_else(pc.less(pc.abs(rounded), limit), rounded, None)
+    return pc.cast(rounded, pa.decimal128(precision, scale))
+
+
 def _fast_convert(
     text: pa.Array, type_name: str, fmt: str | None, config: DatasetConfig
 ) -> pa.Array | None:
@@ -234,6 +257,9 @@ def _fast_convert(
             None,
         ):
             return pc.cast(text, pa.int64())
+        precision_scale = _decimal_type(type_name)
+        if precision_scale is not None:
+            return _fast_decimal(text, *precision_scale)
         if fmt == ISO_FORMAT:
             fmt = None
         if type_name in ("timestamp", "date") and fmt is None:

@@ -82,8 +82,8 @@ def plain_numbers(text: pa.Array, rule: NumberRule) -> NumberText:
     marked = pc.match_substring_regex(text, f"[{marks}]")
     invalid = pc.and_(marked, pc.invert(pc.match_substring_regex(text, rule.pattern)))
     plain = text
-    if rule.separators:
-        plain = pc.replace_substring_regex(plain, f"[{re.escape(rule.separators)}]", "")
+    for separator in rule.separators:  # (plain replacements: several times a regex's speed)
+        plain = pc.replace_substring(plain, separator, "")
     if rule.decimal != ".":
         plain = pc.replace_substring(plain, rule.decimal, ".")
     plain = pc.if_else(invalid, pa.scalar(None, pa.string()), plain)
