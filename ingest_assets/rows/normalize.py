@@ -56,6 +56,9 @@ class Normalized:
     # the format each date/time column of text was read with (the contract's, one given, or
     # one inferred from the batch)
     formats: dict[str, str] = field(default_factory=dict)
+    # the exact repeats dropped (`_row`, key_hash): rejected after all if their key turns out
+    # to conflict in another batch
+    repeats: pa.Table = field(default_factory=lambda: pa.table({}))
 
 
 def target_types(columns: list[str], config: DatasetConfig) -> dict[str, str | None]:
@@ -309,6 +312,7 @@ def normalize(
     if verdict.conflicts.size:
         conflicts = _conflicts(table, np.flatnonzero(good), verdict, cells)
         rejected = pa.concat_tables([rejected, conflicts], promote_options="permissive")
+    repeats = accepted.select([ROW_COLUMN, KEY_HASH]).take(pa.array(verdict.repeats, pa.int64()))
     if verdict.repeats.size or verdict.conflicts.size:
         keep = np.ones(accepted.num_rows, dtype=bool)
         keep[verdict.repeats] = keep[verdict.conflicts] = False
@@ -319,7 +323,7 @@ def normalize(
         pa.array(np.full(accepted.num_rows, collection_date, dtype="datetime64[D]"), pa.date32()),
     )
     conflicted = frozenset(verdict.conflicted)
-    return Normalized(accepted, rejected, int(verdict.repeats.size), conflicted, used)
+    return Normalized(accepted, rejected, int(verdict.repeats.size), conflicted, used, repeats)
 
 
 def _conflicts(

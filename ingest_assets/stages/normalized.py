@@ -388,8 +388,8 @@ def _normalize_partition(
         writer.close()
     assert schema is not None
     rows = sum(part.rows for part in parts if part.rows is not None)  # (all are counted)
-    conflicts, repeats = dedupe_across(store, parts, tally, parsed_key)
-    rows -= repeats.size + conflicts.num_rows
+    conflicts, dropped = dedupe_across(store, parts, tally, parsed_key)
+    rows -= dropped
     keys = [part.key for part in parts]
     if conflicts.num_rows:  # rows left out after the batches were counted: marks again
         tally.mark_again(store, keys)
@@ -403,7 +403,7 @@ def _normalize_partition(
     counts = Counts(
         parsed=tally.parsed,
         rejected=rows_rejected,
-        duplicates=tally.duplicates + int(repeats.size),
+        duplicates=tally.duplicates,
         normalized=rows,
     )
     rejected_head = all_rejected.slice(0, 20) if all_rejected is not None else pa.table({})
