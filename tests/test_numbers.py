@@ -8,7 +8,7 @@ import decimal
 
 import pyarrow as pa
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from ingest_assets.contract import parse_config
@@ -157,6 +157,8 @@ def test_a_group_that_is_not_three_digits_is_invalid(groups, wrong, width, marks
     st.integers(1, 12),
     st.integers(0, 4),
 )
+@example([decimal.Decimal("999999999.5")], 10, 0)  # (rounding carries into a tenth digit)
+@example([decimal.Decimal("999999999.5"), decimal.Decimal(0)], 8, 0)
 def test_decimals_round_half_even_and_past_their_precision_are_rejected(numbers, precision, scale):
     """Against Python's own `decimal`: each value rounded half-even to the scale, or rejected
     when it has more whole digits than the precision leaves."""

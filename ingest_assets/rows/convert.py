@@ -228,7 +228,8 @@ def _fast_decimal(text: pa.Array, precision: int, scale: int) -> pa.Array | None
     length = pc.utf8_length(text)
     point = pc.find_substring(text, ".")
     has_point = pc.greater_equal(point, 0)
-    whole = pc.max(pc.if_else(has_point, point, length)).as_py() or 1  # (a sign counted too)
+    # whole digits (a sign counted too), and one more for a carry of rounding (9.5 -> 10)
+    whole = (pc.max(pc.if_else(has_point, point, length)).as_py() or 1) + 1
     fraction = pc.max(pc.if_else(has_point, pc.subtract(pc.subtract(length, point), 1), 0))
     digits = max(fraction.as_py() or 0, scale)
     if whole + digits > MAX_PRECISION:
