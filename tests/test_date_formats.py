@@ -219,3 +219,29 @@ def test_manifests_written_before_formats_read_and_are_published_on(tmp_path):
     assert result.committed and result.rows_added == 2
     assert result.manifest.formats == {"obs_time": "%d/%m/%Y"}
     assert result.manifest.parent_version == current.version
+
+
+def test_the_inferred_format_is_shown_on_the_materializations(tmp_path):
+    import dagster as dg
+
+    from ingest_assets.orchestration.factory import dataset_assets
+    from ingest_resources.resource import IngestResource
+
+    path = tmp_path / "obs.csv"
+    path.write_text(observations(range(1, 31)))
+    config = config_of(path, ",", ";", {"temperature": "float64"})
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            dataset_assets(config),
+            instance=instance,
+            resources={"ingest": IngestResource.from_env()},
+        )
+    assert result.success
+    materializations = [
+        e.event_specific_data.materialization for e in result.get_asset_materialization_events()
+    ]
+    metadata = {
+        m.asset_key.path[-1]: {k: v.value for k, v in m.metadata.items()} for m in materializations
+    }
+    assert metadata["normalized"]["inferred_formats"] == {"when": "%d/%m/%Y"}
+    assert metadata["published"]["formats"] == {"when": "%d/%m/%Y"}
