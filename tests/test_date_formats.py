@@ -17,6 +17,7 @@ from ingest_assets import eventstore, stages
 from ingest_assets.contract import load_config_file, parse_config
 from ingest_assets.eventstore import read_current
 from ingest_assets.eventstore.manifest import Manifest
+from ingest_assets.rows import dates
 from ingest_assets.rows.dates import AmbiguousFormat, infer_format
 from ingest_assets.rows.normalize import normalize
 from ingest_resources import object_store
@@ -245,3 +246,23 @@ def test_the_inferred_format_is_shown_on_the_materializations(tmp_path):
     }
     assert metadata["normalized"]["inferred_formats"] == {"when": "%d/%m/%Y"}
     assert metadata["published"]["formats"] == {"when": "%d/%m/%Y"}
+
+
+def test_past_its_memory_bound_inference_still_tries_every_value(monkeypatch):
+    """Past DISTINCT values kept, the survivors are tried on each later batch: a late value
+    that only day-first reads still decides, and one none reads is still seen."""
+    monkeypatch.setattr(dates, "DISTINCT", 4)
+    early = [f"{day:02d}/01/2024" for day in range(1, 13)]  # d/m or m/d alike
+    inference = dates.ColumnFormat("when", False, config_of())
+    for start in range(0, 12, 3):
+        inference.add(pa.array(early[start : start + 3]))
+    inference.add(pa.array(["13/02/2024"]))
+    assert inference.result() == dates.Inferred("%d/%m/%Y", True)
+    inference = dates.ColumnFormat("when", False, config_of())
+    for start in range(0, 12, 3):
+        inference.add(pa.array(early[start : start + 3]))
+    with pytest.raises(AmbiguousFormat, match="every value can be read in several"):
+        inference.result()
+    inference.add(pa.array(["not a date"]))
+    with pytest.raises(AmbiguousFormat, match="12 of its 13 values"):
+        inference.result()

@@ -26,6 +26,7 @@ from ingest_assets.rows.convert import EXCEL_FORMAT, ISO_FORMAT, convert_column
 from ingest_resources.errors import DataError
 
 SAMPLE = 64  # distinct values every candidate is tried on first; the survivors on all of them
+DISTINCT = 100_000  # distinct values kept at most; past them the survivors try each batch's
 TIMES = ("", " %H:%M", " %H:%M:%S")
 ORDERS = ("%d{s}%m{s}%Y", "%m{s}%d{s}%Y", "%Y{s}%m{s}%d")
 NAMED = ("%d %b %Y", "%d-%b-%Y", "%b %d, %Y", "%d %B %Y", "%B %d, %Y")
@@ -74,32 +75,71 @@ def _day_first(formats: list[str]) -> list[str]:
     return [fmt for fmt in formats if fmt.startswith("%d")]
 
 
+class ColumnFormat:
+    """The format of one date/time column, from its values given batch by batch (trimmed text,
+    blanks null), in bounded memory: distinct values are kept up to DISTINCT; past that, the
+    candidates that read the most of them are tried on every later value instead."""
+
+    def __init__(self, column: str, numbers: bool, config: DatasetConfig):
+        self.column, self.config = column, config
+        self.candidates = NUMBER_CANDIDATES if numbers else CANDIDATES  # numbers: a sheet's
+        self.kept: list[pa.Array] = []
+        self.distinct = 0
+        self.counts: dict[str, int] | None = None  # reads per shortlisted format, once too many
+        self.total = 0  # the values counted
+        self.example: str | None = None
+
+    def add(self, text: pa.Array) -> None:
+        values = pc.unique(text.drop_null())
+        if self.counts is None:
+            self.kept.append(values)
+            self.distinct += len(values)
+            if self.distinct > DISTINCT:
+                self._shortlist()
+            return
+        self.total += len(values)
+        for fmt in self.counts:
+            self.counts[fmt] += _reads(values, fmt, self.config)
+
+    def _shortlist(self) -> None:
+        values = pc.unique(pa.chunked_array(self.kept, pa.string()))
+        self.kept, self.total = [], len(values)
+        shortlist, _ = _best(_sample(values), self.candidates, self.config)
+        self.counts = {fmt: _reads(values, fmt, self.config) for fmt in shortlist}
+        if len(shortlist) > 1:  # (for a refusal's message)
+            read = convert_column(values, "timestamp", shortlist[0], self.config)
+            self.example = values.filter(pc.is_valid(read))[0].as_py()
+
+    def result(self) -> Inferred | None:
+        """The format (None: no value, or none read), or AmbiguousFormat."""
+        if self.counts is None:
+            self._shortlist()
+        assert self.counts is not None
+        most = max(self.counts.values(), default=0)
+        winners = [fmt for fmt, count in self.counts.items() if count == most and most]
+        if not winners:
+            return None
+        if ISO_FORMAT in winners:  # (what it reads, a Y/m/d or serial reading would read alike)
+            winners = [ISO_FORMAT]
+        if len(winners) > 1 and self.config.source.decimal == "," and len(_day_first(winners)) == 1:
+            winners = _day_first(winners)
+        if len(winners) > 1:
+            listed = ", ".join(repr(fmt) for fmt in winners)
+            how = "every value" if most == self.total else f"{most} of its {self.total} values"
+            raise AmbiguousFormat(
+                f"dataset {self.config.dataset_id}: column {self.column!r}: {how} can be read in "
+                f"several date formats ({listed}), e.g. {self.example!r}, and nothing says which "
+                "is meant (a decimal comma, source.decimal ',', would mean day first); set "
+                f"normalize.formats.{self.column} to the one meant"
+            )
+        return Inferred(winners[0], most == self.total)
+
+
 def infer_format(
     text: pa.Array, column: str, numbers: bool, config: DatasetConfig
 ) -> Inferred | None:
     """The format of a date or time column from its values (trimmed text, blanks null), or None
     when it has none or no candidate reads any. `numbers`: the column arrived as numbers."""
-    values = pc.unique(text.drop_null()) if text.null_count else pc.unique(text)
-    if len(values) == 0:
-        return None
-    candidates = NUMBER_CANDIDATES if numbers else CANDIDATES
-    shortlist, _ = _best(_sample(values), candidates, config)
-    winners, most = _best(values, shortlist, config)
-    if not winners:
-        return None
-    if ISO_FORMAT in winners:  # (what it reads, a Y/m/d or serial reading would read alike)
-        winners = [ISO_FORMAT]
-    if len(winners) > 1 and config.source.decimal == "," and len(_day_first(winners)) == 1:
-        winners = _day_first(winners)
-    if len(winners) > 1:
-        listed = ", ".join(repr(fmt) for fmt in winners)
-        read = convert_column(values, "timestamp", winners[0], config)
-        example = values.filter(pc.is_valid(read))[0].as_py()
-        how = "every value" if most == len(values) else f"{most} of its {len(values)} values"
-        raise AmbiguousFormat(
-            f"dataset {config.dataset_id}: column {column!r}: {how} can be read in several date "
-            f"formats ({listed}), e.g. {example!r}, and nothing says which is meant (a decimal "
-            f"comma, source.decimal ',', would mean day first); set normalize.formats.{column} "
-            "to the one meant"
-        )
-    return Inferred(winners[0], most == len(values))
+    inference = ColumnFormat(column, numbers, config)
+    inference.add(text)
+    return inference.result()

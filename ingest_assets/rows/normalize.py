@@ -162,11 +162,11 @@ def _parser_rejections(table: pa.Table, rejections: Rejections) -> None:
     rejections.add(positions, reasons, codes, None)
 
 
-def _is_time(data_type: pa.DataType) -> bool:
+def is_time_type(data_type: pa.DataType) -> bool:
     return bool(pa.types.is_timestamp(data_type) or pa.types.is_date(data_type))
 
 
-def _is_number(data_type: pa.DataType) -> bool:
+def is_number_type(data_type: pa.DataType) -> bool:
     return bool(
         pa.types.is_integer(data_type)
         or pa.types.is_floating(data_type)
@@ -191,13 +191,13 @@ def time_formats(
             continue
         if name in config.normalize.formats:
             formats[name] = config.normalize.formats[name]
-        elif _is_time(column.type):
+        elif is_time_type(column.type):
             continue  # (times already: no text to read)
         elif name in given:
             formats[name] = given[name]
         elif infer:
             text = typed_text(text_of(column))
-            inferred = infer_format(text, name, _is_number(column.type), config)
+            inferred = infer_format(text, name, is_number_type(column.type), config)
             if inferred is not None:
                 formats[name] = inferred.format
     return formats

@@ -16,9 +16,17 @@ import pyarrow.compute as pc
 from ingest_assets.contract import SERIES_CODE, DatasetConfig
 from ingest_assets.eventstore.diff import high_water_marks
 from ingest_assets.parsers.base import HIDDEN_COLUMNS, ROW_COLUMN, cell_map
+from ingest_assets.rows.convert import text_of, typed_text
+from ingest_assets.rows.dates import ColumnFormat
 from ingest_assets.rows.dedupe import NOTHING, KeyTracker, judge
 from ingest_assets.rows.hashing import DIGEST_TYPE, KEY_HASH
-from ingest_assets.rows.normalize import TIME_TYPES, Normalized, target_types, time_formats
+from ingest_assets.rows.normalize import (
+    TIME_TYPES,
+    Normalized,
+    is_number_type,
+    is_time_type,
+    target_types,
+)
 from ingest_assets.rows.quarantine import conflict_reasons, conflicting_rows
 from ingest_assets.stages.parts import iter_parts, part_key
 from ingest_assets.stages.staged import StageError
@@ -30,22 +38,24 @@ def input_formats(
     store: ObjectStore, parsed_key: str, config: DatasetConfig, kept: Mapping[str, str]
 ) -> dict[str, str]:
     """The format of each date/time column of the parsed rows: the contract's, else the one
-    `kept` (the published version's), else one inferred from all the column's values (every
-    batch of it: read alone, as distinct values), so that every batch reads it alike."""
+    `kept` (the published version's), else one inferred from all the column's values (read
+    alone, batch by batch), so that every batch reads it alike."""
     schema = store.parquet_schema(parsed_key)
     names = [name for name in schema.names if name not in HIDDEN_COLUMNS]
     formats: dict[str, str] = {}
     for name, type_name in target_types(names, config).items():
-        if type_name not in TIME_TYPES:
-            continue
         data_type = schema.field(name).type
-        values = pa.array([], data_type)  # (what the contract or `kept` says needs no values)
-        if name not in config.normalize.formats and name not in kept:
-            batches = store.iter_parquet(parsed_key, columns=[name])
-            distinct = [pc.unique(batch[name]) for batch in batches]
-            if distinct:
-                values = pc.unique(pa.chunked_array(distinct, data_type))
-        formats |= time_formats(pa.table({name: values}), {name: type_name}, config, kept)
+        if type_name not in TIME_TYPES or is_time_type(data_type):
+            continue
+        if name in config.normalize.formats or name in kept:
+            formats[name] = config.normalize.formats.get(name) or kept[name]
+            continue
+        inference = ColumnFormat(name, is_number_type(data_type), config)
+        for batch in store.iter_parquet(parsed_key, columns=[name]):
+            inference.add(typed_text(text_of(pc.unique(batch[name]))))
+        found = inference.result()
+        if found is not None:
+            formats[name] = found.format
     return formats
 
 
