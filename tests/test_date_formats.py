@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ingest_assets import eventstore, stages
 from ingest_assets.contract import load_config_file, parse_config
@@ -266,3 +268,32 @@ def test_past_its_memory_bound_inference_still_tries_every_value(monkeypatch):
     inference.add(pa.array(["not a date"]))
     with pytest.raises(AmbiguousFormat, match="12 of its 13 values"):
         inference.result()
+
+
+@settings(deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.datetimes(min_value=dt.datetime(1900, 1, 1), max_value=dt.datetime(2100, 1, 1)),
+            st.integers(-14 * 60, 14 * 60),
+            st.sampled_from(["T", " "]),
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_times_with_offsets_read_by_arrow_as_the_expected_instants(values):
+    """ISO 8601 with offsets (all of a column): read at once by Arrow; each is the instant
+    Python's own datetime gives."""
+    text = []
+    for moment, minutes, sep in values:
+        zone = dt.timezone(dt.timedelta(minutes=minutes))
+        text.append(moment.replace(tzinfo=zone).isoformat(sep=sep))
+    table = pa.table({"id": [str(i) for i in range(len(text))], "when": text})
+    result = normalize(table, config_of(), DAY)
+    assert result.rejected.num_rows == 0
+    expected = [
+        moment.replace(tzinfo=dt.timezone(dt.timedelta(minutes=minutes))).astimezone(dt.UTC)
+        for moment, minutes, _ in values
+    ]
+    assert result.table["when"].to_pylist() == expected

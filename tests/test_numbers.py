@@ -8,7 +8,7 @@ import decimal
 
 import pyarrow as pa
 import pytest
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ingest_assets.contract import parse_config
@@ -120,6 +120,7 @@ def written(number: decimal.Decimal, decimal_mark: str, thousands: str | None) -
     return text.replace(",", "\0").replace(".", decimal_mark).replace("\0", separator)
 
 
+@settings(deadline=None)
 @given(
     st.decimals(min_value=-(10**12), max_value=10**12, places=3, allow_nan=False),
     st.sampled_from(MARKS),
@@ -133,6 +134,7 @@ def test_numbers_with_separators_read_back_exactly(number, marks):
     assert accepted == {"0": float(number)}, text
 
 
+@settings(deadline=None)
 @given(
     st.lists(st.integers(0, 999), min_size=2, max_size=5),
     st.integers(0, 4),
@@ -150,6 +152,7 @@ def test_a_group_that_is_not_three_digits_is_invalid(groups, wrong, width, marks
     assert accepted == {} and rejected["0"][0] == "invalid_number", text
 
 
+@settings(deadline=None)
 @given(
     st.lists(
         st.decimals(min_value=-(10**9), max_value=10**9, places=4, allow_nan=False), min_size=1

@@ -220,6 +220,13 @@ def _strptime_reads(fmt: str) -> bool:
     return fmt != EXCEL_FORMAT and not any(code in fmt for code in ("%z", "%b", "%B"))
 
 
+def _all_aware(text: pa.Array) -> bool:
+    """Whether every value is an ISO 8601 time with an offset (as `AWARE` tells)."""
+    return len(text) > text.null_count and bool(
+        pc.all(pc.match_substring_regex(text, AWARE.pattern)).as_py()
+    )
+
+
 def _fast_decimal(text: pa.Array, precision: int, scale: int) -> pa.Array | None:
     """`decimal(p,s)` in Arrow, as `_to_decimal` rounds and bounds it, for plain values
     (`-1234.5`); None when a value needs the general path."""
@@ -263,6 +270,9 @@ def _fast_convert(
             return _fast_decimal(text, *precision_scale)
         if fmt == ISO_FORMAT:
             fmt = None
+        if type_name in ("timestamp", "date") and fmt is None and _all_aware(text):
+            aware = pc.cast(text, pa.timestamp("us", tz="UTC"))  # (each with its offset)
+            return pc.cast(aware, pa.date32()) if type_name == "date" else aware
         if type_name in ("timestamp", "date") and fmt is None:
             naive = pc.cast(text, pa.timestamp("us"))
         elif type_name in ("timestamp", "date") and fmt is not None and _strptime_reads(fmt):
