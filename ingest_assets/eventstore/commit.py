@@ -98,7 +98,7 @@ def prepare(
     fence: int | None = None,
     lease: Lease | None = None,
     notify: follow_ups.Notify | None = None,
-    formats: dict[str, str] | None = None,
+    formats: dict[str, str] | None = None,  # per time column, over the parent's (manifest)
 ) -> Prepared:
     """Diff the normalized rows against the index, batch by batch, writing the new and revised
     ones as the event data of a new version, then its manifest (not yet `current`)."""
