@@ -31,7 +31,9 @@ EXACT, REFUSED, WRONG, CRASHED = "published exactly", "refused clearly", "wrong"
 
 def case_files() -> list[str]:
     """Every file of the corpus that has an expectation (the test ids)."""
-    return sorted(p.name.removesuffix(".expect.json") for p in (CORPUS / "cases").glob("*.expect.json"))
+    return sorted(
+        p.name.removesuffix(".expect.json") for p in (CORPUS / "cases").glob("*.expect.json")
+    )
 
 
 def plain(value: Any) -> Any:
@@ -105,7 +107,9 @@ def _short(value: Any, limit: int = 160) -> str:
 
 def _difference(expected: Any, actual: Any) -> str:
     if isinstance(expected, str) and isinstance(actual, str) and len(expected) > 60:
-        at = next((i for i, (a, b) in enumerate(zip(expected, actual)) if a != b), None)
+        at = next(
+            (i for i, (a, b) in enumerate(zip(expected, actual, strict=False)) if a != b), None
+        )
         at = min(len(expected), len(actual)) if at is None else at
         start = max(0, at - 20)
         return (
@@ -149,7 +153,9 @@ def first_difference(expected: dict[str, Any], outcome: dict[str, Any]) -> str |
     return quarantine_difference(expected.get("quarantine"), outcome["quarantine"])
 
 
-def quarantine_difference(expected: dict[str, Any] | None, rejected: list[dict[str, Any]]) -> str | None:
+def quarantine_difference(
+    expected: dict[str, Any] | None, rejected: list[dict[str, Any]]
+) -> str | None:
     if not expected:
         if rejected:
             first = rejected[0]
@@ -176,7 +182,10 @@ def check(file: str, workdir: Path) -> tuple[str, str]:
         words = expected["refused"]["words"]
         if error is None:
             published = len(outcome["rows"] or [])
-            return WRONG, f"not refused ({published} rows published); expected an error naming {words}"
+            return (
+                WRONG,
+                f"not refused ({published} rows published); expected an error naming {words}",
+            )
         message = str(error).replace(str(CORPUS / "files" / file), "<file>")
         missing = [w for w in words if not re.search(w, message, re.IGNORECASE)]
         if missing:
