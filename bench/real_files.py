@@ -45,7 +45,7 @@ def run(file: str) -> tuple[str, str, float]:
             status, detail = CRASHED, str(exc)
         finally:
             signal.alarm(0)
-    return status, detail, time.monotonic() - started
+    return status, detail.replace(f"{REPO}/", ""), time.monotonic() - started
 
 
 def main() -> int:
