@@ -5,6 +5,8 @@ The document's encoding: a BOM (or the NULs of UTF-16/32 without one), `source.e
 when set, UTF-8 (RFC 8259), the HTTP charset, then `auto`'s guess (charset.decode)."""
 
 import json
+import math
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -86,4 +88,24 @@ def parse_json_records(data: bytes, ctx: ParseContext) -> "pd.DataFrame | pa.Tab
         flat[ROW_COLUMN] = number
         rows.append(flat)
     frame = pd.DataFrame.from_records(rows) if rows else pd.DataFrame({ROW_COLUMN: []})
+    for name in frame.columns:
+        frame[name] = empty_as_null(frame[name])
     return frame[[ROW_COLUMN] + [c for c in frame.columns if c != ROW_COLUMN]]
+
+
+def empty_as_null(values: "pd.Series[Any]") -> "pd.Series[Any]":
+    """Empty is null: in a column whose other values are all numbers (or all booleans), an
+    empty string is a missing value, not a reason to read the whole column as text."""
+    if values.dtype != object:
+        return values
+    empty = values.map(lambda v: isinstance(v, str) and v == "")
+    if not empty.any():
+        return values
+    kinds = {
+        bool if isinstance(v, bool) else float if isinstance(v, int | float) else type(v)
+        for v in values[~empty]
+        if v is not None and not (isinstance(v, float) and math.isnan(v))
+    }
+    if kinds and (kinds <= {float} or kinds <= {bool}):
+        return values.mask(empty, None)
+    return values

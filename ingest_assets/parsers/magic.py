@@ -116,7 +116,10 @@ def refuse_mismatch(kind: Kind, path: Path, ctx: ParseContext, inside: str = "")
             hint = "; set source.format: csv, json, jsonl or rss" if text else ""
             raise ctx.error(f"source.format is {declared} but {the_file} is {found}{hint}")
         return  # text: its parser judges it
-    if kind.name == declared or (kind.workbook and declared in WORKBOOK_FORMATS):
-        return  # (the workbook reader reads every kind by its content, or names it)
+    if kind.name == declared:
+        return
+    if kind.workbook and declared in WORKBOOK_FORMATS:  # the workbook reader reads every kind
+        ctx.note(f"source.format is {declared} but {the_file} is {kind.label}: read as such")
+        return
     hint = f": set source.format: {kind.format}" if kind.format else ""
     raise ctx.error(f"source.format is {declared} but {the_file} is {kind.label}{hint}")

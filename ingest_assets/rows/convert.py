@@ -315,3 +315,13 @@ def convert_column(
     converted comes back null."""
     fast = _fast_convert(text, type_name, fmt, config)
     return fast if fast is not None else _general_convert(text, type_name, fmt, config)
+
+
+def naive_to_utc(values: pa.Array, zone: str) -> pa.Array:
+    """A parser's naive timestamps (a workbook's date-and-time cells: wall times in `zone`) as
+    UTC instants, as `_localize` reads them: a time skipped by DST moves to the first real
+    instant, a repeated one is its first occurrence. Other arrays are returned as they are."""
+    if not pa.types.is_timestamp(values.type) or values.type.tz is not None:
+        return values
+    local = pc.assume_timezone(values, timezone=zone, ambiguous="earliest", nonexistent="latest")
+    return local.cast(pa.timestamp(values.type.unit, tz="UTC"))

@@ -27,7 +27,13 @@ from ingest_assets.parsers.base import (
     to_arrow,
     with_row_numbers,
 )
-from ingest_assets.rows.convert import ISO_FORMAT, convert_column, text_of, typed_text
+from ingest_assets.rows.convert import (
+    ISO_FORMAT,
+    convert_column,
+    naive_to_utc,
+    text_of,
+    typed_text,
+)
 from ingest_assets.rows.dates import infer_format
 from ingest_assets.rows.dedupe import Verdict, dedupe
 from ingest_assets.rows.hashing import KEY_HASH, ROW_HASH, key_hashes, row_hashes
@@ -288,7 +294,7 @@ def normalize(
         type_name = types[name]
         column = table[name]
         if type_name is None and name in parsed.column_names and _keeps_type(column.type):
-            arrays[name] = column.combine_chunks()
+            arrays[name] = naive_to_utc(column.combine_chunks(), config.normalize.timezone)
             continue
         arrays[name] = _typed_column(
             name, column, type_name or "string", used.get(name), config, rejections
