@@ -153,19 +153,43 @@ def refusal(ctx: ParseContext, what: str, tried: list[Candidate], failure: str) 
     )
 
 
-def detect(sample: bytes, ctx: ParseContext, what: str) -> str | None:
-    """charset-normalizer's guess for `sample` (noted), or None when it has none."""
+# where charset-normalizer finds several encodings equally likely (cp1250 and cp1252 read
+# Spanish text alike but for a few letters), the more common one is taken
+COMMON = (
+    *("utf_8", "cp1252", "latin_1", "iso8859_15", "cp1251", "koi8_r", "shift_jis", "cp932"),
+    *("euc_jp", "gb18030", "big5", "euc_kr", "cp1250", "iso8859_2", "cp1253", "cp1254"),
+)
+
+
+def guess(sample: bytes) -> tuple[str, str] | None:
+    """charset-normalizer's guess for `sample` (at most DETECT_SAMPLE bytes of it): (the
+    encoding, the evidence in words), or None when it has none. Of encodings it finds equally
+    likely, the most common is taken."""
     import charset_normalizer  # (only when asked for)
 
-    best = charset_normalizer.from_bytes(sample[:DETECT_SAMPLE]).best()
-    if best is None:
+    results = list(charset_normalizer.from_bytes(sample[:DETECT_SAMPLE]))
+    if not results:
         return None
+    best = results[0]
+    tied = [r for r in results if (r.chaos, r.coherence) == (best.chaos, best.coherence)]
+    alike = [name for r in tied for name in [r.encoding, *r.could_be_from_charset]]
+    common = [name for name in COMMON if name in alike]
+    evidence = f"{best.language} text" if best.coherence else "a weak guess: no language recognised"
+    return (common[0] if common else str(best.encoding)), evidence
+
+
+def detect(sample: bytes, ctx: ParseContext, what: str) -> str | None:
+    """charset-normalizer's guess for `sample` (noted), or None when it has none."""
+    guessed = guess(sample)
+    if guessed is None:
+        return None
+    encoding, evidence = guessed
     ctx.note(
         f"the {what} declares no encoding that reads it and is not UTF-8: its encoding was "
-        f"detected as {best.encoding} (charset-normalizer); set source.encoding: "
-        f"{best.encoding} to make it certain"
+        f"detected as {encoding} (charset-normalizer), {evidence}; set source.encoding: "
+        f"{encoding} to make it certain"
     )
-    return str(best.encoding)
+    return encoding
 
 
 def noted_fallback(ctx: ParseContext, what: str, failed: list[Candidate], used: Candidate) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ingest_assets.parsers.base import ParseContext, ParseError
+from ingest_assets.parsers.charset import guess
 
 Input = Path | bytes
 CHUNK = 1 << 20
@@ -25,12 +26,6 @@ BOMS = (
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
 NON_ASCII_LINE = re.compile(rb"[^\n]*[\x80-\xff][^\n]*\n?")
-# where charset-normalizer finds several encodings equally likely (cp1250 and cp1252 read
-# Spanish text alike but for a few letters), the more common one is taken
-COMMON = (
-    *("utf_8", "cp1252", "latin_1", "iso8859_15", "cp1251", "koi8_r", "shift_jis", "cp932"),
-    *("euc_jp", "gb18030", "big5", "euc_kr", "cp1250", "iso8859_2", "cp1253", "cp1254"),
-)
 SUGGESTION = "utf-8, utf-8-sig, latin-1, cp1252, ..., or auto to detect it"
 
 
@@ -105,20 +100,13 @@ def detect_encoding(source: Input, ctx: ParseContext) -> tuple[str, str]:
         return "utf-8", "its non-ASCII bytes are valid UTF-8"
     except UnicodeDecodeError:
         pass
-    from charset_normalizer import from_bytes
-
-    results = list(from_bytes(sample))
-    if not results:
+    guessed = guess(sample)
+    if guessed is None:
         raise ctx.error(
             "source.encoding auto: charset-normalizer finds no text encoding that reads this "
             f"file (is it text?); set source.encoding ({SUGGESTION})"
         )
-    best = results[0]
-    tied = [r for r in results if (r.chaos, r.coherence) == (best.chaos, best.coherence)]
-    alike = [name for r in tied for name in [r.encoding, *r.could_be_from_charset]]
-    common = [name for name in COMMON if name in alike]
-    chosen = common[0] if common else best.encoding
-    evidence = f"{best.language} text" if best.coherence else "a weak guess: no language recognised"
+    chosen, evidence = guessed
     return chosen, (
         f"charset-normalizer's guess from {len(sample):,} bytes of its first lines and lines "
         f"with non-ASCII bytes, {evidence}"
