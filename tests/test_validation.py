@@ -168,7 +168,8 @@ def test_a_column_turned_text_is_quarantined_naming_the_column(runtime, tmp_path
 
 def test_quarantine_replay_after_the_contract_is_fixed(runtime, tmp_path, capsys, monkeypatch):
     csv_path = tmp_path / "fx.csv"
-    csv_path.write_text("id,day,value\n1,2024-01-02,10\n2,03/01/2024,11\n3,04/01/2024,12\n")
+    # (two-digit years: no format is inferred for them, the column is read as ISO 8601)
+    csv_path.write_text("id,day,value\n1,2024-01-02,10\n2,03/01/24,11\n3,04/01/24,12\n")
     configs = tmp_path / "configs"
     configs.mkdir()
     yaml = (
@@ -188,8 +189,8 @@ def test_quarantine_replay_after_the_contract_is_fixed(runtime, tmp_path, capsys
     out = capsys.readouterr()
     rows = list(csv.DictReader(io.StringIO(out.out)))
     assert [(r["partition"], r["_row"], r["reason_code"], r["day"]) for r in rows] == [
-        ("2024-01-05", "3", "type_error", "03/01/2024"),
-        ("2024-01-05", "4", "type_error", "04/01/2024"),
+        ("2024-01-05", "3", "type_error", "03/01/24"),
+        ("2024-01-05", "4", "type_error", "04/01/24"),
     ]
     assert "set normalize.formats.day" in rows[0]["reason"]
     assert "2 rejected row(s) in 1 partition(s)" in out.err
@@ -197,7 +198,7 @@ def test_quarantine_replay_after_the_contract_is_fixed(runtime, tmp_path, capsys
     # the fix: tell normalize how these dates are written, then re-run the partition
     # (the ISO date in row 2 no longer parses with that format: it moves to quarantine)
     (configs / "fx.yaml").write_text(
-        yaml.format(path=csv_path, formats=", formats: {day: '%d/%m/%Y'}")
+        yaml.format(path=csv_path, formats=", formats: {day: '%d/%m/%y'}")
     )
     config = load_config_file(configs / "fx.yaml")
     run_until_normalized(runtime, config, "2024-01-05")
@@ -205,7 +206,7 @@ def test_quarantine_replay_after_the_contract_is_fixed(runtime, tmp_path, capsys
     assert (result.rows_added, result.rows_revised) == (2, 0)
     assert main(["quarantine", "FX", "--partition", "2024-01-05", "--format", "jsonl"]) == 0
     assert '"day": "2024-01-02"' in capsys.readouterr().out  # only the row that now fails
-    csv_path.write_text("id,day,value\n1,02/01/2024,10\n2,03/01/2024,11\n3,04/01/2024,12\n")
+    csv_path.write_text("id,day,value\n1,02/01/24,10\n2,03/01/24,11\n3,04/01/24,12\n")
     run_until_normalized(runtime, config, "2024-01-05")
     assert (
         stages.run_publish(runtime, config, "2024-01-05").rows_added == 0
