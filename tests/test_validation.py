@@ -41,7 +41,11 @@ def test_ragged_rows_are_kept_or_quarantined_never_lost(runtime):
     assert counts.normalized + counts.rejected + counts.duplicates == 109
     assert counts.rejected > 0
     codes = set(outcome.rejected.column("reason_code").to_pylist())
-    assert codes <= {"missing_key", "conflicting_duplicate"}
+    # a row that does not fit the header (76 rows shorter than it) is rejected by the parser
+    # and quarantined as ragged_row (issue 17; before, it was padded with nulls)
+    assert "ragged_row" in codes and codes <= {"ragged_row", "missing_key", "conflicting_duplicate"}
+    ragged = [r for r in outcome.rejected.to_pylist() if r["reason_code"] == "ragged_row"]
+    assert len(ragged) == 76 and all(r["timit"] is None for r in ragged)
 
 
 def test_rows_wrapped_in_quotes_go_to_quarantine_with_their_row(runtime):
@@ -57,11 +61,14 @@ def test_rows_wrapped_in_quotes_go_to_quarantine_with_their_row(runtime):
         "normalized": 24,
     }
     rejected = outcome.rejected.to_pylist()
-    assert {r["reason"] for r in rejected} == {"primary key 'serie_id' is empty"}
-    assert rejected[0]["source_ref"] == f"row {rejected[0]['_row']}"
-    assert (
-        rejected[0]["catalogo_id"].count(",") > 20
-    )  # the whole line landed in one cell: kept as is
+    assert all(r["source_ref"] == f"row {r['_row']}" for r in rejected)
+    # each is one field where the header has 29 (the whole line quoted): rejected by the
+    # parser as ragged_row, its line in the reason (issue 17; before, the line landed in the
+    # first cell and the row was quarantined for its empty key)
+    assert {r["reason_code"] for r in rejected} == {"ragged_row"}
+    assert all(r["catalogo_id"] is None for r in rejected)
+    first = rejected[0]
+    assert first["reason"].startswith(f"line {first['_row']} has 1 field, the header 29: ")
     ratio = next(r for r in outcome.checks if r.name == "rejected_ratio")
     assert ratio.passed  # max_rejected_ratio 1.0 here; with the default 0 it would block
 

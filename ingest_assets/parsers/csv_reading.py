@@ -243,10 +243,11 @@ class CsvRows:
         return f"row {number} (its line is further down: quoted values above it span lines)"
 
     def _reason(self, number: int, count: int, text: str) -> str:
+        fields = f"{count} field" + ("s" if count != 1 else "")
         also = " (the rows end with one more, empty, field)" if self.trailing else ""
         return (
-            f"ragged_row: {self._where(number)} has {count} fields, the header {self.width}"
-            f"{also}: {_shown(text)}"
+            f"ragged_row: {self._where(number)} has {fields}, the header {self.width}{also}: "
+            f"{_shown(text)}"
         )
 
     def _trailing_values(
