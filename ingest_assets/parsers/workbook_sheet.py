@@ -2,8 +2,9 @@
 header cell: what a column's cells hold decides its type.
 
 - every non-empty cell a whole number: int64 (`40`, not `40.0`); numbers: float64;
-- every one a boolean: bool; a date or date and time: timestamp (naive: normalize reads it
-  in `normalize.timezone` and publishes it in UTC); a time of day: time; a duration: duration;
+- every one a boolean: bool; every one a date (a date cell, or a date and time at midnight):
+  date; dates and times: timestamp (naive: normalize reads it in `normalize.timezone`); a
+  time of day: time; a duration: duration;
 - anything else (text, or kinds mixed): text, each cell as written or as its value reads
   (`2.5`, `40`, `True`, `2016-01-10T00:00:00`);
 - an empty cell is null, whatever the column's type; so is a text cell that is a null
@@ -57,6 +58,11 @@ def _as_datetime(value: object) -> object:
     return value
 
 
+def _as_date(value: object) -> dt.date:
+    """A date cell's date (a date and time at midnight is a date)."""
+    return value.date() if isinstance(value, dt.datetime) else cast(dt.date, value)
+
+
 def cell_text(value: object) -> str:
     """A cell as text: text as written, a whole number without `.0`, a date as ISO 8601."""
     value = _as_datetime(_whole(value))
@@ -86,6 +92,8 @@ def sheet_column(values: list[object]) -> pa.Array:
             return pa.array(whole, pa.int64())
         return pa.array(values, pa.float64())
     if kind == "datetime":
+        if all(v is None or cast(dt.datetime, _as_datetime(v)).time() == dt.time() for v in values):
+            return pa.array([None if v is None else _as_date(v) for v in values], pa.date32())
         return pa.array([_as_datetime(v) for v in values], pa.timestamp("us"))
     return pa.array(values, {"bool": pa.bool_(), "time": pa.time64("us")}.get(kind))
 
