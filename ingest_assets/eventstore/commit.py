@@ -98,6 +98,7 @@ def prepare(
     fence: int | None = None,
     lease: Lease | None = None,
     notify: follow_ups.Notify | None = None,
+    formats: dict[str, str] | None = None,  # per time column, over the parent's (manifest)
 ) -> Prepared:
     """Diff the normalized rows against the index, batch by batch, writing the new and revised
     ones as the event data of a new version, then its manifest (not yet `current`)."""
@@ -193,6 +194,7 @@ def prepare(
         checks=checks or {},
         fence=fence,
         latest_partition=latest,
+        formats={**(current.formats if current else {}), **(formats or {})},
     )
     body = prepared.manifest.to_bytes()
     if not store.put_if_absent(layout.manifest(dataset_id, version), body):
@@ -315,13 +317,25 @@ def publish(
     checks: dict[str, Any] | None = None,
     now: dt.datetime | None = None,
     notify: follow_ups.Notify | None = None,
+    formats: dict[str, str] | None = None,
 ) -> PublishResult:
     """Publish the new and revised rows of `normalized` as one event version, exactly once."""
     now = now or dt.datetime.now(dt.UTC)
     errors: list[str] = []
     with locks.hold(config.lock_key, config.lock.ttl_s) as lease:
         prepared = prepare(
-            store, config, partition, normalized, inputs, counts, now, checks, None, lease, notify
+            store,
+            config,
+            partition,
+            normalized,
+            inputs,
+            counts,
+            now,
+            checks,
+            None,
+            lease,
+            notify,
+            formats,
         )
         errors += prepared.follow_up_errors
         pa.default_memory_pool().release_unused()  # the batches are gone: give their memory back

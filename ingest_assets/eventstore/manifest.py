@@ -5,6 +5,8 @@ with it (high-water marks, fingerprints, checks). Typed, with a `format_version`
   keys, no sizes or checksums; the store has no `commits/` records (chain.committed_versions);
 - MANIFEST_FORMAT_2: `files` lists each event file with its size and sha256 (verified by
   publish and `verify`), and `latest_partition` is the greatest partition key published so far.
+  Optional in it: `formats` (from issue 17 on; absent before), the format each date/time column
+  of text is read with, kept for later runs.
 
 Manifests of both formats are read; new ones are written as FORMAT_VERSION. Pure: no I/O."""
 
@@ -55,6 +57,9 @@ class Manifest:
     checks: dict[str, Any] = field(default_factory=dict)
     fence: int | None = None  # None: written before fencing (Ingest before c7d3c69)
     latest_partition: str | None = None  # None: a MANIFEST_FORMAT_1 manifest
+    # column -> the format its dates/times are read with (`normalize.formats`, or inferred),
+    # kept for later runs; empty in manifests written before formats were inferred
+    formats: dict[str, str] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
     @property

@@ -99,6 +99,8 @@ def normalized(
     except Exception as exc:
         raise _fail(exc) from exc
     table, counts = outcome.staged, outcome.counts
+    # date/time formats the contract does not name: inferred, or kept from the published version
+    inferred = {c: f for c, f in outcome.formats.items() if c not in config.normalize.formats}
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": table.num_rows,
@@ -109,6 +111,7 @@ def normalized(
             "dagster/column_schema": column_schema(table.schema),
             "high_water_marks": as_json(outcome.high_water_marks),
             "preview": preview(table.head),
+            **({"inferred_formats": as_json(inferred)} if inferred else {}),
         },
         check_results=[check_result(r) for r in outcome.checks],
     )
@@ -151,6 +154,7 @@ def published(
             "dagster/row_count": manifest.get("rows_total", 0),
             "high_water_marks": as_json(manifest.get("high_water_marks", {})),
             "manifest": as_json(manifest),
+            **({"formats": as_json(manifest["formats"])} if manifest.get("formats") else {}),
             **({"series": chart} if chart else {}),
             **(
                 {"follow_up_errors": as_json(list(result.follow_up_errors))}

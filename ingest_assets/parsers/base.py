@@ -43,6 +43,8 @@ class ParseContext:
     # what a parser read leniently or guessed (an encoding detected, a feed's recoverable XML):
     # shown on the parsed materialization and logged as warnings
     notes: list[str] = field(default_factory=list)
+    # the HTTP response's Content-Type (its charset is an encoding a feed or JSON may use)
+    content_type: str | None = None
 
     def note(self, message: str) -> None:
         self.notes.append(f"{self.source_name}: {message}")
@@ -86,6 +88,11 @@ def load_plugin(reference: str, what: str) -> Callable[..., Any]:
     except AttributeError:
         raise ImportError(f"{what} plugin {reference!r}: {module_name} has no {attr!r}") from None
     return plugin
+
+
+def is_builtin(name: str) -> bool:
+    """Whether `parse.plugin` names a built-in parser (not a plugin of the user's)."""
+    return name in _builtins()
 
 
 def resolve_parser(name: str) -> Parser:
@@ -231,20 +238,34 @@ def with_row_numbers(table: pa.Table) -> pa.Table:
 
 
 def streams(ctx: ParseContext) -> bool:
-    """Whether the dataset's parser reads its file in batches (plain CSV) or whole."""
-    return ctx.config.parser == "table" and ctx.config.source.format == "csv"
+    """Whether the dataset's parser reads its file in batches (plain CSV, JSON Lines) or whole."""
+    format = ctx.config.source.format
+    return (ctx.config.parser, format) in (("table", "csv"), ("json_records", "jsonl"))
 
 
 def parse_batches(path: Path, ctx: ParseContext, whole: bool = False) -> Iterator[pa.Table]:
     """The parsed rows in batches, each with `_row` and `parse_config.columns` applied.
 
-    A plain CSV streams through Arrow's reader (bounded memory); everything else, and a CSV
-    Arrow reads differently from pandas (`whole=True`, after pa.ArrowInvalid), is parsed
-    whole by the dataset's parser."""
-    if streams(ctx) and not whole:
-        from ingest_assets.parsers.table import stream_csv
+    A compressed source is inflated first, to a scratch file (`archive.unpacked`, which also
+    refuses a file whose magic bytes say it is not `source.format`). A plain CSV streams
+    through Arrow's reader and JSON Lines line by line (bounded memory); everything else,
+    and a CSV Arrow reads differently from pandas (`whole=True`, after pa.ArrowInvalid), is
+    parsed whole by the dataset's parser."""
+    from ingest_assets.parsers.archive import unpacked
 
-        for batch in stream_csv(path, ctx):
-            yield _rename_columns(batch, ctx)
-        return
-    yield with_row_numbers(parse_raw(path.read_bytes(), ctx))
+    with unpacked(path, ctx) as readable:
+        if streams(ctx) and not whole:
+            for batch in _stream(readable, ctx):
+                yield _rename_columns(batch, ctx)
+            return
+        yield with_row_numbers(parse_raw(readable.read_bytes(), ctx))
+
+
+def _stream(path: Path, ctx: ParseContext) -> Iterator[pa.Table]:
+    if ctx.config.source.format == "jsonl":
+        from ingest_assets.parsers.json_lines import stream_jsonl
+
+        return stream_jsonl(path, ctx)
+    from ingest_assets.parsers.table import stream_csv
+
+    return stream_csv(path, ctx)

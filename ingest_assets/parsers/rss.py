@@ -1,4 +1,13 @@
-"""`rss`: RSS 0.91/1.0/2.0 and Atom feeds, one row per item, keyed by guid/id, link, or a hash."""
+"""`rss`: RSS 0.91/1.0/2.0 and Atom feeds, one row per item, keyed by guid/id, link, or a hash.
+
+Before feedparser sees a feed: its entity declarations are refused (XXE, entity expansion);
+it is decoded here (charset: its BOM, `source.encoding` when set, its XML declaration, the
+HTTP charset, strict UTF-8, `auto`'s guess) and handed over as UTF-8 saying so, so that
+feedparser's own guessing (which reads a Shift_JIS feed without a declaration as
+iso-8859-2) never runs; and its XML is checked (feed_xml): what feedparser's lenient parser
+reads of a feed with a recoverable problem is published with the problem noted, anything
+else is refused.
+"""
 
 import calendar
 import codecs
@@ -13,6 +22,8 @@ import feedparser
 import pandas as pd
 
 from ingest_assets.parsers.base import ROW_COLUMN, ParseContext
+from ingest_assets.parsers.charset import decode
+from ingest_assets.parsers.feed_xml import check
 
 # an item as feedparser gives it (a FeedParserDict: no type information)
 Entry = Mapping[str, Any]
@@ -38,6 +49,11 @@ COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 ENTITY_DECLARATION = re.compile(r"<!ENTITY\s+(?:%\s*)?([^\s>]*)", re.IGNORECASE)
 INTERNAL_SUBSET = re.compile(r"<!DOCTYPE[^\[>]*\[", re.IGNORECASE)
 PROLOG_BYTES = 1 << 20  # a feed's root element comes long before
+DECLARED_ENCODING = re.compile(
+    rb"""^(?:\xef\xbb\xbf)?\s*<\?xml\b[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9._:-]+)["']"""
+)
+ENCODING_ATTRIBUTE = re.compile(r"""^(\s*<\?xml\b[^>]*?)\s+encoding\s*=\s*(["'])[^"']*\2""")
+AS_UTF8 = {"content-type": "application/xml; charset=utf-8"}  # what feedparser is told
 BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32-le"),
     (codecs.BOM_UTF32_BE, "utf-32-be"),
@@ -81,19 +97,44 @@ def _refuse_entity_declarations(data: bytes, ctx: ParseContext) -> None:
     raise ctx.error(f"feed {found}: {refused} (XXE / entity expansion), so nothing from it is used")
 
 
-def parse_rss(data: bytes, ctx: ParseContext) -> pd.DataFrame:
-    _refuse_entity_declarations(data, ctx)
-    feed = feedparser.parse(data)
+def _utf8(data: bytes, ctx: ParseContext) -> bytes:
+    """The feed as UTF-8, its XML declaration no longer naming another encoding."""
+    declared = DECLARED_ENCODING.match(data[:1024])
+    text = decode(data, ctx, "feed", declared.group(1).decode("ascii") if declared else None)
+    return ENCODING_ATTRIBUTE.sub(r"\1", text, count=1).encode("utf-8")
+
+
+def _read(data: bytes, ctx: ParseContext) -> Any:
+    """feedparser's reading of the feed, if it is one to publish."""
+    findings = check(data)
+    if findings.error:
+        raise ctx.error(
+            f"feed is not well-formed XML at {findings.error}, so nothing from it is used"
+        )
+    feed = feedparser.parse(data, response_headers=AS_UTF8)
     problem = feed.get("bozo_exception")
-    if isinstance(problem, xml.sax.SAXException) or (feed.bozo and not feed.entries):
+    if isinstance(problem, xml.sax.SAXException) and not findings.notes:  # (expat passed it)
         line = getattr(problem, "getLineNumber", lambda: None)()
         where = f" at line {line}" if line else ""
+        raise ctx.error(f"feed is not well-formed XML{where}: {problem}; nothing from it is used")
+    if findings.open_at_end and not feed.entries:
+        line, closing = findings.open_at_end
         raise ctx.error(
-            f"feed is not well-formed XML{where}: {problem}; it may be truncated "
-            f"({len(feed.entries)} items read), so nothing from it is used"
+            f"feed is not well-formed XML at line {line}: it ends before its closing {closing} "
+            "and has no items: it may be truncated, so nothing from it is used"
         )
     if not feed.version:
         raise ctx.error("not an RSS or Atom feed (no <rss>, <rdf:RDF> or <feed> root)")
+    for note in findings.notes:
+        ctx.note(f"the feed {note}")
+    if feed.bozo and not isinstance(problem, xml.sax.SAXException):
+        ctx.note(f"feedparser flagged the feed: {type(problem).__name__}: {problem}")
+    return feed
+
+
+def parse_rss(data: bytes, ctx: ParseContext) -> pd.DataFrame:
+    _refuse_entity_declarations(data, ctx)
+    feed = _read(_utf8(data, ctx), ctx)
     feed_title = feed.feed.get("title")
     rows = []
     for number, entry in enumerate(feed.entries, start=1):

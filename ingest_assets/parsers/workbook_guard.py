@@ -43,7 +43,8 @@ def check_workbook(data: bytes, budget: Budget) -> None:
     """Raise Refused if reading `data` as a workbook would take more than `budget`. calamine
     tries .xls (an OLE file) first, then the zip kinds, whatever the declared format: so is
     every kind the bytes could be read as checked."""
-    if data[:8] == OLE_MAGIC:
+    ole = data[:8] == OLE_MAGIC
+    if ole:
         check_xls(data, budget)
-    if zipfile.is_zipfile(io.BytesIO(data)):
-        check_xlsx(data, budget)
+    if zipfile.is_zipfile(io.BytesIO(data)):  # (an .xls may hold a zip: its theme)
+        check_xlsx(data, budget, embedded=ole)

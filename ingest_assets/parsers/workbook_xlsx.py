@@ -1,5 +1,6 @@
 """An .xlsx checked as calamine will read it: the zip archive, each member inflated here, in
-pieces, never trusting the sizes it declares, and its cells scanned as it inflates."""
+pieces, never trusting the sizes it declares, and its cells scanned as it inflates. An .ods
+is the same kind of archive: its content.xml is scanned by `workbook_ods`."""
 
 import io
 import struct
@@ -8,6 +9,7 @@ import zlib
 from collections.abc import Iterator
 
 from ingest_assets.parsers.workbook_budget import Budget, Refused
+from ingest_assets.parsers.workbook_ods import OdsScan, is_ods
 from ingest_assets.parsers.workbook_xlsx_cells import SHARED_STRINGS, SheetScan
 
 MAX_RATIO = 1000  # deflate's best is about 1032:1: nothing real comes near it
@@ -17,21 +19,36 @@ MAX_DIRECTORY = MAX_MEMBERS * 300  # bytes of central directory: 46 a member, an
 PIECE = 1 << 20  # inflated bytes handled at a time
 
 
-def check_xlsx(data: bytes, budget: Budget) -> None:
+def check_xlsx(data: bytes, budget: Budget, embedded: bool = False) -> None:
+    """`embedded`: the zip lies inside an .xls (Excel 2007 and later keep the workbook's theme
+    in one): calamine reads the .xls, and tries the zip only if that fails; a zip it cannot
+    read, or that holds no workbook, is then no workbook it could open, so it passes."""
     _refuse_many_members(data)
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        if embedded:
+            return
         raise Refused(f"the workbook is not a readable zip archive: {exc}") from None
     with archive:
         members = archive.infolist()
     if len(members) > MAX_MEMBERS:
         raise Refused(f"the workbook archive holds {len(members):,} members, over {MAX_MEMBERS:,}")
-    _refuse_other_kinds({info.filename.lower() for info in members})
+    names = {info.filename.lower() for info in members}
+    if embedded and not names & {"xl/workbook.xml", "xl/workbook.bin", "content.xml"}:
+        return
+    ods = is_ods(names)
+    if not ods:
+        _refuse_other_kinds(names)
     _refuse_declared_sizes(members, budget)
     for info in members:  # no member inflates past its declared size: the sum stays bounded
         _refuse_unreadable(info)
-        _check_member(data, info, budget)
+        if ods:
+            scan = OdsScan(info.filename, budget)
+            _scan_member(data, info, scan)
+            scan.finish()
+        else:
+            _check_member(data, info, budget)
 
 
 def _refuse_many_members(data: bytes) -> None:
@@ -55,13 +72,12 @@ def _refuse_many_members(data: bytes) -> None:
 
 def _refuse_other_kinds(names: set[str]) -> None:
     """calamine reads a zip as .xlsx, else as .xlsb, else as OpenDocument (finding members by
-    name in any case): only .xlsx is checked (and documented), so the other kinds are refused
+    name in any case): only .xlsx and .ods are checked (and documented), so .xlsb is refused
     rather than read unchecked."""
-    other = sorted(names & {"xl/workbook.bin", "content.xml"})
-    if other:
+    if "xl/workbook.bin" in names:
         raise Refused(
-            f"the archive holds {other[0]!r}: an .xlsb or OpenDocument workbook; only .xlsx "
-            "(Office Open XML) and .xls workbooks are read"
+            "the archive holds 'xl/workbook.bin': an .xlsb workbook; only .xlsx (Office Open "
+            "XML), .xls and .ods (OpenDocument) workbooks are read"
         )
     if "xl/workbook.xml" not in names:
         raise Refused("the zip archive has no xl/workbook.xml: it is not an .xlsx workbook")

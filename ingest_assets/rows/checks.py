@@ -10,6 +10,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -178,24 +179,36 @@ COLUMN_CHECKS = ("not_null", "range", "allowed_values")  # checks of one column'
 def _column_check(
     check: PlannedCheck, config: DatasetConfig, inputs: CheckInputs, column: str
 ) -> CheckResult:
+    """A check of one column's values. Empty values pass every check but not_null; a column
+    with no values at all (all rows rejected, or all empty) passes them too."""
     table = inputs.table
     if column not in table.column_names:
         return _missing_column(check, column, inputs.columns)
+    values = table[column]
     if check.kind == "not_null":
-        return _rows_result(check, table, pc.is_null(table[column]), f"have no {column}")
+        return _rows_result(check, table, pc.is_null(values), f"have no {column}")
     if check.kind == "range":
         bounds = config.checks.ranges[column]
-        outside = pa.array([False] * table.num_rows)
-        if bounds.min is not None:
-            outside = pc.or_(outside, pc.less(table[column], bounds.min))
-        if bounds.max is not None:
-            outside = pc.or_(outside, pc.greater(table[column], bounds.max))
-        return _rows_result(check, table, outside, f"outside [{bounds.min}, {bounds.max}]")
-    allowed = config.checks.allowed_values[column]
-    values = table[column]
-    value_set = pa.array(allowed).cast(values.type)
-    outside = pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, value_set=value_set)))
-    return _rows_result(check, table, outside, f"not in {allowed}")
+        what = f"outside [{bounds.min}, {bounds.max}]"
+    else:
+        allowed = config.checks.allowed_values[column]
+        what = f"not in {allowed}"
+    outside = pa.array(np.zeros(table.num_rows, dtype=bool))
+    if pa.types.is_null(values.type):  # (no value to check)
+        return _rows_result(check, table, outside, what)
+    try:
+        if check.kind == "range":
+            if bounds.min is not None:
+                outside = pc.or_(outside, pc.less(values, bounds.min))
+            if bounds.max is not None:
+                outside = pc.or_(outside, pc.greater(values, bounds.max))
+        else:
+            value_set = pa.array(allowed).cast(values.type)
+            outside = pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, value_set=value_set)))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        detail = f"column {column!r} ({values.type}) cannot be compared: {exc}"
+        return CheckResult(check, False, detail)
+    return _rows_result(check, table, outside, what)
 
 
 def _row_count(check: PlannedCheck, config: DatasetConfig, table: pa.Table) -> CheckResult:

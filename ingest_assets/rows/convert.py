@@ -1,6 +1,11 @@
 """Type conversion: a column of text to the type the contract declares, a value that cannot be
 converted as a null (the caller rejects its row). Arrow's kernels take the common cases; pandas
 and `decimal` the rest, with the same results. Pure: no Dagster, no I/O.
+
+Text is kept as written (`text_of`: an empty value is null, nothing trimmed); a value converted
+to another type is read without the spaces around it (`typed_text`: blank is null). Numbers
+arrive here plain (`numbers.plain_numbers` applied the contract's marks), times in the format
+given (`normalize.formats`, or one `dates` inferred) or, without one, as ISO 8601.
 """
 
 import datetime as dt
@@ -17,10 +22,14 @@ from ingest_assets.contract import TYPE_PATTERN, DatasetConfig
 
 AWARE = re.compile(r"[T ]\d{1,2}:\d{2}.*(?:Z|[+-]\d{2}:?\d{2})$")
 COMPACT_FORMATS = {8: "%Y%m%d", 6: "%Y%m", 4: "%Y"}
+ISO_FORMAT = "iso8601"  # the reading without a format, by name: ISO 8601 and YYYYMMDD, YYYYMM, YYYY
+EXCEL_FORMAT = "excel"  # spreadsheet serial day numbers
 TRUE = {"true", "t", "yes", "y", "1", "si", "sí"}
 FALSE = {"false", "f", "no", "n", "0"}
 INT64_RANGE = (-(2**63), 2**63 - 1)
 INTEGER = r"^[+-]?\d+$"
+PLAIN_DECIMAL = r"^[+-]?\d+(?:\.\d+)?$"
+MAX_PRECISION = 38  # of decimal128
 
 
 def _decimal_type(type_name: str) -> tuple[int, int] | None:
@@ -46,7 +55,9 @@ def arrow_type(name: str) -> pa.DataType:
 
 
 def _text(value: object) -> object:
-    if value is None or (isinstance(value, float) and value != value):
+    if value is None or value is pd.NaT or value is pd.NA:
+        return None  # (pandas' missing values)
+    if isinstance(value, float | np.floating) and value != value:
         return None
     if isinstance(value, str):
         return value
@@ -58,45 +69,47 @@ def _text(value: object) -> object:
 
 
 def _as_text(column: "pd.Series[Any]") -> "pd.Series[Any]":
-    """Every value as stripped text (None for nulls and blanks)."""
-    if pd.api.types.is_string_dtype(column) and column.dtype != object:
-        text = column.str.strip()  # a text column (CSV): vectorised, no per-cell Python
-        return text.astype(object).where(text.notna() & text.ne(""), None)
+    """Every value as text, as written (None for nulls and empty values)."""
     text = column.astype(object).map(_text)
-    text = text.where(text.notna(), None).map(lambda v: v.strip() if isinstance(v, str) else v)
-    return text.where(text.ne(""), None)
+    return text.where(text.notna() & text.ne(""), None)
+
+
+def _empty_is_null(text: pa.Array) -> pa.Array:
+    return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
 
 
 def text_of(column: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """Every value of an Arrow column as stripped text, null for nulls and blanks (`_as_text`
-    in Arrow)."""
+    """Every value of an Arrow column as text, as written: null for nulls and empty values,
+    nothing trimmed (`_as_text` in Arrow)."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     if pa.types.is_null(column.type):
         return pa.nulls(len(column), pa.string())
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        text = pc.utf8_trim_whitespace(column.cast(pa.string()))
-        return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+        return _empty_is_null(column.cast(pa.string()))
     return pa.array(_as_text(column.to_pandas()), pa.string(), from_pandas=True)
 
 
-def _to_float(text: "pd.Series[Any]", decimal_mark: str) -> "pd.Series[Any]":
-    cleaned = text
-    if decimal_mark == ",":
-        cleaned = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
-    return pd.to_numeric(cleaned, errors="coerce").astype("float64")
+def typed_text(text: pa.Array) -> pa.Array:
+    """Text (as `text_of` gives it) as a value of another type is read: without the spaces
+    around it, a blank value null."""
+    return _empty_is_null(pc.utf8_trim_whitespace(text))
+
+
+def _to_float(text: "pd.Series[Any]") -> "pd.Series[Any]":
+    return pd.to_numeric(text, errors="coerce").astype("float64")
 
 
 def _to_timestamp(text: "pd.Series[Any]", fmt: str | None, zone: str) -> "pd.Series[Any]":
     """Text to UTC timestamps: naive values are local to `zone`; aware ones keep their offset."""
     out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us, UTC]")
     present = text.notna()
-    if fmt == "excel":
+    if fmt == EXCEL_FORMAT:
         serial = pd.to_numeric(text[present], errors="coerce")
         naive = pd.to_datetime(serial, unit="D", origin="1899-12-30", errors="coerce")
         out[present] = _localize(naive, zone)
         return out
-    if fmt:
+    if fmt and fmt != ISO_FORMAT:
         parsed = pd.to_datetime(text[present], format=fmt, errors="coerce")
         out[present] = parsed.dt.tz_convert("UTC") if parsed.dt.tz else _localize(parsed, zone)
         return out
@@ -134,10 +147,8 @@ def _to_bool(text: "pd.Series[Any]") -> "pd.Series[Any]":
     return lowered.map(lambda v: True if v in TRUE else False if v in FALSE else None)
 
 
-def _decimal(value: str, decimal_mark: str) -> decimal.Decimal | None:
-    """The exact number a text spells (a decimal comma read as the contract says), or None."""
-    if decimal_mark == ",":
-        value = value.replace(".", "").replace(",", ".")
+def _decimal(value: str) -> decimal.Decimal | None:
+    """The exact number a plain text spells, or None."""
     if "_" in value:  # (Python's Decimal takes "1_000"; no reader of numbers here does)
         return None
     try:
@@ -147,16 +158,14 @@ def _decimal(value: str, decimal_mark: str) -> decimal.Decimal | None:
     return number if number.is_finite() else None
 
 
-def _to_decimal(
-    text: "pd.Series[Any]", decimal_mark: str, precision: int, scale: int
-) -> "pd.Series[Any]":
+def _to_decimal(text: "pd.Series[Any]", precision: int, scale: int) -> "pd.Series[Any]":
     """Rounded half-even to `scale` digits; a value with more than `precision` digits in all
     does not fit (null: rejected)."""
     quantum = decimal.Decimal(1).scaleb(-scale)
     limit = decimal.Decimal(10) ** (precision - scale)
 
     def convert(value: str | None) -> object:
-        number = None if value is None else _decimal(value, decimal_mark)
+        number = None if value is None else _decimal(value)
         if number is None:
             return None
         try:
@@ -168,12 +177,12 @@ def _to_decimal(
     return text.map(convert)
 
 
-def _to_int(text: "pd.Series[Any]", decimal_mark: str) -> "pd.Series[Any]":
+def _to_int(text: "pd.Series[Any]") -> "pd.Series[Any]":
     """Whole numbers, exactly ("1.0" and "1e3" are whole; "1.5" is not), within int64 (past
     it: null, rejected)."""
 
     def convert(value: str | None) -> object:
-        number = None if value is None else _decimal(value, decimal_mark)
+        number = None if value is None else _decimal(value)
         if number is None or number != number.to_integral_value():
             return None
         whole = int(number)
@@ -185,15 +194,14 @@ def _to_int(text: "pd.Series[Any]", decimal_mark: str) -> "pd.Series[Any]":
 def _convert(
     text: "pd.Series[Any]", type_name: str, fmt: str | None, config: DatasetConfig
 ) -> "pd.Series[Any]":
-    """Convert one column (as `_as_text` gives it); values that cannot be converted come back
-    as nulls."""
-    decimal_mark = config.source.decimal
+    """Convert one column (as `typed_text` gives it, numbers plain); values that cannot be
+    converted come back as nulls."""
     if type_name == "string":
         return text
     if type_name == "float64":
-        return _to_float(text, decimal_mark)
+        return _to_float(text)
     if type_name == "int64":
-        return _to_int(text, decimal_mark)
+        return _to_int(text)
     if type_name == "bool":
         return _to_bool(text)
     if type_name == "timestamp":
@@ -203,12 +211,42 @@ def _convert(
         return dates
     precision_scale = _decimal_type(type_name)
     assert precision_scale is not None  # (the contract allows no other type name)
-    return _to_decimal(text, decimal_mark, *precision_scale)
+    return _to_decimal(text, *precision_scale)
 
 
 def _strptime_reads(fmt: str) -> bool:
-    """Whether Arrow's strptime reads times of format `fmt` as pandas does (not with %z)."""
-    return fmt != "excel" and "%z" not in fmt
+    """Whether Arrow's strptime reads times of format `fmt` as pandas does (not with %z, nor
+    with month names: Arrow's %b and %B both take `Jan` and `January`, pandas' one each)."""
+    return fmt != EXCEL_FORMAT and not any(code in fmt for code in ("%z", "%b", "%B"))
+
+
+def _all_aware(text: pa.Array) -> bool:
+    """Whether every value is an ISO 8601 time with an offset (as `AWARE` tells)."""
+    return len(text) > text.null_count and bool(
+        pc.all(pc.match_substring_regex(text, AWARE.pattern)).as_py()
+    )
+
+
+def _fast_decimal(text: pa.Array, precision: int, scale: int) -> pa.Array | None:
+    """`decimal(p,s)` in Arrow, as `_to_decimal` rounds and bounds it, for plain values
+    (`-1234.5`); None when a value needs the general path."""
+    if pc.all(pc.match_substring_regex(text, PLAIN_DECIMAL)).as_py() not in (True, None):
+        return None
+    length = pc.utf8_length(text)
+    point = pc.find_substring(text, ".")
+    has_point = pc.greater_equal(point, 0)
+    # whole digits (a sign counted too), and one more for a carry of rounding (9.5 -> 10)
+    whole = (pc.max(pc.if_else(has_point, point, length)).as_py() or 1) + 1
+    fraction = pc.max(pc.if_else(has_point, pc.subtract(pc.subtract(length, point), 1), 0))
+    digits = max(fraction.as_py() or 0, scale)
+    if whole + digits > MAX_PRECISION:
+        return None
+    exact = pc.cast(text, pa.decimal128(whole + digits, digits))  # (every digit: no rounding)
+    rounded = pc.round(exact, ndigits=scale, round_mode="half_to_even")
+    if precision - scale < whole:  # (a value may have more whole digits than fit)
+        limit = pa.scalar(decimal.Decimal(10) ** (precision - scale), rounded.type)
+        rounded = pc.if_else(pc.less(pc.abs(rounded), limit), rounded, None)
+    return pc.cast(rounded, pa.decimal128(precision, scale))
 
 
 def _fast_convert(
@@ -219,7 +257,7 @@ def _fast_convert(
     try:
         if type_name == "string":
             return text
-        if type_name == "float64" and config.source.decimal == ".":
+        if type_name == "float64":
             values = pc.cast(text, pa.float64())
             return None if pc.any(pc.is_nan(values)).as_py() else values
         if type_name == "int64" and pc.all(pc.match_substring_regex(text, INTEGER)).as_py() in (
@@ -227,6 +265,14 @@ def _fast_convert(
             None,
         ):
             return pc.cast(text, pa.int64())
+        precision_scale = _decimal_type(type_name)
+        if precision_scale is not None:
+            return _fast_decimal(text, *precision_scale)
+        if fmt == ISO_FORMAT:
+            fmt = None
+        if type_name in ("timestamp", "date") and fmt is None and _all_aware(text):
+            aware = pc.cast(text, pa.timestamp("us", tz="UTC"))  # (each with its offset)
+            return pc.cast(aware, pa.date32()) if type_name == "date" else aware
         if type_name in ("timestamp", "date") and fmt is None:
             naive = pc.cast(text, pa.timestamp("us"))
         elif type_name in ("timestamp", "date") and fmt is not None and _strptime_reads(fmt):
@@ -254,10 +300,7 @@ def _general_convert(
     converted = _convert(series, type_name, fmt, config)
     if type_name == "float64":  # the values themselves as Arrow parses them, like the fast path
         valid = pc.if_else(pa.array(converted.notna().to_numpy()), text, None)
-        cleaned = valid
-        if config.source.decimal == ",":
-            cleaned = pc.replace_substring(pc.replace_substring(valid, ".", ""), ",", ".")
-        return pc.cast(cleaned, pa.float64())
+        return pc.cast(valid, pa.float64())
     return pa.array(
         converted.astype(object).where(converted.notna(), None),
         type=arrow_type(type_name),
@@ -268,7 +311,17 @@ def _general_convert(
 def convert_column(
     text: pa.Array, type_name: str, fmt: str | None, config: DatasetConfig
 ) -> pa.Array:
-    """Text (as `text_of` gives it) to `type_name`; a value that cannot be converted comes back
-    null."""
+    """Text (as `typed_text` gives it, numbers plain) to `type_name`; a value that cannot be
+    converted comes back null."""
     fast = _fast_convert(text, type_name, fmt, config)
     return fast if fast is not None else _general_convert(text, type_name, fmt, config)
+
+
+def naive_to_utc(values: pa.Array, zone: str) -> pa.Array:
+    """A parser's naive timestamps (a workbook's date-and-time cells: wall times in `zone`) as
+    UTC instants, as `_localize` reads them: a time skipped by DST moves to the first real
+    instant, a repeated one is its first occurrence. Other arrays are returned as they are."""
+    if not pa.types.is_timestamp(values.type) or values.type.tz is not None:
+        return values
+    local = pc.assume_timezone(values, timezone=zone, ambiguous="earliest", nonexistent="latest")
+    return local.cast(pa.timestamp(values.type.unit, tz="UTC"))

@@ -83,17 +83,25 @@ class Rejections:
         self.flagged = np.zeros(rows, dtype=bool)
 
     def add(
-        self, positions: np.ndarray, reason: str | list[str], code: str, column: str | None
+        self,
+        positions: np.ndarray,
+        reason: str | list[str],
+        code: str | list[str],
+        column: str | None,
     ) -> None:
+        """Rows at `positions` rejected, with a reason and code each (or one for all), unless
+        they were already."""
         if not len(positions):
             return
         reasons = np.full(len(positions), None, dtype=object)
         reasons[:] = reason if isinstance(reason, list) else [reason] * len(positions)
+        codes = np.full(len(positions), None, dtype=object)
+        codes[:] = code if isinstance(code, list) else [code] * len(positions)
         new = ~self.flagged[positions]
         chosen = positions[new]
         self.flagged[chosen] = True
         self.reason[chosen] = reasons[new]
-        self.code[chosen] = code
+        self.code[chosen] = codes[new]
         self.column[chosen] = column
 
     def bad(self) -> np.ndarray:

@@ -25,10 +25,13 @@ EXTENSIONS = {
     "csv": "csv",
     "xlsx": "xlsx",
     "xls": "xls",
+    "ods": "ods",
     "json": "json",
+    "jsonl": "jsonl",
     "rss": "xml",
     "parquet": "parquet",
 }
+COMPRESSED = ("gz", "zip")  # kept after the format's extension: `csv.gz`
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class Fetched:
     etag: str | None = None
     last_modified: str | None = None
     path: Path | None = None  # a local file, read in chunks rather than loaded whole
+    content_type: str | None = None  # the response's (its charset may name a feed's encoding)
 
     def _local(self) -> Path:
         assert self.path is not None
@@ -66,9 +70,13 @@ def resolve_path(path: str) -> Path:
 
 
 def _extension(config: DatasetConfig, name: str) -> str:
-    suffix = Path(name.split("?")[0]).suffix.lstrip(".").lower()
-    if config.source.format in ("xlsx", "xls") and suffix in ("xlsx", "xls", "xlsm", "ods"):
+    path = Path(name.split("?")[0])
+    suffix = path.suffix.lstrip(".").lower()
+    workbook = ("xlsx", "xls", "xlsm", "ods")
+    if config.source.format in workbook and suffix in workbook:
         return suffix
+    if suffix in COMPRESSED and config.source.compression != "none":
+        return f"{_extension(config, path.stem)}.{suffix}"
     return EXTENSIONS[config.source.format]
 
 
@@ -134,6 +142,7 @@ def _fetch_http(config: DatasetConfig, secrets: Secrets, window: Window | None) 
         source=masked_url,
         etag=first.etag,
         last_modified=first.last_modified,
+        content_type=None if pagination is not None else first.content_type,  # (pages: re-encoded)
     )
 
 
@@ -179,6 +188,7 @@ def _fetch_s3(config: DatasetConfig) -> Fetched:
         source=f"s3://{bucket}/{key}",
         etag=response.get("ETag"),
         last_modified=last_modified.isoformat() if last_modified else None,
+        content_type=response.get("ContentType"),
     )
 
 

@@ -4,10 +4,14 @@ A part is named after what it is made of (its parsed batch's digest and how it w
 never rewritten in place; `meta.json` lists the parts of the last complete run. A later run keeps
 a part whose batch it meets again under the same contract, code and day (an input that grew at
 its end normalizes only its new batches); rejected rows go to quarantine with a reason.
+A date/time column of text is read in one format over the whole input: the contract's, the
+published version's (kept), or one inferred from all its values before the batches are
+normalized.
 """
 
 import dataclasses
 import datetime as dt
+import json
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -23,7 +27,7 @@ from ingest_assets.parsers.base import CELLS_META, HIDDEN_COLUMNS
 from ingest_assets.rows.checks import CheckInputs, CheckResult, evaluate, needed_columns
 from ingest_assets.rows.hashing import hex_schema
 from ingest_assets.rows.normalize import Normalized, normalize
-from ingest_assets.stages.batches import Tally, conform_part, dedupe_across
+from ingest_assets.stages.batches import Tally, conform_part, dedupe_across, input_formats
 from ingest_assets.stages.parts import (
     PART_NAME,
     PartWriter,
@@ -72,6 +76,8 @@ class NormalizeOutcome:
     high_water_marks: dict[str, str]
     store: ObjectStore
     keys: list[str]  # the parts of the staged normalized rows, in order
+    # the format each date/time column of text was read with (contract, kept or inferred)
+    formats: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def table(self) -> pa.Table:
@@ -138,6 +144,7 @@ class _NormalizedData:
     high_water_marks: dict[str, str]
     rejected_head: pa.Table
     parts: list[StagedPart]  # in order
+    formats: dict[str, str]
 
 
 def run_normalize(
@@ -176,10 +183,11 @@ def _run_normalize(
     quarantine_key = f"{layout.quarantine(config.dataset_id, partition)}/{PART}"
     day = today or dt.datetime.now(dt.UTC).date()
     earlier = read_meta(store, staging)
-    data = _reuse_normalized(store, earlier, quarantine_key, raw, day)
+    kept = current.formats if current else {}
+    data = _reuse_normalized(store, earlier, quarantine_key, raw, day, kept)
     if data is None:
         data = _normalize_partition(
-            store, config, parsed_key, staging, quarantine_key, day, earlier, raw
+            store, config, parsed_key, (staging, quarantine_key), day, earlier, raw, kept
         )
     keys = [part.key for part in data.parts]
     schema = data.staged.schema
@@ -206,11 +214,19 @@ def _run_normalize(
         checks={r.name: CheckRecord.of(r) for r in results},
         high_water_marks=data.high_water_marks,
         parts=data.parts,
+        formats=data.formats,
     )
     write_meta(store, staging, meta)
     _remove_old_parts(store, config, staging, keys, earlier)
     return NormalizeOutcome(
-        data.staged, data.counts, results, quarantine_key, data.high_water_marks, store, keys
+        data.staged,
+        data.counts,
+        results,
+        quarantine_key,
+        data.high_water_marks,
+        store,
+        keys,
+        data.formats,
     )
 
 
@@ -255,12 +271,15 @@ def _reuse_normalized(
     quarantine_key: str,
     raw: RawInfo,
     day: dt.date,
+    kept: dict[str, str],
 ) -> "_NormalizedData | None":
     fingerprint = raw.fingerprint
     if not fingerprint or meta is None:
         return None
     if meta.raw.fingerprint != fingerprint or meta.day != day:
         return None
+    if any(meta.formats.get(name, fmt) != fmt for name, fmt in kept.items()):
+        return None  # (read before the published version kept another format)
     keys = meta.part_keys
     if not all(store.exists(key) for key in keys):
         return None
@@ -272,7 +291,9 @@ def _reuse_normalized(
     )
     counts = meta.counts
     staged = Staged(counts.normalized, schema, parts_head(store, keys, PREVIEW_HEAD))
-    return _NormalizedData(staged, counts, meta.high_water_marks, rejected, meta.parts)
+    return _NormalizedData(
+        staged, counts, meta.high_water_marks, rejected, meta.parts, meta.formats
+    )
 
 
 def _kept(
@@ -291,17 +312,26 @@ def _normalize_partition(
     store: ObjectStore,
     config: DatasetConfig,
     parsed_key: str,
-    staging: str,
-    quarantine_key: str,
+    keys_of: tuple[str, str],
     day: dt.date,
     earlier: NormalizedMeta | None,
     raw: RawInfo,
+    kept_formats: dict[str, str],
 ) -> _NormalizedData:
     """One part per parsed batch: kept from the last run when it holds the same batch (digest),
-    made under the same contract, code and day (all in the part's name), else normalized now.
-    A part of no batch of its own (a plugin's whole partition) is named after the parsed
-    data's fingerprint instead: two runs of one input make parts of the same names."""
+    made under the same contract, code, day and time formats (all in the part's name), else
+    normalized now. A part of no batch of its own (a plugin's whole partition) is named after
+    the parsed data's fingerprint instead: two runs of one input make parts of the same names.
+    `keys_of`: the partition's staging folder and quarantine key."""
+    staging, quarantine_key = keys_of
+    builtin = config.normalize.builtin  # (a plugin's columns are its own: it has one batch)
+    given = (
+        input_formats(store, parsed_key, config, kept_formats) if builtin else dict(kept_formats)
+    )
+    formats = dict(given)
     made_with = normalized_fingerprint(config, day)
+    if given:
+        made_with += f":formats {json.dumps(given, sort_keys=True)}"
     whole = f"whole:{raw.fingerprint}:{made_with}" if raw.fingerprint else None
     kept = {part.key: part for part in earlier.parts} if earlier else {}
     tally = Tally(config)
@@ -319,7 +349,11 @@ def _normalize_partition(
             schema = schema or store.parquet_schema(key)
             tally.add_kept(store, kept[key])
             return
-        result = normalize(batch, config, day) if normalizing is None else normalizing.result()
+        if normalizing is None:
+            result = normalize(batch, config, day, given, not builtin)
+        else:
+            result = normalizing.result()
+        formats.update(result.formats)
         table = result.table if schema is None else conform_part(key, result.table, schema)
         schema = schema or table.schema
         clean = not (
@@ -339,7 +373,11 @@ def _normalize_partition(
             key = part_key(staging, index, f"{digest}:{made_with}" if digest else whole)
             earlier_part = kept.get(key)
             maybe_kept = digest is not None and earlier_part is not None and earlier_part.clean
-            normalizing = None if maybe_kept else pool.submit(normalize, batch, config, day)
+            normalizing = (
+                None
+                if maybe_kept
+                else pool.submit(normalize, batch, config, day, given, not builtin)
+            )
             ahead.append((batch, digest, key, normalizing))
             while len(ahead) >= NORMALIZE_AHEAD:
                 settle(*ahead.popleft())
@@ -350,8 +388,8 @@ def _normalize_partition(
         writer.close()
     assert schema is not None
     rows = sum(part.rows for part in parts if part.rows is not None)  # (all are counted)
-    conflicts, repeats = dedupe_across(store, parts, tally, parsed_key)
-    rows -= repeats.size + conflicts.num_rows
+    conflicts, dropped = dedupe_across(store, parts, tally, parsed_key)
+    rows -= dropped
     keys = [part.key for part in parts]
     if conflicts.num_rows:  # rows left out after the batches were counted: marks again
         tally.mark_again(store, keys)
@@ -365,9 +403,9 @@ def _normalize_partition(
     counts = Counts(
         parsed=tally.parsed,
         rejected=rows_rejected,
-        duplicates=tally.duplicates + int(repeats.size),
+        duplicates=tally.duplicates,
         normalized=rows,
     )
     rejected_head = all_rejected.slice(0, 20) if all_rejected is not None else pa.table({})
     staged = Staged(rows, schema, parts_head(store, keys, PREVIEW_HEAD))
-    return _NormalizedData(staged, counts, tally.high_water_marks, rejected_head, parts)
+    return _NormalizedData(staged, counts, tally.high_water_marks, rejected_head, parts, formats)

@@ -50,7 +50,9 @@ def run_parse(rt: Runtime, config: DatasetConfig, partition: str) -> tuple[Stage
             f"dataset {config.dataset_id}: no raw data for partition {partition!r}; "
             f"materialize {config.dataset_id}/raw first"
         )
-    fingerprint = input_fingerprint(config, latest.sha256)
+    # a feed's or JSON's encoding may come from the response's charset: the rows depend on it
+    made_of = latest.sha256 + (f"; {latest.content_type}" if latest.content_type else "")
+    fingerprint = input_fingerprint(config, made_of)
     raw = dataclasses.replace(latest, fingerprint=fingerprint)
     key = f"{layout.staging(config.dataset_id, 'parsed', partition)}/{PART}"
     reused = _reuse(rt.store, key, fingerprint)
@@ -72,7 +74,7 @@ def _write_parsed(
 ) -> tuple[int, pa.Schema | None, HeadKeeper, tuple[str, ...]]:
     """The parser's batches into the parsed part at `key`, each tagged with the raw info; with
     the parser's notes (what it read leniently or guessed)."""
-    context = ParseContext(config, raw.source)
+    context = ParseContext(config, raw.source, content_type=raw.content_type)
     raw_meta = raw.footer()
     with store.local_file(raw.key) as path:
         try:

@@ -53,6 +53,7 @@ def run_publish(rt: Runtime, config: DatasetConfig, partition: str) -> eventstor
             meta.counts.to_dict(),
             meta.checks_dict(),
             notify=notifier(rt, config),
+            formats=meta.formats,
         )
 
 

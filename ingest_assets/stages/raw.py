@@ -41,6 +41,7 @@ def run_raw(
             etag=fetched.etag,
             last_modified=fetched.last_modified,
             fetched_at=dt.datetime.now(dt.UTC).isoformat(),
+            content_type=fetched.content_type,
         )
         write_latest(store, config.dataset_id, partition, info)
     return info

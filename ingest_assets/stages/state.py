@@ -41,6 +41,7 @@ class RawInfo:
     last_modified: str | None
     fetched_at: str  # ISO 8601, UTC
     fingerprint: str | None = None
+    content_type: str | None = None  # the HTTP/S3 Content-Type (its charset: a feed's encoding)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "RawInfo":
@@ -53,6 +54,7 @@ class RawInfo:
             last_modified=data.get("last_modified"),
             fetched_at=data["fetched_at"],
             fingerprint=data.get("fingerprint"),
+            content_type=data.get("content_type"),
         )
 
     def to_dict(self, with_fingerprint: bool = True) -> JSON:
@@ -68,6 +70,8 @@ class RawInfo:
         }
         if with_fingerprint:
             data["fingerprint"] = self.fingerprint
+        if self.content_type is not None:  # (only when known: files written before stay alike)
+            data["content_type"] = self.content_type
         return data
 
     def manifest_inputs(self, parts: list[str]) -> JSON:
@@ -209,6 +213,9 @@ class NormalizedMeta:
     checks: dict[str, CheckRecord]  # by check name, in the order they ran
     high_water_marks: dict[str, str]
     parts: list[StagedPart]
+    # the format each date/time column of text was read with (the contract's, kept from the
+    # published version, or inferred); {} in a meta.json written before formats were inferred
+    formats: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], folder: str) -> "NormalizedMeta":
@@ -222,10 +229,11 @@ class NormalizedMeta:
             checks={n: CheckRecord.from_dict(c) for n, c in data["checks"].items()},
             high_water_marks=dict(data.get("high_water_marks", {})),
             parts=parts or [single_part(folder)],
+            formats={str(k): str(v) for k, v in (data.get("formats") or {}).items()},
         )
 
     def to_dict(self) -> JSON:
-        return {
+        data: JSON = {
             "day": self.day.isoformat() if self.day is not None else None,
             "raw": self.raw.to_dict(),
             "counts": self.counts.to_dict(),
@@ -233,6 +241,7 @@ class NormalizedMeta:
             "high_water_marks": self.high_water_marks,
             "parts": [part.to_dict() for part in self.parts],
         }
+        return {**data, "formats": self.formats} if self.formats else data
 
     def checks_dict(self) -> JSON:
         """The checks as the manifest records them."""

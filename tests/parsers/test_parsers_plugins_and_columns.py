@@ -188,6 +188,7 @@ def test_sample_indec_config_renames_columns(run):
         "pct_change_month",
         "pct_change_year",
         "Region",
+        "_rejected",
     ]
     assert table.num_rows == 13_482
     rows = {r["_row"]: r for r in table.to_pylist()}
@@ -201,6 +202,7 @@ def test_sample_indec_config_renames_columns(run):
         "pct_change_month": "2,4",
         "pct_change_year": "29,9",
         "Region": "GBA",
+        "_rejected": None,
     }
 
 

@@ -14,6 +14,7 @@ BDE = "csv/bde_catalogo_tc_latin1.csv"
 ITCRM = "csv/bcra_ITCRMSerie2_semicolon_trailing_cols.csv"
 BOOK = "malformed/csvwrangling_book_multiline_quoted.csv"
 RAGGED = "malformed/csvwrangling_phonography_lib_ragged.csv"
+BDE_KEY = "Nombre de la serie "  # as the header writes it, trailing space included
 
 INDEC_SOURCE = {"format": "csv", "encoding": "latin-1", "delimiter": ";", "decimal": ","}
 INDEC_COLUMNS = [
@@ -40,7 +41,7 @@ def indec_table(parse, fixture_file) -> pa.Table:
 
 def test_indec_cpi_shape_and_header(indec_table):
     assert indec_table.num_rows == 13_482
-    assert indec_table.column_names == ["_row", *INDEC_COLUMNS]
+    assert indec_table.column_names == ["_row", *INDEC_COLUMNS, "_rejected"]
     # Every source column stays text at parse stage (decimal comma and codes untouched).
     for name in INDEC_COLUMNS:
         assert indec_table.schema.field(name).type == pa.string(), name
@@ -60,6 +61,7 @@ def test_indec_cpi_known_rows(indec_table):
         "v_m_IPC": None,
         "v_i_a_IPC": None,
         "Region": "GBA",
+        "_rejected": None,
     }
     # line 13365: 01;Alimentos y bebidas no alcohólicas;...;202510;10266,4083;2,4;29,9;GBA
     assert rows[13_365] == {
@@ -72,6 +74,7 @@ def test_indec_cpi_known_rows(indec_table):
         "v_m_IPC": "2,4",
         "v_i_a_IPC": "29,9",
         "Region": "GBA",
+        "_rejected": None,
     }
     # text codes with an empty Descripcion (line 114: B;;Bienes y servicios;201612;100;NA;NA;GBA)
     assert rows[114]["Codigo"] == "B"
@@ -101,7 +104,7 @@ def test_indec_cpi_matches_an_independent_read(indec_table, fixture_file):
         }
         for line in raw[1:]
     ]
-    got = indec_table.drop_columns(["_row"]).to_pylist()
+    got = indec_table.drop_columns(["_row", "_rejected"]).to_pylist()
     assert len(got) == len(expected)
     assert got == expected
     periods = set(indec_table.column("Periodo").to_pylist())
@@ -109,19 +112,20 @@ def test_indec_cpi_matches_an_independent_read(indec_table, fixture_file):
     assert max(periods) == "202510"
 
 
-def test_bde_catalog_latin1_header_trailing_space_is_stripped(parse, fixture_file):
+def test_bde_catalog_latin1_header_trailing_space_is_kept(parse, fixture_file):
+    """The header writes 'Nombre de la serie ' (a trailing space): the column keeps it."""
     path = fixture_file(BDE)
-    table = parse(path, {"format": "csv", "encoding": "latin-1"}, keys=["Nombre de la serie"])
+    table = parse(path, {"format": "csv", "encoding": "latin-1"}, keys=[BDE_KEY])
     assert table.num_rows == 73
-    assert "Nombre de la serie" in table.column_names
-    assert "Nombre de la serie " not in table.column_names
+    assert BDE_KEY in table.column_names
+    assert "Nombre de la serie" not in table.column_names
     assert table.column_names[1:4] == [
-        "Nombre de la serie",
+        BDE_KEY,
         "Número secuencial",
         "Alias de la serie",
     ]
     first = table.slice(0, 1).to_pylist()[0]
-    assert first["Nombre de la serie"] == "DTCCBCEUSDEUR.B"
+    assert first[BDE_KEY] == "DTCCBCEUSDEUR.B"
     assert first["Número secuencial"] == "573234"
     assert first["Descripción de la serie"] == (
         "Tipo de cambio. Dólares estadounidenses por euro (USD/EUR). Datos diarios"
@@ -131,36 +135,46 @@ def test_bde_catalog_latin1_header_trailing_space_is_stripped(parse, fixture_fil
     assert first["Número de observaciones"] == "5799"
     assert first["Notas"] is None
     last = table.slice(72, 1).to_pylist()[0]
-    assert last["Nombre de la serie"] == "DTCCMMETNDEUR.M"
+    assert last[BDE_KEY] == "DTCCMMETNDEUR.M"
     assert last["Fuente"] == "BANCO DE ESPAÑA"
     assert last["Frecuencia de la serie"] == "MENSUAL"
     # both documented keys are unique
-    assert len(set(table.column("Nombre de la serie").to_pylist())) == 73
+    assert len(set(table.column(BDE_KEY).to_pylist())) == 73
     assert len(set(table.column("Número secuencial").to_pylist())) == 73
+
+
+def test_bde_catalog_key_named_without_the_header_space_says_so(config, run, fixture_file):
+    path = fixture_file(BDE)
+    cfg = config({"format": "csv", "encoding": "latin-1"}, keys=["Nombre de la serie"])
+    with pytest.raises(ParseError) as info:
+        run(path.read_bytes(), cfg, str(path))
+    message = str(info.value)
+    assert "normalize.primary_keys names the column 'Nombre de la serie'" in message
+    assert "the header writes it 'Nombre de la serie '" in message
 
 
 def test_bde_catalog_matches_an_independent_read(parse, fixture_file):
     path = fixture_file(BDE)
-    table = parse(path, {"format": "csv", "encoding": "latin-1"}, keys=["Nombre de la serie"])
+    table = parse(path, {"format": "csv", "encoding": "latin-1"}, keys=[BDE_KEY])
     raw = _stdlib_rows(path.read_bytes(), "latin-1")
-    header = [h.strip() for h in raw[0]]
+    header = raw[0]
     expected = [
         {h: (c if c != "" else None) for h, c in zip(header, line, strict=True)} for line in raw[1:]
     ]
-    assert table.drop_columns(["_row"]).to_pylist() == expected
+    assert table.drop_columns(["_row", "_rejected"]).to_pylist() == expected
 
 
 def test_itcrm_semicolon_trailing_empty_columns_are_dropped(parse, fixture_file):
     path = fixture_file(ITCRM)
     source = {"format": "csv", "encoding": "latin-1", "delimiter": ";"}
     table = parse(path, source, keys=["Period"])
-    assert table.column_names == ["_row", "Period", "Value"]
+    assert table.column_names == ["_row", "Period", "Value", "_rejected"]
     rows = table.to_pylist()
-    assert rows[0] == {"_row": 2, "Period": "1/1/1997", "Value": "86.3"}
-    assert rows[1] == {"_row": 3, "Period": "2/1/1997", "Value": "86.3"}
+    assert rows[0] == {"_row": 2, "Period": "1/1/1997", "Value": "86.3", "_rejected": None}
+    assert rows[1] == {"_row": 3, "Period": "2/1/1997", "Value": "86.3", "_rejected": None}
     # the blank line 9910 is dropped; the three latin-1 footnotes are rows as the source has them
     assert [r["_row"] for r in rows[-4:]] == [9909, 9911, 9912, 9913]
-    assert rows[-4] == {"_row": 9909, "Period": "16/2/2024", "Value": "114.0"}
+    assert rows[-4] == {"_row": 9909, "Period": "16/2/2024", "Value": "114.0", "_rejected": None}
     assert rows[-3]["Period"] == "Nota: Datos provisorios sujetos a revisión. "
     assert rows[-2]["Period"].startswith("Fuente: INDEC, Direcciones de Estadísticas")
     assert "Ciudad Autónoma" in rows[-2]["Period"]
@@ -230,6 +244,7 @@ def test_multiline_quoted_cells_keep_their_newlines(parse, fixture_file):
         "fileFormat",
         "fileSize",
         "tags",
+        "_rejected",
     ]
     assert table.column("bookId").to_pylist() == [str(i) for i in range(1, 20)]
     first = table.slice(0, 1).to_pylist()[0]
@@ -252,52 +267,60 @@ def test_multiline_quoted_matches_an_independent_read(parse, fixture_file):
         {h: (c if c != "" else None) for h, c in zip(raw[0], line, strict=True)} for line in raw[1:]
     ]
     assert len(expected) == 19
-    assert table.drop_columns(["_row"]).to_pylist() == expected
+    assert table.drop_columns(["_row", "_rejected"]).to_pylist() == expected
 
 
-def test_ragged_rows_are_read_and_padded_with_nulls(config, run, fixture_file):
-    """21 header fields, rows of 15-21 fields: the parser returns rows (short ones padded with
-    nulls). Had it refused the file, the error would have to be a ParseError naming the dataset
-    and the file; an unhandled exception is never acceptable."""
+def test_ragged_rows_are_rejected_in_place_and_full_rows_read(config, run, fixture_file):
+    """21 header fields, rows of 15-21 fields: the 33 rows with 21 fields read as the csv module
+    reads them; each of the 76 shorter rows is rejected in place (`_rejected` ragged_row, its
+    line, its field count and its text; its data null), none shifted or padded. (Before issue
+    17 the short rows were padded with nulls.)"""
     path = fixture_file(RAGGED)
     cfg = config({"format": "csv"}, keys=["ipa number"], dataset_id="PHONO_LIB")
-    try:
-        table = run(path.read_bytes(), cfg, str(path))
-    except ParseError as exc:  # not what happens today; if it did, the message must say where
-        assert "dataset PHONO_LIB" in str(exc)
-        assert path.name in str(exc)
-        raise AssertionError(f"expected rows, got {exc}") from exc
-    assert table.num_rows == 109  # 110 lines (no final newline), one header
-    assert table.num_columns == 22  # _row + the 21 header names
-    assert table.column_names[1:4] == ["timit", "tipa input 1", "tipa input 2"]
+    table = run(path.read_bytes(), cfg, str(path))
+    raw = _stdlib_rows(path.read_bytes(), "utf-8")
+    header, lines = raw[0], raw[1:]
+    assert len(header) == 21 and len(lines) == 109  # 110 lines (no final newline), one header
+    assert table.num_rows == 109
+    assert table.column_names == ["_row", *header, "_rejected"]
     rows = {r["_row"]: r for r in table.to_pylist()}
-    assert rows[2]["usage"] == "close front unrounded vowel short"
-    assert rows[2]["alvey"] == "i "  # trailing space kept at parse stage
-    # line 5 has 16 fields: ,,,,,,,115,ɱ,M,F,&#625;,U+0271,labiodental,nasal,voiced
-    assert rows[5]["ipa number"] == "115"
-    assert rows[5]["unicode symbol"] == "ɱ"
-    assert rows[5]["entity dec"] == "&#625;"
-    assert rows[5]["unicode hex"] == "U+0271"
-    assert rows[5]["place"] == "labiodental"
-    assert rows[5]["phonation"] == "voiced"
-    assert [rows[5][c] for c in ("variety", "mrpa", "edin", "alvey", "english gloss")] == [None] * 5
-    # line 10: ,,,,,,,120,N,"n""",N\,&#628;,... (doubled quotes unescaped)
-    assert rows[10]["kirshenbaum"] == 'n"'
-    assert rows[10]["xsampa"] == "N\\"
+    texts = path.read_text(encoding="utf-8").split("\n")
+    for number, fields in enumerate(lines, start=2):
+        row = rows[number]
+        if len(fields) == 21:
+            assert row["_rejected"] is None
+            assert [row[h] for h in header] == [f if f != "" else None for f in fields]
+        else:
+            assert row["_rejected"] == (
+                f"ragged_row: line {number} has {len(fields)} fields, the header 21: "
+                + texts[number - 1]
+            )
+            assert all(row[h] is None for h in header)
+    assert sum(r["_rejected"] is None for r in rows.values()) == 33
+    assert rows[78]["alvey"] == "v "  # trailing space kept at parse stage
+    assert rows[5]["_rejected"].startswith("ragged_row: line 5 has 16 fields, the header 21: ")
     # the last line has no newline and is still read
     assert rows[110]["english gloss"] == "poor"
     assert rows[110]["edin"] == "oor"
 
 
-def test_row_longer_than_the_header_is_a_clear_error(config, run, fixture_file):
-    """The real ragged file with line 5 given 22 fields (one more than the header): refused
-    with a ParseError that names the dataset, the file and the line."""
-    lines = fixture_file(RAGGED).read_bytes().split(b"\n")
+def test_row_longer_than_the_header_is_rejected_in_place(config, run, fixture_file):
+    """The real ragged file with line 5 given 22 fields (one more than the header): that row
+    is rejected (its data null, its reason said), every other row reads as before."""
+    data = fixture_file(RAGGED).read_bytes()
+    lines = data.split(b"\n")
     assert lines[4].count(b",") == 15
     lines[4] += b",x,x,x,x,x,x"
     cfg = config({"format": "csv"}, keys=["ipa number"], dataset_id="PHONO_LIB")
-    with pytest.raises(ParseError) as info:
-        run(b"\n".join(lines), cfg, "phonography_lib.csv")
-    message = str(info.value)
-    assert message.startswith("dataset PHONO_LIB: phonography_lib.csv: CSV is malformed")
-    assert "Expected 21 fields in line 5, saw 22" in message
+    table = run(b"\n".join(lines), cfg, "phonography_lib.csv")
+    base = run(data, cfg, "phonography_lib.csv")
+    assert table.num_rows == base.num_rows == 109
+    rows = {r["_row"]: r for r in table.to_pylist()}
+    rejected = rows.pop(5)
+    assert rejected["_rejected"] == (
+        "ragged_row: line 5 has 22 fields, the header 21: " + lines[4].decode()
+    )
+    assert all(v is None for k, v in rejected.items() if k not in ("_row", "_rejected"))
+    expected = {r["_row"]: r for r in base.to_pylist()}
+    expected.pop(5)
+    assert rows == expected

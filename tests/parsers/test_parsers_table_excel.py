@@ -29,14 +29,14 @@ def test_com3500_xls_header_row_4_and_real_dates(com3500):
     # data starts in column C: the empty columns A, B and E are dropped
     assert com3500.column_names == ["_row", "Fecha", FX, MONTHLY]
     assert com3500.num_rows == 4_759
-    assert pa.types.is_timestamp(com3500.schema.field("Fecha").type)
+    assert com3500.schema.field("Fecha").type == pa.date32()  # date cells: dates (issue 17)
     assert com3500.schema.field(FX).type == pa.float64()
     first, last = com3500.slice(0, 1).to_pylist()[0], com3500.slice(4_758, 1).to_pylist()[0]
     assert first["_row"] == 5  # the row right below the header row 4
-    assert first["Fecha"] == dt.datetime(2002, 3, 4)
+    assert first["Fecha"] == dt.date(2002, 3, 4)
     assert first[FX] == 2.0083
     assert last["_row"] == 4_763
-    assert last["Fecha"] == dt.datetime(2021, 7, 20)
+    assert last["Fecha"] == dt.date(2021, 7, 20)
     assert last[FX] == 96.335
     dates = com3500.column("Fecha").to_pylist()
     assert dates == sorted(dates)
@@ -48,7 +48,7 @@ def test_com3500_matches_the_workbook_cells(com3500, fixture_file):
     assert book.sheet_names == ["TCR diario y TCNPM", "Serie de TCNPM"]
     cells = book.get_sheet_by_name("TCR diario y TCNPM").to_python(skip_empty_area=False)
     expected = [
-        (number, dt.datetime.combine(row[2], dt.time()), row[3])
+        (number, row[2], row[3])
         for number, row in enumerate(cells, start=1)
         if number > 4 and isinstance(row[2], dt.date)
     ]
