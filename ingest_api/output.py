@@ -14,6 +14,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ingest_assets.rows.hashing import hex_columns
+from ingest_assets.stages.export import iso_times
 
 NEXT_CURSOR = "X-Next-Cursor"  # a bulk page's next cursor
 VERSION_HEADER = "X-Ingest-Version"  # the version the rows of a bulk response are of
@@ -100,13 +101,13 @@ def stream(fmt: str, tables: Iterable[pa.Table], schema: pa.Schema) -> Iterator[
         header = True
         for table in tables:
             buffer = io.BytesIO()
-            pacsv.write_csv(_csv_ready(table), buffer, pacsv.WriteOptions(include_header=header))
+            pacsv.write_csv(iso_times(table), buffer, pacsv.WriteOptions(include_header=header))
             header = False
             yield buffer.getvalue()
         if header:  # no rows: the header alone
             buffer = io.BytesIO()
             empty = pa.table({f.name: pa.array([], f.type) for f in schema})
-            pacsv.write_csv(_csv_ready(empty), buffer)
+            pacsv.write_csv(iso_times(empty), buffer)
             yield buffer.getvalue()
         return
     if fmt == "arrow":  # the IPC stream's messages, each encoded whole by Arrow (not copied)
@@ -125,13 +126,3 @@ def stream(fmt: str, tables: Iterable[pa.Table], schema: pa.Schema) -> Iterator[
     writer.close()
     if chunk := sink.take():
         yield chunk
-
-
-def _csv_ready(table: pa.Table) -> pa.Table:
-    """Times as ISO 8601 text, as `ingest export --format csv` writes them."""
-    for index, field in enumerate(table.schema):
-        if pa.types.is_timestamp(field.type):
-            zone = "Z" if field.type.tz else ""
-            text = pc.strftime(table.column(index), format=f"%Y-%m-%dT%H:%M:%S{zone}")
-            table = table.set_column(index, field.name, text)
-    return table

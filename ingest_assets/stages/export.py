@@ -14,7 +14,7 @@ from ingest_assets.eventstore import published_table
 from ingest_resources.object_store import ObjectStore
 
 
-def _iso_times(table: pa.Table) -> pa.Table:
+def iso_times(table: pa.Table) -> pa.Table:
     """Timestamps as ISO 8601 text, the same in CSV and JSON lines (`2024-02-15T03:00:00.000000Z`;
     without the Z for a naive one)."""
     for index, field in enumerate(table.schema):
@@ -36,7 +36,7 @@ def export_dataset(
             raise ValueError("--format parquet needs --out FILE")
         pq.write_table(table, out)
         return int(table.num_rows)
-    table = _iso_times(table)
+    table = iso_times(table)
     buffer = io.BytesIO()
     if fmt == "csv":
         pacsv.write_csv(table, buffer)
