@@ -2,9 +2,11 @@
 
 from typing import Annotated, Any
 
-from fastapi import Path
+from fastapi import APIRouter, Depends, Path
 
+from ingest_api.auth import api_state, require_key
 from ingest_api.models import ErrorBody
+from ingest_api.state import ApiState
 
 DatasetId = Annotated[
     str, Path(min_length=1, max_length=200, description="a dataset_id (GET /datasets)")
@@ -21,3 +23,11 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         503: "the store or warehouse cannot be read (see detail)",
     }
     return {status: {"model": ErrorBody, "description": meaning[status]} for status in statuses}
+
+
+State = Annotated[ApiState, Depends(api_state)]  # the app's state, as a route parameter
+
+
+def guarded_router() -> APIRouter:
+    """A router whose every route needs the API key (when one is set)."""
+    return APIRouter(dependencies=[Depends(require_key)], responses=errors(401, 429, 503))

@@ -6,11 +6,10 @@ from collections.abc import Iterator
 from typing import Annotated, Literal
 
 import pyarrow as pa
-from fastapi import APIRouter, Depends, Query
+from fastapi import Query
 from fastapi.responses import Response, StreamingResponse
 
 from ingest_api import warehouse_reads
-from ingest_api.auth import api_state, require_key
 from ingest_api.cursor import decode, encode
 from ingest_api.errors import BadParameter
 from ingest_api.filters import Filters, select_columns
@@ -26,11 +25,9 @@ from ingest_api.output import (
     stream,
 )
 from ingest_api.pages import Scan
-from ingest_api.routers.common import DatasetId, errors
-from ingest_api.state import ApiState
+from ingest_api.routers.common import DatasetId, State, errors, guarded_router
 
-router = APIRouter(dependencies=[Depends(require_key)], responses=errors(401, 429, 503))
-State = Annotated[ApiState, Depends(api_state)]
+router = guarded_router()
 JSON_PAGE, JSON_PAGE_MAX = 100, 1000
 BULK_PAGE_MAX = 1_000_000
 

@@ -4,9 +4,8 @@ import hashlib
 from typing import Annotated
 
 import pyarrow as pa
-from fastapi import APIRouter, Depends, Query
+from fastapi import Query
 
-from ingest_api.auth import api_state, require_key
 from ingest_api.cursor import Cursor, decode, digest, encode
 from ingest_api.errors import BadParameter, Conflict
 from ingest_api.models import (
@@ -20,13 +19,12 @@ from ingest_api.models import (
     WarehouseTable,
 )
 from ingest_api.output import json_rows
-from ingest_api.routers.common import DatasetId, errors
+from ingest_api.routers.common import DatasetId, State, errors, guarded_router
 from ingest_api.state import ApiState
 from ingest_assets.eventstore import Manifest
 from ingest_assets.stages import read_quarantine
 
-router = APIRouter(dependencies=[Depends(require_key)], responses=errors(401, 429, 503))
-State = Annotated[ApiState, Depends(api_state)]
+router = guarded_router()
 
 
 def _verify_state(state: ApiState, dataset_id: str, head: Manifest | None) -> VerifyState:

@@ -2,21 +2,20 @@
 warehouse (when INGEST_POSTGRES_URL is set) and the Dagster instance (`dagster_runs`, imported
 here on first use only)."""
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from ingest_api.auth import api_state, require_key
+from ingest_api.auth import require_key
 from ingest_api.models import Check, DatasetHealth, DatasetStats, Health, Stats
-from ingest_api.routers.common import errors
+from ingest_api.routers.common import State, errors
 from ingest_api.state import ApiState
 
 if TYPE_CHECKING:
     from ingest_api.dagster_runs import DatasetRuns
 
 router = APIRouter()
-State = Annotated[ApiState, Depends(api_state)]
 DETAIL_CHARS = 300
 
 
