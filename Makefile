@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export INGEST_CONFIG_DIR ?= $(CURDIR)/dataset_configs
 export INGEST_STORE_ROOT ?= $(CURDIR)/.ingest_store
 
-.PHONY: install demo test lint format dev clean postgres
+.PHONY: install demo test test-deploy lint format dev clean postgres
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,10 +29,15 @@ postgres:
 test: $(STAMP) postgres
 	$(BIN)/pytest -q
 
+# the image built into a clean venv and its entrypoint run; Celery workers on Redis (docs/deploy.md)
+test-deploy: $(STAMP) postgres
+	INGEST_TEST_DEPLOY=1 $(BIN)/pytest -q tests/test_deploy_image.py tests/test_celery_workers.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/hadolint Dockerfile
 
 format: $(STAMP)
 	$(BIN)/ruff format .
