@@ -13,6 +13,7 @@ import dagster as dg
 
 from ingest_assets.contract import DatasetConfig
 from ingest_assets.orchestration.partitions import partitions_definition
+from ingest_assets.orchestration.pools import asset_pool
 from ingest_assets.rows.check_plan import planned_checks
 from ingest_resources.resource import IngestResource
 
@@ -102,6 +103,7 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
             description=_description(stage, config),
             deps=assets[-1:],
             retry_policy=RETRY_POLICY,
+            pool=asset_pool(stage, config),
             **_stage_options(stage, config),
         )
         assets.append(decorate(_compute(stage, config)))
