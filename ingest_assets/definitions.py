@@ -13,6 +13,7 @@ import dagster as dg
 from ingest_assets import settings
 from ingest_assets.contract import DatasetConfig, Problem, load_config_dir
 from ingest_assets.orchestration.automation import build_automation
+from ingest_assets.orchestration.executors import executor_from_env
 from ingest_assets.orchestration.factory import dataset_assets
 from ingest_resources.errors import ConfigError
 from ingest_resources.resource import IngestResource
@@ -114,7 +115,7 @@ def build_definitions(configs: list[DatasetConfig] | None = None) -> dg.Definiti
         sensors=sensors,
         schedules=schedules,
         resources={"ingest": IngestResource.from_env()},
-        executor=dg.in_process_executor,
+        executor=executor_from_env(),  # INGEST_EXECUTOR (orchestration/executors.py)
     )
 
 

@@ -19,6 +19,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# the image build (about 35 s, more on a first install): `make test-deploy`, not `make test` (its budget)
+pytestmark = pytest.mark.skipif(
+    os.environ.get("INGEST_TEST_DEPLOY") != "1", reason="runs under `make test-deploy`"
+)
 DOCKERFILE = REPO / "Dockerfile"
 
 
