@@ -8,7 +8,8 @@ INGEST_EXECUTOR:
   INGEST_CELERY_BACKEND (default redis://127.0.0.1:6379/0 and /1); needs the `celery` extra.
   Start workers with `celery -A ingest_assets.orchestration.celery_worker worker -Q dagster`:
   they build their Celery app from the same variables (`celery_app_args`).
-- `k8s`: a Kubernetes Job per step (dagster-k8s' `k8s_job_executor`, installed separately).
+On Kubernetes, Dagster's K8sRunLauncher gives each run a pod of its own (deploy/helm/values.yaml);
+its steps run in that pod with the executor chosen here.
 """
 
 import os
@@ -18,7 +19,7 @@ import dagster as dg
 
 from ingest_resources.errors import ConfigError
 
-EXECUTORS = ("in_process", "multiprocess", "celery", "k8s")
+EXECUTORS = ("in_process", "multiprocess", "celery")
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 DEFAULT_BACKEND = "redis://127.0.0.1:6379/1"
 
@@ -85,12 +86,4 @@ def executor_from_env() -> dg.ExecutorDefinition:
                 ["INGEST_EXECUTOR=celery needs the celery extra: pip install 'ingest[celery]'"]
             ) from exc
         return celery_executor.configured(celery_settings())
-    if name == "k8s":
-        try:
-            from dagster_k8s import k8s_job_executor  # type: ignore[import-not-found]
-        except ImportError as exc:
-            raise ExecutorConfigError(
-                ["INGEST_EXECUTOR=k8s needs dagster-k8s (the Helm chart's images carry it)"]
-            ) from exc
-        return k8s_job_executor
     return dg.in_process_executor
