@@ -7,6 +7,9 @@
 - automation.py: sensors (new source data) and cron schedules
 - partitions.py: the contract's partitions as Dagster partitions definitions
 - metadata.py: previews, column schemas, the per-series chart
+- pools.py: the concurrency pools of a dataset's steps (one writer per dataset, fetches per host)
+- executors.py: the executor INGEST_EXECUTOR chooses (in_process, multiprocess, celery)
+- celery_worker.py: the Celery app of the workers (`celery -A ... worker`), imported by them only
 
 May import every other package of ingest_assets and ingest_resources; nothing imports it but
 `cli/` and `definitions.py`.
