@@ -9,6 +9,7 @@ install on a machine downloads them (about 30 s more)."""
 
 import json
 import os
+import re
 import shlex
 import socket
 import subprocess
@@ -237,3 +238,20 @@ def test_serve_answers_health_and_the_code_location_serves_grpc(image) -> None:
         for process in (serve, grpc):
             process.terminate()
             process.wait(timeout=30)
+
+
+def test_run_with_a_partition_as_a_job_passes_it(image) -> None:
+    """`docker run IMAGE run DATASET --partition P`: the feed's entries, each once."""
+    app, _ = image
+    ran = ingest(image, "run", "REDDIT_HOMELAB_FEED", "--partition", "2026-01-15")
+    assert ran.returncode == 0, ran.stderr
+    assert "[2026-01-15] REDDIT_HOMELAB_FEED/published" in ran.stdout
+    out = app / "feed.jsonl"
+    exported = ingest(
+        image, "export", "REDDIT_HOMELAB_FEED", "--format", "jsonl", "--out", str(out)
+    )
+    assert exported.returncode == 0, exported.stderr
+    feed = (app / "sample_data/rss/reddit_homelab.atom.xml").read_text()
+    ids = re.findall(r"<entry>.*?<id>([^<]+)</id>", feed, re.S)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(row["id"] for row in rows) == sorted(ids) and len(ids) == 25
