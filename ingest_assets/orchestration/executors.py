@@ -7,7 +7,7 @@ INGEST_EXECUTOR:
 - `celery`: steps sent to Celery workers over INGEST_CELERY_BROKER, results over
   INGEST_CELERY_BACKEND (default redis://127.0.0.1:6379/0 and /1); needs the `celery` extra.
   Start workers with `celery -A ingest_assets.orchestration.celery_worker worker -Q dagster`:
-  they build their Celery app from the same variables (`celery_app_args`).
+  they build their Celery app from the same variables (`celery_settings`).
 On Kubernetes, Dagster's K8sRunLauncher gives each run a pod of its own (deploy/helm/values.yaml);
 its steps run in that pod with the executor chosen here.
 """
