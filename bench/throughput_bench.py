@@ -12,6 +12,7 @@ the rest of the wall time is Dagster's (code location loads, step launch, event 
     python bench/throughput_bench.py                       # 200 datasets, celery 1/2/4, ~15 min
     python bench/throughput_bench.py --datasets 20 --shapes multiprocess
     python bench/throughput_bench.py --big-rows 1000000 --shapes big
+    python bench/throughput_bench.py --shapes per-run      # 3 runs of one dataset each
 """
 
 import argparse
@@ -34,7 +35,7 @@ ROWS = 1000
 BROKER, BACKEND = 13, 14
 CONFIG = """\
 dataset_id: {dataset}
-source: {{kind: file, path: {path}, format: {format}{records}}}
+source: {{kind: file, path: {path}, format: {format}{records}, max_bytes: 1000000000}}
 normalize:
   primary_keys: [series, n]
   schema: {{n: int64, value: float64}}
@@ -283,6 +284,12 @@ def main() -> None:
     results = []
     try:
         for shape in args.shapes.split(","):
+            if shape == "per-run":  # runs of one small dataset each, in-process
+                for i in range(3):
+                    figures = run_shape(install, "in_process", f"key:T{i:04d}/*", 1)
+                    figures["shape"] = f"per-run ({args.datasets} datasets loaded)"
+                    results.append(figures)
+                continue
             if shape == "big":
                 figures = run_shape(install, "in_process", "key:BIG/*", 1)
                 figures["shape"] = f"big ({args.big_rows:,} rows, in_process)"
