@@ -162,3 +162,18 @@ def test_two_components_in_one_defs_folder_merge(tmp_path: Path) -> None:
     assert shape["resources"] == ["ingest"]
     assert {key.split("/")[0] for key in shape["assets"]} == {"REDDIT_HOMELAB_FEED", "INLINE_FEED"}
     assert shape["sensors"] == ["REDDIT_HOMELAB_FEED__source_changed"]
+
+
+def test_dg_scaffold_writes_one_dataset_to_fill_in() -> None:
+    """What `dg scaffold defs ingest_assets.components.IngestDatasets fx_daily` writes: a valid
+    inline contract named after the folder (not a second reader of INGEST_CONFIG_DIR)."""
+    with create_defs_folder_sandbox() as sandbox:
+        path = sandbox.scaffold_component(IngestDatasets, defs_path="fx_daily")
+        written = yaml.safe_load((path / "defs.yaml").read_text())
+        with sandbox.load_component_and_build_defs(defs_path=path) as (_, defs):
+            shape = _shape(defs)
+    assert written["type"] == "ingest_assets.components.datasets.IngestDatasets"
+    assert written["attributes"]["dataset"]["dataset_id"] == "FX_DAILY"
+    assert shape["assets"] == [
+        f"FX_DAILY/{stage}" for stage in ("normalized", "parsed", "published", "raw")
+    ]

@@ -20,6 +20,7 @@ A folder's broken files are reported as `ingest/config_errors` beside the datase
 with one line a problem, naming the `defs.yaml` and the field, as `ingest validate` does.
 """
 
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,27 @@ from ingest_assets.orchestration.location import build_definitions
 INLINE_FIELD = "attributes.dataset"
 
 
+def skeleton(name: str) -> dict[str, Any]:
+    """A valid one-dataset contract to fill in, its dataset_id from the folder's name."""
+    dataset_id = re.sub(r"\W", "_", name).upper()[:64]
+    return {
+        "dataset_id": dataset_id if dataset_id[:1].isalpha() else f"D_{dataset_id}"[:64],
+        "description": "what this dataset is (docs/contract.md has every key)",
+        "source": {"kind": "http", "url": "https://example.org/data.csv", "format": "csv"},
+        "normalize": {"primary_keys": ["id"]},
+    }
+
+
+class OneDatasetScaffolder(dg.Scaffolder):
+    """`dg scaffold defs ingest_assets.components.IngestDatasets NAME`: a `defs.yaml` holding one
+    dataset to fill in (not a folder: the project's own `defs.yaml` already reads
+    INGEST_CONFIG_DIR, and a second reader of it would declare every dataset twice)."""
+
+    def scaffold(self, request: dg.ScaffoldRequest) -> None:
+        dg.scaffold_component(request, {"dataset": skeleton(request.target_path.name)})
+
+
+@dg.scaffold_with(OneDatasetScaffolder)
 class IngestDatasets(dg.Component, dg.Resolvable, dg.Model):
     """Ingest datasets as partitioned assets raw -> parsed -> normalized -> published (->
     warehouse), with their checks, sensors and schedules: every dataset YAML of `config_dir`, or
