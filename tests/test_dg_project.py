@@ -65,9 +65,11 @@ def test_dg_check_list_and_launch(project: Path, monkeypatch: pytest.MonkeyPatch
     checked = _dg(project, "check", "defs")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "All definitions loaded successfully." in checked.stdout + checked.stderr
+    assert not [word for word in DEPRECATED if word in checked.stdout + checked.stderr]
 
     listed = _dg(project, "list", "defs", "--json")
     assert listed.returncode == 0, listed.stderr
+    assert not [word for word in DEPRECATED if word in listed.stderr], listed.stderr
     found = json.loads(listed.stdout)
     config = load_config_file(project / "dataset_configs/reddit_homelab_feed.yaml")
     assert sorted(a["asset_key"] for a in found["assets"]) == sorted(
