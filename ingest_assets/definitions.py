@@ -8,6 +8,7 @@ problems are reported where a user looks (`config_errors`, in orchestration/loca
 """
 
 import gc
+import importlib
 import warnings
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from ingest_assets.orchestration.location import (
     config_errors,
 )
 
-PROJECT = Path(__file__).resolve().parent  # pyproject.toml ([tool.dg]) is found above it
+DEFS_MODULE = "ingest_assets.defs"  # as pyproject.toml's [tool.dg.project] names it
 
 __all__ = [
     "CONFIG_ERRORS",
@@ -34,6 +35,14 @@ __all__ = [
 ]
 
 
+def project_root() -> Path:
+    """The `dg` project: the checkout holding this package (an editable install); a package
+    installed on its own (an image) has none above it: the working directory, where the code
+    location runs (workspace.yaml's `working_directory`)."""
+    checkout = Path(__file__).resolve().parents[1]
+    return checkout if (checkout / "pyproject.toml").is_file() else Path.cwd()
+
+
 def defs_folder() -> dg.Definitions:
     """The defs folder's definitions with the project's component tree (what the UI shows of
     it), as `dg.load_from_defs_folder` builds them but for the catalogue of every component
@@ -43,7 +52,9 @@ def defs_folder() -> dg.Definitions:
     Dagster does, so its warnings are not ours to print on every load."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.BetaWarning)
-        tree = dg.ComponentTree.for_project(path_within_project=PROJECT)
+        tree = dg.ComponentTree.from_module(
+            defs_module=importlib.import_module(DEFS_MODULE), project_root=project_root()
+        )
         return dg.Definitions.merge(
             tree.build_defs(tree.defs_module_path), dg.Definitions(component_tree=tree)
         )

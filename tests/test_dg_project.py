@@ -123,3 +123,33 @@ def test_dg_check_refuses_a_bad_inline_dataset(project: Path) -> None:
         f"{folder / 'defs.yaml'}: attributes.dataset.checks.max_rejected_ratio: "
         "Input should be less than or equal to 1 (got 2)"
     ) in output
+
+
+def test_the_code_location_loads_installed_without_the_checkout(tmp_path: Path) -> None:
+    """An image installs the packages alone (no pyproject.toml above them) and serves
+    `ingest_assets.definitions` from its working directory: the defs folder loads there too."""
+    site, app = tmp_path / "site-packages", tmp_path / "app"
+    ignore = shutil.ignore_patterns("__pycache__")
+    for package in ("ingest_assets", "ingest_resources"):
+        shutil.copytree(REPO / package, site / package, ignore=ignore)
+    shutil.copytree(REPO / "dataset_configs", app / "dataset_configs")
+    code = (
+        "import json\n"
+        "from ingest_assets.definitions import defs, project_root\n"
+        "keys = defs.resolve_asset_graph().get_all_asset_keys()\n"
+        "print(json.dumps([str(project_root()), sorted(k.to_user_string() for k in keys)]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "INGEST_CONFIG_DIR"}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=app,
+        env={**env, "PYTHONPATH": str(site)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    root, keys = json.loads(done.stdout.splitlines()[-1])
+    assert root == str(app)
+    assert "REDDIT_HOMELAB_FEED/published" in keys and "BCRA_INFOMONDIA/raw" in keys
+    assert "ingest/config_errors" not in keys
