@@ -23,7 +23,7 @@ DG = str(Path(sys.executable).parent / "dg")
 FEED = "sample_data/rss/reddit_homelab.atom.xml"
 ATOM_ID = "{http://www.w3.org/2005/Atom}id"
 PARTITION = "2026-01-15"
-DEPRECATED = ("superseded", "deprecat", "will not be used to configure", "Warning")
+DEPRECATED = ("superseded", "deprecat", "will not be used to configure", "Warning", "suppress this")
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +39,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copy(REPO / "dataset_configs/reddit_homelab_feed.yaml", root / "dataset_configs")
     (root / FEED).parent.mkdir(parents=True)
     shutil.copy(REPO / FEED, root / FEED)
+    (root / ".venv").symlink_to(sys.prefix)  # the project's venv, run without activating it
     # what `make install` writes: the instance of `make dev` and `ingest run`, unless exported
     (root / ".env").write_text(f"DAGSTER_HOME=${{DAGSTER_HOME:-{root / '.dagster_home'}}}\n")
     prepared = subprocess.run(  # and `ingest instance`, as `make install` runs it
