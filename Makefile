@@ -21,7 +21,8 @@ demo: $(STAMP)
 	@for id in $$($(BIN)/ingest list | cut -f1); do \
 		echo "== $$id"; $(BIN)/ingest run $$id || exit 1; \
 	done
-	@for id in $$($(BIN)/ingest list | cut -f1); do $(BIN)/ingest history $$id | head -1; done
+	@echo "== the current version of each dataset"
+	@$(BIN)/ingest history --all
 
 postgres:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start

@@ -148,7 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild.add_argument("dataset")
     rebuild.set_defaults(func=cmd_warehouse_rebuild)
     history = sub.add_parser("history", help="list published versions with their counts")
-    history.add_argument("dataset")
+    history.add_argument("dataset", nargs="?")
+    history.add_argument(
+        "--all", action="store_true", help="the current version of every dataset, one line each"
+    )
     history.set_defaults(func=cmd_history)
     verify = sub.add_parser(
         "verify", help="check a dataset's published chain, event files and derived files"

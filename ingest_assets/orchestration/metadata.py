@@ -46,7 +46,15 @@ def as_json(value: Any) -> dg.MetadataValue:
 
 
 SPARKS = "▁▂▃▄▅▆▇█"
-CHART_POINTS = 60
+# Points in a series' sparkline: 30 keep the table within the UI's metadata panel (60 were
+# clipped at its 1600 px), with the series name cut to SERIES_CHARS.
+CHART_POINTS = 30
+SERIES_CHARS = 40
+NO_BREAK_HYPHEN = "\u2011"  # dates in the chart never wrap at their hyphens
+
+
+def _day(value: object) -> str:
+    return f"{value:%Y-%m-%d}".replace("-", NO_BREAK_HYPHEN)
 
 
 def sparkline(values: list[float]) -> str:
@@ -78,8 +86,9 @@ def _chart_line(name: str, points: pa.Table) -> str | None:
         last = last["v"][0].as_py()
     low, high = pc.min_max(valued["v"]).values()
     first, newest_time = pc.min_max(points["t"]).values()
+    shown = name if len(name) <= SERIES_CHARS else name[: SERIES_CHARS - 1] + "…"
     return (
-        f"| {name} | {first.as_py():%Y-%m-%d} | {newest_time.as_py():%Y-%m-%d} | {last:g} | "
+        f"| {_cell(shown)} | {_day(first.as_py())} | {_day(newest_time.as_py())} | {last:g} | "
         f"{low.as_py():g} | {high.as_py():g} | {sparkline(recent['v'].to_pylist())} |"
     )
 
