@@ -18,9 +18,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/ingest validate
-	@for id in $$($(BIN)/ingest list | cut -f1); do \
-		echo "== $$id"; $(BIN)/ingest run $$id || exit 1; \
-	done
+	$(BIN)/ingest run --all
 	@echo "== the current version of each dataset"
 	@$(BIN)/ingest history --all
 

@@ -160,3 +160,26 @@ def test_history_of_every_dataset_names_each(capsys):
         "INDEC_IPC_DIVISIONES",
         DATASET,
     }
+
+
+def test_run_all_goes_on_past_a_failed_dataset(tmp_path, monkeypatch, capsys):
+    """`make demo`'s `ingest run --all`: every dataset in one process, the failed ones named."""
+    import shutil
+
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    shutil.copy(REPO / "dataset_configs" / "reddit_homelab_feed.yaml", configs)
+    (configs / "bad.yaml").write_text(
+        "dataset_id: A_BAD\nsource: {kind: file, path: /nonexistent/x.csv, format: csv}\n"
+        "normalize: {primary_keys: [id]}\n"
+    )
+    monkeypatch.setenv("INGEST_CONFIG_DIR", str(configs))
+    monkeypatch.setenv("INGEST_PROJECT_ROOT", str(REPO))
+    with pytest.raises(SystemExit, match="drop --partition"):
+        main(["run", "--all", "--partition", "2026-11-20"])
+    assert main(["run", "--all"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.index("== A_BAD") < captured.out.index(f"== {DATASET}")
+    assert f'{DATASET}/published: {{"rows_added": 25' in captured.out
+    assert captured.err.strip().endswith("ingest: failed: A_BAD")
+    assert sorted(run.job_name for run in _runs()) == ["A_BAD__ingest", f"{DATASET}__ingest"]

@@ -111,7 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="prepare DAGSTER_HOME (SQLite, or PostgreSQL if INGEST_DAGSTER_PG_URL is set)",
     ).set_defaults(func=cmd_instance)
     run = sub.add_parser("run", help="materialize a dataset's assets in-process")
-    run.add_argument("dataset")
+    run.add_argument("dataset", nargs="?")
+    run.add_argument(
+        "--all", action="store_true", help="every dataset's latest partition, in one process"
+    )
     run.add_argument("--partition", help="partition key (default: the latest partition)")
     run.add_argument(
         "--log-level",

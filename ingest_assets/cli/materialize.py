@@ -6,9 +6,10 @@ import json
 import sys
 import time
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
-from ingest_assets.cli.datasets import dataset_config
+from ingest_assets.cli.datasets import dataset_config, selected_datasets
 from ingest_assets.cli.instance import open_instance
 from ingest_assets.cli.launch import (
     backfill_tags,
@@ -120,6 +121,14 @@ def _nothing_new(config: DatasetConfig, metadata: Mapping[str, "dg.MetadataValue
     return f"{config.dataset_id}: nothing new to publish; the published version is {version}"
 
 
+def _progress_shown(level: str) -> AbstractContextManager[None]:
+    """Progress of long stages on standard error: a bar on a terminal, else plain lines (none
+    of ours at INFO or DEBUG, where Dagster's log lines carry them)."""
+    from ingest_resources import progress
+
+    return progress.shown_on(progress.Console(sys.stderr, plain=level not in ("INFO", "DEBUG")))
+
+
 def _settle() -> None:
     """Get the process ready to run: load the data path (pandas, Arrow; the code location
     leaves it to the first asset that runs, which would count it as that step's work), then
@@ -137,11 +146,9 @@ def _partitions(config: DatasetConfig):
     return partitions_definition(config.partitions)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    level = log_level(args.log_level)
-    config = dataset_config(args.dataset)
+def _run_partition(config: DatasetConfig, partition: str | None) -> str | None:
+    """The partition to run, checked: the latest one when none is given."""
     partitions = _partitions(config)
-    partition = args.partition
     if partitions is None and partition:
         raise SystemExit(
             f"ingest: dataset {config.dataset_id} is not partitioned; drop --partition"
@@ -152,10 +159,28 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise SystemExit(
             f"ingest: {partition!r} is not a partition of {config.dataset_id} ({config.partitions.kind})"
         )
-    job, _ = dataset_job(config)
-    with open_instance() as instance:
+    return partition
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """One dataset, or with --all each dataset's latest partition in this one process (Dagster,
+    the libraries and the instance loaded once: `make demo`)."""
+    level = log_level(args.log_level)
+    if args.all and args.partition:
+        raise SystemExit("ingest: --all runs each dataset's latest partition; drop --partition")
+    configs = selected_datasets(args)
+    planned = [(c, _run_partition(c, args.partition), dataset_job(c)[0]) for c in configs]
+    failed: list[str] = []
+    with _progress_shown(level), open_instance() as instance:
         _settle()
-        return 0 if _materialize(config, job, partition, instance, level) else 1
+        for config, partition, job in planned:
+            if args.all:
+                print(f"== {config.dataset_id}", flush=True)
+            if not _materialize(config, job, partition, instance, level):
+                failed.append(config.dataset_id)
+    if failed and args.all:
+        print(f"ingest: failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
@@ -181,7 +206,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     backfill_id, started = new_backfill_id(), time.time()
     succeeded: list[str] = []
     failed: list[str] = []
-    with open_instance() as instance:
+    with _progress_shown(level), open_instance() as instance:
         _settle()
         try:
             for partition in selected:

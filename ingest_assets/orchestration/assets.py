@@ -5,6 +5,7 @@ factory imports it only when an asset first runs, never while the code location 
 """
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 
 import dagster as dg
 import pyarrow as pa
@@ -15,6 +16,7 @@ from ingest_assets.orchestration.metadata import as_json, column_schema, preview
 from ingest_assets.orchestration.partitions import partition_key
 from ingest_assets.parsers.base import HIDDEN_COLUMNS
 from ingest_assets.rows.checks import CheckResult
+from ingest_resources import progress
 from ingest_resources.errors import IngestError
 from ingest_resources.notify import notification_status
 from ingest_resources.resource import IngestResource
@@ -50,7 +52,8 @@ def _fail(exc: Exception) -> dg.Failure:
 
 def raw(context: Context, ingest: IngestResource, config: DatasetConfig) -> dg.MaterializeResult:
     try:
-        info = stages.run_raw(ingest.runtime(), config, partition_key(context))
+        with _tracked(context):
+            info = stages.run_raw(ingest.runtime(), config, partition_key(context))
     except Exception as exc:
         raise _fail(exc) from exc
     context.log.info(f"{_name(context)}: {info.bytes} bytes from {info.source}")
@@ -70,7 +73,8 @@ def raw(context: Context, ingest: IngestResource, config: DatasetConfig) -> dg.M
 def parsed(context: Context, ingest: IngestResource, config: DatasetConfig) -> dg.MaterializeResult:
     try:
         runtime = ingest.runtime()
-        table, raw_info = stages.run_parse(runtime, config, partition_key(context))
+        with _tracked(context):
+            table, raw_info = stages.run_parse(runtime, config, partition_key(context))
         drift = stages.source_drift(runtime, config, table)
     except Exception as exc:
         raise _fail(exc) from exc
@@ -100,7 +104,8 @@ def normalized(
     context: Context, ingest: IngestResource, config: DatasetConfig
 ) -> dg.MaterializeResult:
     try:
-        outcome = stages.run_normalize(ingest.runtime(), config, partition_key(context))
+        with _tracked(context):
+            outcome = stages.run_normalize(ingest.runtime(), config, partition_key(context))
     except Exception as exc:
         raise _fail(exc) from exc
     table, counts = outcome.staged, outcome.counts
@@ -131,7 +136,8 @@ def published(
 ) -> dg.MaterializeResult:
     try:
         runtime = ingest.runtime()
-        result = stages.run_publish(runtime, config, partition_key(context))
+        with _tracked(context):
+            result = stages.run_publish(runtime, config, partition_key(context))
         chart = _chart(runtime, config, partition_key(context))
     except Exception as exc:
         raise _fail(exc) from exc
@@ -177,7 +183,8 @@ def warehouse(
     """Loads PostgreSQL, or, without INGEST_POSTGRES_URL, materializes nothing (the asset stays
     unmaterialized; `output_required=False`) and records an observation saying why."""
     try:
-        outcome = stages.run_warehouse(ingest.runtime(), config)
+        with _tracked(context):
+            outcome = stages.run_warehouse(ingest.runtime(), config)
     except Exception as exc:
         raise _fail(exc) from exc
     if outcome.skipped:
@@ -204,6 +211,11 @@ def warehouse(
             "versions_loaded": as_json(outcome.versions_loaded),
         }
     )
+
+
+def _tracked(context: Context) -> AbstractContextManager[progress.Progress]:
+    """Rows and bytes of the stage as it goes: a line in the run's log every few seconds."""
+    return progress.tracking(_name(context), context.log.info)
 
 
 def _name(context: Context) -> str:

@@ -24,6 +24,7 @@ from ingest_assets.stages.staged import (
     reporting_full_disk,
 )
 from ingest_assets.stages.state import RawInfo, read_latest
+from ingest_resources import progress
 from ingest_resources.object_store import ObjectStore
 from ingest_resources.runtime import Runtime
 
@@ -34,6 +35,7 @@ def _with_meta(
     batches: Iterable[pa.Table], key: bytes, value: bytes, ctx: ParseContext, first: list[bool]
 ) -> Iterator[pa.Table]:
     for batch in batches:
+        progress.add(rows=batch.num_rows)
         if first[0]:
             require_columns(batch, ctx)
             first[0] = False
