@@ -46,8 +46,9 @@ def as_json(value: Any) -> dg.MetadataValue:
 
 
 SPARKS = "▁▂▃▄▅▆▇█"
-# Points in a series' sparkline: 30 keep the table within the UI's metadata panel (60 were
-# clipped at its 1600 px), with the series name cut to SERIES_CHARS.
+# Points in a series' sparkline, shown right after its name: 30 keep the name, the sparkline and
+# the last value within the UI's metadata panel at 1600 px (60, in the last column, were clipped
+# there); the series name is cut to SERIES_CHARS.
 CHART_POINTS = 30
 SERIES_CHARS = 40
 NO_BREAK_HYPHEN = "\u2011"  # dates in the chart never wrap at their hyphens
@@ -88,8 +89,8 @@ def _chart_line(name: str, points: pa.Table) -> str | None:
     first, newest_time = pc.min_max(points["t"]).values()
     shown = name if len(name) <= SERIES_CHARS else name[: SERIES_CHARS - 1] + "…"
     return (
-        f"| {_cell(shown)} | {_day(first.as_py())} | {_day(newest_time.as_py())} | {last:g} | "
-        f"{low.as_py():g} | {high.as_py():g} | {sparkline(recent['v'].to_pylist())} |"
+        f"| {_cell(shown)} | {sparkline(recent['v'].to_pylist())} | {last:g} | {low.as_py():g} | "
+        f"{high.as_py():g} | {_day(first.as_py())} | {_day(newest_time.as_py())} |"
     )
 
 
@@ -119,7 +120,7 @@ def series_chart(
         series = None
     keyed = pa.table({"t": table[time_column], "v": table[value_column]})
     lines = [
-        f"| series | from | to | last | min | max | last {CHART_POINTS} |",
+        f"| series | last {CHART_POINTS} | last | min | max | from | to |",
         "|---|---|---|---|---|---|---|",
     ]
     for name in shown:
