@@ -18,7 +18,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/ingest validate
-	$(BIN)/ingest run --all
+	$(BIN)/ingest run --all --if-changed
 	@echo "== the current version of each dataset"
 	@$(BIN)/ingest history --all
 

@@ -183,3 +183,23 @@ def test_run_all_goes_on_past_a_failed_dataset(tmp_path, monkeypatch, capsys):
     assert f'{DATASET}/published: {{"rows_added": 25' in captured.out
     assert captured.err.strip().endswith("ingest: failed: A_BAD")
     assert sorted(run.job_name for run in _runs()) == ["A_BAD__ingest", f"{DATASET}__ingest"]
+
+
+def test_run_all_if_changed_skips_what_a_run_would_not_change(tmp_path, monkeypatch, capsys):
+    """`make demo` again: a dataset whose source file and contract made its current version is
+    said to be unchanged and not run (no Dagster run); a changed contract runs again."""
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    contract = (REPO / "dataset_configs" / "reddit_homelab_feed.yaml").read_text()
+    (configs / "feed.yaml").write_text(contract)
+    monkeypatch.setenv("INGEST_CONFIG_DIR", str(configs))
+    monkeypatch.setenv("INGEST_PROJECT_ROOT", str(REPO))
+    assert main(["run", "--all", "--if-changed"]) == 0
+    assert f"== {DATASET}\n" in capsys.readouterr().out
+    assert main(["run", "--all", "--if-changed"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"== {DATASET}: source and contract unchanged since version 20")
+    assert out.strip().endswith("; not run") and len(_runs()) == 1
+    (configs / "feed.yaml").write_text(contract.replace("description: ", "description: (v2) "))
+    assert main(["run", "--all", "--if-changed"]) == 0
+    assert f"== {DATASET}\n" in capsys.readouterr().out and len(_runs()) == 2

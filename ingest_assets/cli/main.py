@@ -115,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--all", action="store_true", help="every dataset's latest partition, in one process"
     )
+    run.add_argument(
+        "--if-changed",
+        action="store_true",
+        help="skip, without a run, a dataset whose local source file and contract are those of "
+        "its current version (make demo)",
+    )
     run.add_argument("--partition", help="partition key (default: the latest partition)")
     run.add_argument(
         "--log-level",

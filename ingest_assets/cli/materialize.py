@@ -162,6 +162,24 @@ def _run_partition(config: DatasetConfig, partition: str | None) -> str | None:
     return partition
 
 
+def _changed(configs: list[DatasetConfig]) -> list[DatasetConfig]:
+    """The datasets a run may find something new in; each of the others said and left out."""
+    from ingest_assets.cli.datasets import store_runtime
+    from ingest_assets.stages.unchanged import unchanged_since
+
+    runtime, changed = store_runtime(), []
+    for config in configs:
+        version = unchanged_since(runtime, config)
+        if version is None:
+            changed.append(config)
+        else:
+            print(
+                f"== {config.dataset_id}: source and contract unchanged since version {version}; "
+                "not run"
+            )
+    return changed
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """One dataset, or with --all each dataset's latest partition in this one process (Dagster,
     the libraries and the instance loaded once: `make demo`)."""
@@ -169,6 +187,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.all and args.partition:
         raise SystemExit("ingest: --all runs each dataset's latest partition; drop --partition")
     configs = selected_datasets(args)
+    if args.if_changed:
+        configs = _changed(configs)
+        if not configs:
+            return 0
     planned = [(c, _run_partition(c, args.partition), dataset_job(c)[0]) for c in configs]
     failed: list[str] = []
     with _progress_shown(level), open_instance() as instance:

@@ -21,6 +21,7 @@ from ingest_assets.stages.staged import (
     Staged,
     StageError,
     input_fingerprint,
+    made_of,
     reporting_full_disk,
 )
 from ingest_assets.stages.state import RawInfo, read_latest
@@ -53,8 +54,7 @@ def run_parse(rt: Runtime, config: DatasetConfig, partition: str) -> tuple[Stage
             f"materialize {config.dataset_id}/raw first"
         )
     # a feed's or JSON's encoding may come from the response's charset: the rows depend on it
-    made_of = latest.sha256 + (f"; {latest.content_type}" if latest.content_type else "")
-    fingerprint = input_fingerprint(config, made_of)
+    fingerprint = input_fingerprint(config, made_of(latest.sha256, latest.content_type))
     raw = dataclasses.replace(latest, fingerprint=fingerprint)
     key = f"{layout.staging(config.dataset_id, 'parsed', partition)}/{PART}"
     reused = _reuse(rt.store, key, fingerprint)
