@@ -126,7 +126,7 @@ def test_what_a_demo_run_says_without_a_database_a_topic_or_fresh_data(capsys, m
     dataset = "INDEC_IPC_DIVISIONES"
     assert main(["run", dataset]) == 0
     captured = capsys.readouterr()
-    reason = "INGEST_POSTGRES_URL is not set: no database to load public.cpi_divisions into"
+    reason = "no database to load public.cpi_divisions into (INGEST_POSTGRES_URL is not set)"
     assert f"{dataset}/warehouse: not materialized: {reason}" in captured.out
     assert f"{dataset}/warehouse: {{" not in captured.out  # no materialization line
     assert f"warning: check {dataset}/normalized:freshness: newest obs_time" in captured.err
@@ -203,3 +203,15 @@ def test_run_all_if_changed_skips_what_a_run_would_not_change(tmp_path, monkeypa
     (configs / "feed.yaml").write_text(contract.replace("description: ", "description: (v2) "))
     assert main(["run", "--all", "--if-changed"]) == 0
     assert f"== {DATASET}\n" in capsys.readouterr().out and len(_runs()) == 2
+
+
+def test_a_bad_option_is_one_line(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["run", DATASET, "--partiton", "2026-11-20"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "ingest: unrecognized arguments: --partiton 2026-11-20 (see `ingest --help`)"
+    ]
+    with pytest.raises(SystemExit, match="name a DATASET"):
+        main(["run"])
+    assert _runs() == []

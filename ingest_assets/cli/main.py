@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from ingest_assets import settings
 from ingest_assets.cli.datasets import all_configs
@@ -94,8 +95,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's errors on one line, as every other `ingest` error (its usage is --help's)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"ingest: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ingest", description=DESCRIPTION)
+    parser = _Parser(prog="ingest", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
     validate = sub.add_parser("validate", help="check dataset configs")
     validate.add_argument(

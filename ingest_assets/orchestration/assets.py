@@ -188,7 +188,7 @@ def warehouse(
     except Exception as exc:
         raise _fail(exc) from exc
     if outcome.skipped:
-        reason = f"{outcome.skipped}: no database to load {outcome.table} into"
+        reason = f"no database to load {outcome.table} into ({outcome.skipped})"
         context.log.warning(f"{_name(context)}: {reason}")
         context.log_event(
             dg.AssetObservation(
