@@ -1,6 +1,7 @@
 """The Dagster UI in a browser (Playwright on Debian's chromium, headless) over a demo instance:
 a series dataset's published asset shows its per-series summary after a re-run that found
-nothing new, and no asset is left "Materializing".
+nothing new, no asset is left "Materializing" by a run that could not start, and `ingest
+backfill` shows on the backfill's page.
 
 Needs /usr/bin/chromium (`make test` installs Debian's package when it is missing)."""
 
@@ -33,6 +34,27 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _latest_partition() -> str:
+    from ingest_assets.cli.datasets import dataset_config
+    from ingest_assets.orchestration.partitions import partitions_definition
+
+    partitions = partitions_definition(dataset_config(DATASET).partitions)
+    assert partitions is not None
+    return str(partitions.get_last_partition_key())
+
+
+def _a_run_that_could_not_start() -> None:
+    """What used to leave a run NOT_STARTED (and the dataset's assets "Materializing")."""
+    import dagster as dg
+
+    from ingest_assets.cli.datasets import dataset_config
+    from ingest_assets.cli.launch import dataset_job, execute
+
+    job, _ = dataset_job(dataset_config(DATASET))
+    with dg.DagsterInstance.get() as instance, pytest.raises(Exception, match="LOUD"):
+        execute(job, instance, _latest_partition(), "LOUD")
+
+
 @pytest.fixture
 def webserver(isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """`dagster-webserver` over this test's DAGSTER_HOME, with the one dataset's config."""
@@ -41,8 +63,10 @@ def webserver(isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[s
     shutil.copy(REPO / "dataset_configs" / "bcra_infomondia.yaml", configs)
     monkeypatch.setenv("INGEST_CONFIG_DIR", str(configs))
     monkeypatch.setenv("INGEST_PROJECT_ROOT", str(REPO))
-    assert main(["run", DATASET]) == 0  # publishes
+    latest = _latest_partition()
+    assert main(["backfill", DATASET, "--start", latest, "--end", latest]) == 0  # publishes
     assert main(["run", DATASET]) == 0  # finds nothing new
+    _a_run_that_could_not_start()
     port = _free_port()
     command = [
         str(Path(sys.executable).parent / "dagster-webserver"),
@@ -76,6 +100,14 @@ def webserver(isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[s
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(timeout=10)
+
+
+def _backfill_id() -> str:
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        (backfill,) = instance.get_backfills()
+        return str(backfill.backfill_id)
 
 
 @pytest.mark.skipif(
@@ -119,5 +151,11 @@ def test_the_published_asset_shows_its_latest_summary_after_a_no_op_run(
             assert page.get_by_text("Materializing").count() == 0
             assert page.get_by_text("In progress").count() == 0
             page.screenshot(path=str(shots / "group.png"), full_page=True)
+            page.goto(f"{webserver}/runs/b/{_backfill_id()}")
+            # `ingest backfill` is Dagster's: its page, each asset's partition materialized
+            expect(page.get_by_text("Succeeded", exact=True).first).to_be_visible()
+            expect(page.get_by_text("100% completed")).to_have_count(4)
+            expect(page.get_by_role("link", name=f"{DATASET} / published")).to_be_visible()
+            page.screenshot(path=str(shots / "backfill.png"), full_page=True)
         finally:
             browser.close()
