@@ -81,11 +81,6 @@ def test_log_levels_do_what_they_say(capsys):
     assert " - DEBUG - " in debug and "STEP_SUCCESS" in debug
 
 
-def test_runs_are_named_for_their_dataset(capsys):
-    assert main(["run", DATASET, "--partition", "2026-11-20"]) == 0
-    assert [run.job_name for run in _runs()] == [f"{DATASET}__ingest"]
-
-
 def test_backfill_is_a_dagster_backfill(capsys):
     assert main(["backfill", DATASET, "--start", "2026-11-18", "--end", "2026-11-20"]) == 0
     with dg.DagsterInstance.get() as instance:
