@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export INGEST_CONFIG_DIR ?= $(CURDIR)/dataset_configs
 export INGEST_STORE_ROOT ?= $(CURDIR)/.ingest_store
 
-.PHONY: install dotenv demo test lint format dev clean postgres
+.PHONY: install dotenv demo test lint format dev clean postgres chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,15 +24,19 @@ dotenv:
 
 demo: $(STAMP) dotenv
 	$(BIN)/ingest validate
-	@for id in $$($(BIN)/ingest list | cut -f1); do \
-		echo "== $$id"; $(BIN)/ingest run $$id || exit 1; \
-	done
-	@for id in $$($(BIN)/ingest list | cut -f1); do $(BIN)/ingest history $$id | head -1; done
+	$(BIN)/ingest run --all --if-changed
+	@echo "== the current version of each dataset"
+	@$(BIN)/ingest history --all
 
 postgres:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
 
-test: $(STAMP) postgres
+# tests/test_ui_browser.py drives the UI in Debian's chromium (headless): installed once, as root
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "warning: chromium not installed (apt-get failed): the browser test will be skipped" >&2
+
+test: $(STAMP) postgres chromium
 	$(BIN)/pytest -q
 
 lint: $(STAMP)

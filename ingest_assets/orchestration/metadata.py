@@ -46,7 +46,16 @@ def as_json(value: Any) -> dg.MetadataValue:
 
 
 SPARKS = "▁▂▃▄▅▆▇█"
-CHART_POINTS = 60
+# Points in a series' sparkline, shown right after its name: 30 keep the name, the sparkline and
+# the last value within the UI's metadata panel at 1600 px (60, in the last column, were clipped
+# there); the series name is cut to SERIES_CHARS.
+CHART_POINTS = 30
+SERIES_CHARS = 40
+NO_BREAK_HYPHEN = "\u2011"  # dates in the chart never wrap at their hyphens
+
+
+def _day(value: object) -> str:
+    return f"{value:%Y-%m-%d}".replace("-", NO_BREAK_HYPHEN)
 
 
 def sparkline(values: list[float]) -> str:
@@ -78,9 +87,10 @@ def _chart_line(name: str, points: pa.Table) -> str | None:
         last = last["v"][0].as_py()
     low, high = pc.min_max(valued["v"]).values()
     first, newest_time = pc.min_max(points["t"]).values()
+    shown = name if len(name) <= SERIES_CHARS else name[: SERIES_CHARS - 1] + "…"
     return (
-        f"| {name} | {first.as_py():%Y-%m-%d} | {newest_time.as_py():%Y-%m-%d} | {last:g} | "
-        f"{low.as_py():g} | {high.as_py():g} | {sparkline(recent['v'].to_pylist())} |"
+        f"| {_cell(shown)} | {sparkline(recent['v'].to_pylist())} | {last:g} | {low.as_py():g} | "
+        f"{high.as_py():g} | {_day(first.as_py())} | {_day(newest_time.as_py())} |"
     )
 
 
@@ -110,7 +120,7 @@ def series_chart(
         series = None
     keyed = pa.table({"t": table[time_column], "v": table[value_column]})
     lines = [
-        f"| series | from | to | last | min | max | last {CHART_POINTS} |",
+        f"| series | last {CHART_POINTS} | last | min | max | from | to |",
         "|---|---|---|---|---|---|---|",
     ]
     for name in shown:
