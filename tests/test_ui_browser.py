@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from ingest_assets.cli import main
+from ingest_assets.orchestration.metadata import CHART_POINTS
 from tests.conftest import REPO
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -133,7 +134,7 @@ def test_the_published_asset_shows_its_latest_summary_after_a_no_op_run(
                 skip.click(timeout=5_000)
             for series in SERIES:  # the per-series table of the latest materialization
                 expect(page.get_by_text(series, exact=True).first).to_be_visible()
-            expect(page.get_by_text("last 30").first).to_be_visible()
+            expect(page.get_by_text(f"last {CHART_POINTS}").first).to_be_visible()
             expect(
                 page.get_by_text("not configured (no notify.sns_topic_arn").first
             ).to_be_attached()
@@ -143,7 +144,7 @@ def test_the_published_asset_shows_its_latest_summary_after_a_no_op_run(
             cell = chart.bounding_box()
             assert cell is not None and cell["height"] < 40  # one line: the name does not wrap
             # the sparkline and the last value are not clipped by the metadata panel
-            expect(page.get_by_text("last 30").first).to_be_in_viewport(ratio=1)
+            expect(page.get_by_text(f"last {CHART_POINTS}").first).to_be_in_viewport(ratio=1)
             expect(page.get_by_text("last", exact=True).first).to_be_in_viewport(ratio=1)
             page.goto(f"{webserver}/asset-groups/{DATASET}")
             expect(page.get_by_text("published", exact=True).first).to_be_visible()

@@ -46,11 +46,12 @@ def as_json(value: Any) -> dg.MetadataValue:
 
 
 SPARKS = "▁▂▃▄▅▆▇█"
-# Points in a series' sparkline, shown right after its name: 30 keep the name, the sparkline and
-# the last value within the UI's metadata panel at 1600 px (60, in the last column, were clipped
-# there); the series name is cut to SERIES_CHARS.
-CHART_POINTS = 30
-SERIES_CHARS = 40
+# A series' line: its name (cut to SERIES_CHARS), its last value, then a sparkline of its last
+# CHART_POINTS values: the three fit the UI's metadata panel at 1600 px (a sparkline of 60, in the
+# last column, was clipped there; one of 30 after the name pushed the last value out with the
+# panel's other rows).
+CHART_POINTS = 20
+SERIES_CHARS = 32
 NO_BREAK_HYPHEN = "\u2011"  # dates in the chart never wrap at their hyphens
 
 
@@ -89,7 +90,7 @@ def _chart_line(name: str, points: pa.Table) -> str | None:
     first, newest_time = pc.min_max(points["t"]).values()
     shown = name if len(name) <= SERIES_CHARS else name[: SERIES_CHARS - 1] + "…"
     return (
-        f"| {_cell(shown)} | {sparkline(recent['v'].to_pylist())} | {last:g} | {low.as_py():g} | "
+        f"| {_cell(shown)} | {last:g} | {sparkline(recent['v'].to_pylist())} | {low.as_py():g} | "
         f"{high.as_py():g} | {_day(first.as_py())} | {_day(newest_time.as_py())} |"
     )
 
@@ -120,7 +121,7 @@ def series_chart(
         series = None
     keyed = pa.table({"t": table[time_column], "v": table[value_column]})
     lines = [
-        f"| series | last {CHART_POINTS} | last | min | max | from | to |",
+        f"| series | last | last {CHART_POINTS} | min | max | from | to |",
         "|---|---|---|---|---|---|---|",
     ]
     for name in shown:
