@@ -20,7 +20,7 @@ RUN groupadd --system --gid 10001 ingest \
     && useradd --system --uid 10001 --gid ingest --home-dir /app --shell /usr/sbin/nologin ingest
 COPY --from=build /opt/ingest /opt/ingest
 WORKDIR /app
-COPY --chown=ingest:ingest dagster.yaml dagster.postgres.yaml workspace.yaml ./
+COPY --chown=ingest:ingest dagster.sqlite.yaml dagster.postgres.yaml workspace.yaml ./
 COPY --chown=ingest:ingest dataset_configs dataset_configs
 COPY --chown=ingest:ingest sample_data sample_data
 ENV PATH="/opt/ingest/bin:$PATH" \

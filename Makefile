@@ -7,26 +7,36 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export INGEST_CONFIG_DIR ?= $(CURDIR)/dataset_configs
 export INGEST_STORE_ROOT ?= $(CURDIR)/.ingest_store
 
-.PHONY: install demo test test-deploy lint format dev clean postgres
+.PHONY: install dotenv demo test test-deploy lint format dev clean postgres chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) dotenv
+	@$(BIN)/ingest instance
 
-demo: $(STAMP)
+# Dagster (`dg dev`, `dg launch`) reads the project's .env: this line gives a bare `dg` command
+# the instance that `make dev` and `ingest run` use (an exported DAGSTER_HOME still wins).
+dotenv:
+	@grep -qs '^DAGSTER_HOME=' .env || echo 'DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/.dagster_home}' >> .env
+
+demo: $(STAMP) dotenv
 	$(BIN)/ingest validate
-	@for id in $$($(BIN)/ingest list | cut -f1); do \
-		echo "== $$id"; $(BIN)/ingest run $$id || exit 1; \
-	done
-	@for id in $$($(BIN)/ingest list | cut -f1); do $(BIN)/ingest history $$id | head -1; done
+	$(BIN)/ingest run --all --if-changed
+	@echo "== the current version of each dataset"
+	@$(BIN)/ingest history --all
 
 postgres:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
 
-test: $(STAMP) postgres
+# tests/test_ui_browser.py drives the UI in Debian's chromium (headless): installed once, as root
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "warning: chromium not installed (apt-get failed): the browser test will be skipped" >&2
+
+test: $(STAMP) postgres chromium
 	$(BIN)/pytest -q
 
 # the image built into a clean venv and its entrypoint run; Celery workers on Redis (docs/deploy.md)
@@ -43,10 +53,9 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-dev: $(STAMP)
-	$(BIN)/ingest instance
+dev: install
 	INGEST_DAGSTER_PG_URL="$(subst postgresql://,postgresql+psycopg2://,$(INGEST_DAGSTER_PG_URL))" \
-		$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+		$(BIN)/dg dev -h 127.0.0.1 -p 3000
 
 clean:
 	rm -rf .ingest_store .dagster_home

@@ -15,11 +15,14 @@ published (-> warehouse). Where things are, by package, lowest layer first:
     stages/                  one module per asset (raw, parsed, normalized, published, warehouse)
                              plus export: read the store, call the pure code, write the store
     orchestration/           the Dagster wiring: asset factory, asset bodies, checks, sensors,
-                             schedules, partitions, metadata
+                             schedules, partitions, metadata; `location`, the code location's
+                             Definitions
+    components/              `IngestDatasets`, the Dagster Component over `orchestration.location`
+    defs/                    the `dg` defs folder (YAML only): `datasets/defs.yaml`
     cli/                     the `ingest` command
-    definitions.py           `defs`, the code location Dagster loads
+    definitions.py           `defs`, the code location Dagster loads: the defs folder
 
 The rule between them: everything above `orchestration/` is pure of Dagster (it runs the same
-from the CLI, a test or a Dagster step); only `orchestration/`, `cli/` and `definitions.py`
-import Dagster, and nothing imports them back. tests/test_layering.py checks it.
+from the CLI, a test or a Dagster step); only `orchestration/`, `components/`, `cli/` and
+`definitions.py` import Dagster, and nothing imports them back. tests/test_layering.py checks it.
 """

@@ -1,122 +1,63 @@
-"""The code location: every YAML in INGEST_CONFIG_DIR becomes a group of assets.
+"""The code location: the project's defs folder (`ingest_assets/defs/`, what `dg` loads too),
+whose `defs.yaml` turns every YAML in INGEST_CONFIG_DIR into a group of assets through the
+`IngestDatasets` component. `workspace.yaml` and `dagster ... -m ingest_assets.definitions`
+load this module; `dg` finds it as the project's code location target (pyproject, `[tool.dg]`).
 
-A file that cannot be loaded (invalid YAML, a contract error, a dataset_id declared twice, a
-hostile document) never stops the others: every valid dataset is loaded, and the problems are
-reported where a user looks (see `config_errors`), and logged.
+A file that cannot be loaded never stops the others: every valid dataset is loaded, and the
+problems are reported where a user looks (`config_errors`, in orchestration/location.py).
 """
 
 import gc
-import logging
+import importlib
+import warnings
+from pathlib import Path
 
 import dagster as dg
 
-from ingest_assets import settings
-from ingest_assets.contract import DatasetConfig, Problem, load_config_dir
-from ingest_assets.orchestration.automation import build_automation
-from ingest_assets.orchestration.executors import executor_from_env
-from ingest_assets.orchestration.factory import dataset_assets
-from ingest_resources.errors import ConfigError
-from ingest_resources.resource import IngestResource
+from ingest_assets.orchestration.location import (
+    CONFIG_ERRORS,
+    CONFIG_ERRORS_KEY,
+    DatasetConfigProblems,
+    build_definitions,
+    config_errors,
+)
 
-log = logging.getLogger(__name__)
+DEFS_MODULE = "ingest_assets.defs"  # as pyproject.toml's [tool.dg.project] names it
 
-CONFIG_ERRORS = "ingest_config_errors"
-# ["ingest", "config_errors"]: no dataset's key (["<dataset_id>", "<stage>"]) can be this one
-CONFIG_ERRORS_KEY = dg.AssetKey(["ingest", "config_errors"])
-
-
-class DatasetConfigProblems(ConfigError):
-    """Raised by the `ingest_config_errors` sensor and asset: its message names every file."""
-
-
-def _headline(problems: list[Problem]) -> str:
-    files = len({p.file for p in problems})
-    return (
-        f"{files} dataset config file(s) not loaded, {len(problems)} problem(s); "
-        "fix them (`ingest validate` lists them), then reload the code location"
-    )
+__all__ = [
+    "CONFIG_ERRORS",
+    "CONFIG_ERRORS_KEY",
+    "DatasetConfigProblems",
+    "build_definitions",
+    "config_errors",
+    "defs",
+    "load_definitions",
+]
 
 
-def _report(problems: list[Problem]) -> str:
-    return "\n".join([_headline(problems), *(str(p) for p in problems)])
+def project_root() -> Path:
+    """The `dg` project: the checkout holding this package (an editable install); a package
+    installed on its own (an image) has none above it: the working directory, where the code
+    location runs (workspace.yaml's `working_directory`)."""
+    checkout = Path(__file__).resolve().parents[1]
+    return checkout if (checkout / "pyproject.toml").is_file() else Path.cwd()
 
 
-def _markdown(problems: list[Problem]) -> str:
-    rows = "\n".join(f"- `{p.file}`: `{p.field or '-'}`: {p.message}" for p in problems)
-    return f"**{_headline(problems)}**\n\n{rows}"
-
-
-def config_errors(problems: list[Problem]) -> tuple[dg.AssetsDefinition, dg.SensorDefinition]:
-    """What the UI shows of the files left out:
-    - an asset `ingest/config_errors` (group `ingest_config_errors`) whose description lists
-      every problem, in the asset catalog and lineage graph; materializing it fails with them;
-    - a sensor `ingest_config_errors`, running by default, whose every tick fails with them:
-      a failing sensor on the Overview and Automation pages while the daemon runs."""
-    description = _markdown(problems)
-    report = _report(problems)
-
-    @dg.asset(
-        key=CONFIG_ERRORS_KEY,
-        group_name=CONFIG_ERRORS,
-        description=description,
-        metadata={
-            "problems": dg.MetadataValue.md(description),
-            "files": dg.MetadataValue.json(sorted({p.file for p in problems})),
-        },
-        kinds={"yaml"},
-    )
-    def _asset() -> None:
-        raise dg.Failure(description=report)
-
-    @dg.sensor(
-        name=CONFIG_ERRORS,
-        minimum_interval_seconds=300,
-        description=description,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-    )
-    def _sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
-        raise DatasetConfigProblems([report])
-
-    return _asset, _sensor
-
-
-def _build_each(configs: list[DatasetConfig]) -> tuple[list, list, list, list[Problem]]:
-    """Assets, sensors and schedules, dataset by dataset: one that Dagster refuses is a problem
-    of its own, the others are built."""
-    assets, sensors, schedules, problems = [], [], [], []
-    for config in configs:
-        try:
-            built = dataset_assets(config)
-            dataset_sensors, dataset_schedules = build_automation([config])
-        except Exception as exc:  # noqa: BLE001 - reported as this dataset's problem
-            where = f"dataset {config.dataset_id}"
-            problems.append(Problem(where, "", f"cannot be built: {exc}", config.dataset_id))
-            continue
-        assets += built
-        sensors += dataset_sensors
-        schedules += dataset_schedules
-    return assets, sensors, schedules, problems
-
-
-def build_definitions(configs: list[DatasetConfig] | None = None) -> dg.Definitions:
-    problems: list[Problem] = []
-    if configs is None:
-        configs, problems = load_config_dir(settings.config_dir())
-    assets, sensors, schedules, failed = _build_each(configs)
-    problems += failed
-    for problem in problems:
-        log.error("dataset config not loaded: %s", problem)
-    if problems:
-        asset, sensor = config_errors(problems)
-        assets.append(asset)
-        sensors.append(sensor)
-    return dg.Definitions(
-        assets=assets,
-        sensors=sensors,
-        schedules=schedules,
-        resources={"ingest": IngestResource.from_env()},
-        executor=executor_from_env(),  # INGEST_EXECUTOR (orchestration/executors.py)
-    )
+def defs_folder() -> dg.Definitions:
+    """The defs folder's definitions with the project's component tree (what the UI shows of
+    it), as `dg.load_from_defs_folder` builds them but for the catalogue of every component
+    type installed (its "library" metadata): that imports each registered component package
+    (dagster-aws's pulls in boto3), 0.6 s more for every process that loads the location, a
+    run worker included. Dagster's own code marks its code references beta; we use them as
+    Dagster does, so its warnings are not ours to print on every load."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        tree = dg.ComponentTree.from_module(
+            defs_module=importlib.import_module(DEFS_MODULE), project_root=project_root()
+        )
+        return dg.Definitions.merge(
+            tree.build_defs(tree.defs_module_path), dg.Definitions(component_tree=tree)
+        )
 
 
 def load_definitions() -> dg.Definitions:
@@ -128,7 +69,7 @@ def load_definitions() -> dg.Definitions:
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return build_definitions()
+        return defs_folder()
     finally:
         gc.freeze()
         if enabled:

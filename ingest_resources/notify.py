@@ -67,3 +67,16 @@ class Notifier:
             )
             return error
         return None
+
+
+def notification_status(topic_arn: str | None, published: bool, errors: list[str]) -> str:
+    """What became of a run's notification, in words (the published asset's `notification`):
+    never "sent" without a topic to send it to."""
+    if not topic_arn:
+        return "not configured (no notify.sns_topic_arn; the summary went to the log)"
+    if not published:
+        return "none: nothing new was published"
+    failed = [e for e in errors if "follow-up notify failed" in e]
+    if failed:
+        return f"failed, the next run sends it again: {failed[0]}"
+    return f"sent to {topic_arn}"

@@ -24,7 +24,10 @@ class IngestResource(dg.ConfigurableResource["IngestResource"]):  # hands the as
 
     @classmethod
     def from_env(cls) -> "IngestResource":
-        env = StoreEnvironment.from_env()
+        return cls.from_environment(StoreEnvironment.from_env())
+
+    @classmethod
+    def from_environment(cls, env: StoreEnvironment) -> "IngestResource":
         return cls(
             store_root=str(env.store_root),
             store_url=env.store_url,

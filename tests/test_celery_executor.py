@@ -38,7 +38,9 @@ def test_an_unknown_executor_or_limit_is_refused_by_name(monkeypatch) -> None:
         executors.executor_from_env()
 
 
-@pytest.mark.filterwarnings("ignore::UserWarning")  # (the reload registers dagster-celery's tasks again)
+@pytest.mark.filterwarnings(
+    "ignore::UserWarning"
+)  # (the reload registers dagster-celery's tasks again)
 def test_the_run_and_the_workers_share_one_celery_configuration(monkeypatch) -> None:
     monkeypatch.setenv("INGEST_CELERY_BROKER", "redis://broker.internal:6379/3")
     monkeypatch.delenv("INGEST_CELERY_BACKEND", raising=False)

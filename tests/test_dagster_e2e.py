@@ -38,7 +38,8 @@ def test_sample_dataset_runs_twice_exactly_once(config):
     with dg.DagsterInstance.ephemeral() as instance:
         first = _materialize(config, instance)
         second = _materialize(config, instance)
-    assert set(first) == set(config.stages)
+    # without INGEST_POSTGRES_URL the warehouse materializes nothing (and says why)
+    assert set(first) == set(config.stages) - {"warehouse"}
     assert config.stages[:4] == ["raw", "parsed", "normalized", "published"]
     normalized = first["normalized"]["dagster/row_count"]
     assert normalized > 0 and first["normalized"]["rows_rejected"] == 0
@@ -48,10 +49,12 @@ def test_sample_dataset_runs_twice_exactly_once(config):
     assert second["published"]["new_version"] is False
     assert second["published"]["version"] == first["published"]["version"]
     assert second["raw"]["sha256"] == first["raw"]["sha256"]
-    if config.is_series:  # a chart per series in the published materialization
+    assert first["published"]["notification"].startswith("not configured")
+    if config.is_series:  # a chart per series on every published materialization
         chart = first["published"]["series"]  # markdown text
         codes = [e.internal_series_code for e in config.parse_config.series_map]
         assert all(f"| {code} |" in chart for code in codes)
+        assert second["published"]["series"] == chart  # a re-run that found nothing new too
 
 
 def test_sample_row_counts_match_the_source_files():

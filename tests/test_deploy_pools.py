@@ -1,4 +1,4 @@
-"""Concurrency pools (orchestration/pools.py, dagster.yaml): two runs of one dataset started
+"""Concurrency pools (orchestration/pools.py, dagster.sqlite.yaml): two runs of one dataset started
 together, on a PostgreSQL instance configured by dagster.postgres.yaml, publish one after the
 other; the pool is held by the test until both runs wait for it, so they do contend."""
 
@@ -30,7 +30,8 @@ ROWS = 2000
 
 def test_both_instance_configs_limit_pools_and_dataset_runs_alike() -> None:
     sqlite, postgres = (
-        yaml.safe_load((REPO / n).read_text()) for n in ("dagster.yaml", "dagster.postgres.yaml")
+        yaml.safe_load((REPO / n).read_text())
+        for n in ("dagster.sqlite.yaml", "dagster.postgres.yaml")
     )
     assert sqlite["concurrency"] == postgres["concurrency"]
     assert sqlite["concurrency"]["pools"]["default_limit"] == 1

@@ -1,7 +1,7 @@
 """The house rules the layout promises (README, "Where things are"), checked on the source.
 
-- Dagster is imported only by `ingest_assets.orchestration`, `ingest_assets.cli`,
-  `ingest_assets.definitions`, `ingest_resources.resource` and the read API's
+- Dagster is imported only by `ingest_assets.orchestration`, `ingest_assets.components`,
+  `ingest_assets.cli`, `ingest_assets.definitions`, `ingest_resources.resource` and the read API's
   `ingest_api.dagster_runs` (lazily, for /health and /stats);
 - `ingest_resources` imports nothing from `ingest_assets`;
 - nothing imports the Dagster wiring but the wiring, the CLI and the definitions;
@@ -27,7 +27,12 @@ from ingest_resources.errors import IngestError
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("ingest_assets", "ingest_resources", "ingest_api")
-WIRING = ("ingest_assets.orchestration", "ingest_assets.cli", "ingest_assets.definitions")
+WIRING = (
+    "ingest_assets.orchestration",
+    "ingest_assets.components",  # the IngestDatasets component, loaded by Dagster's defs folder
+    "ingest_assets.cli",
+    "ingest_assets.definitions",
+)
 DAGSTER_ALLOWED = (*WIRING, "ingest_resources.resource", "ingest_api.dagster_runs")
 PURE = (
     "ingest_assets.contract",

@@ -21,14 +21,14 @@ def test_one_line_per_series_with_span_last_min_max():
         }
     )
     lines = series_chart(table, "internal_series_code", "obs_time", "value").value.splitlines()
-    assert lines[2] == "| A | 2024-01-01 | 2024-01-02 | 2 | 1 | 2 | ▁█ |"
+    assert lines[2] == "| A | 2 | ▁█ | 1 | 2 | 2024\u201101\u201101 | 2024\u201101\u201102 |"
     assert len(lines) == 3  # B has no value; the row without a series is left out
 
 
 def test_without_a_series_column_the_dataset_is_one_series():
     table = pa.table({"obs_time": [_day(2), _day(0), _day(1)], "value": [3.0, 1.0, 2.0]})
     lines = series_chart(table, "internal_series_code", "obs_time", "value").value.splitlines()
-    assert lines[2] == "| all | 2024-01-01 | 2024-01-03 | 3 | 1 | 3 | ▁▅█ |"
+    assert lines[2] == "| all | 3 | ▁▅█ | 1 | 3 | 2024\u201101\u201101 | 2024\u201101\u201103 |"
 
 
 def test_the_newest_points_only_and_a_last_value_older_than_them(monkeypatch):
@@ -36,7 +36,7 @@ def test_the_newest_points_only_and_a_last_value_older_than_them(monkeypatch):
     values = [float(n) for n in range(10)] + [None] * 3  # the 3 newest points are empty
     table = pa.table({"obs_time": [_day(n) for n in range(13)], "value": values})
     line = series_chart(table, "s", "obs_time", "value").value.splitlines()[2]
-    assert line == "| all | 2024-01-01 | 2024-01-13 | 9 | 0 | 9 |  |"
+    assert line == "| all | 9 |  | 0 | 9 | 2024\u201101\u201101 | 2024\u201101\u201113 |"
 
 
 def test_many_series_are_counted_beyond_the_shown_ones(monkeypatch):

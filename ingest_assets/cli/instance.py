@@ -1,4 +1,4 @@
-"""DAGSTER_HOME and its instance: config written from dagster.yaml or dagster.postgres.yaml,
+"""DAGSTER_HOME and its instance: config written from dagster.sqlite.yaml or dagster.postgres.yaml,
 storage set up by one process at a time (`ingest instance`)."""
 
 import argparse
@@ -57,7 +57,7 @@ def _instance_lock(home: Path) -> Iterator[None]:
 
 def ensure_dagster_home() -> tuple[Path, str]:
     """DAGSTER_HOME (default `.dagster_home/`) with the instance config the environment asks for:
-    SQLite from dagster.yaml, or PostgreSQL from dagster.postgres.yaml when INGEST_DAGSTER_PG_URL
+    SQLite from dagster.sqlite.yaml, or PostgreSQL from dagster.postgres.yaml when INGEST_DAGSTER_PG_URL
     is set. A dagster.yaml the user wrote there is left alone; ours is written under the
     instance lock, whole (a run starting meanwhile reads the old file or the new)."""
     home = Path(os.environ.get("DAGSTER_HOME") or settings.project_root() / ".dagster_home")
@@ -66,7 +66,8 @@ def ensure_dagster_home() -> tuple[Path, str]:
     postgres = os.environ.get("INGEST_DAGSTER_PG_URL")
     if postgres:
         os.environ["INGEST_DAGSTER_PG_URL"] = sqlalchemy_url(postgres)
-    name = "dagster.postgres.yaml" if postgres else "dagster.yaml"
+    # (no `dagster.yaml` in the project root: `dagster dev` would warn that it is ignored)
+    name = "dagster.postgres.yaml" if postgres else "dagster.sqlite.yaml"
     template = settings.project_root() / name
     if not template.exists():  # configs kept outside this repository: use the repository's
         template = CODE_ROOT / name

@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from ingest_assets import settings
 from ingest_assets.cli.datasets import all_configs
@@ -94,8 +95,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's errors on one line, as every other `ingest` error (its usage is --help's)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"ingest: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ingest", description=DESCRIPTION)
+    parser = _Parser(prog="ingest", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
     validate = sub.add_parser("validate", help="check dataset configs")
     validate.add_argument(
@@ -111,7 +119,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="prepare DAGSTER_HOME (SQLite, or PostgreSQL if INGEST_DAGSTER_PG_URL is set)",
     ).set_defaults(func=cmd_instance)
     run = sub.add_parser("run", help="materialize a dataset's assets in-process")
-    run.add_argument("dataset")
+    run.add_argument("dataset", nargs="?")
+    run.add_argument(
+        "--all", action="store_true", help="every dataset's latest partition, in one process"
+    )
+    run.add_argument(
+        "--if-changed",
+        action="store_true",
+        help="skip, without a run, a dataset whose local source file and contract are those of "
+        "its current version (make demo)",
+    )
     run.add_argument("--partition", help="partition key (default: the latest partition)")
     run.add_argument(
         "--log-level",
@@ -148,7 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild.add_argument("dataset")
     rebuild.set_defaults(func=cmd_warehouse_rebuild)
     history = sub.add_parser("history", help="list published versions with their counts")
-    history.add_argument("dataset")
+    history.add_argument("dataset", nargs="?")
+    history.add_argument(
+        "--all", action="store_true", help="the current version of every dataset, one line each"
+    )
     history.set_defaults(func=cmd_history)
     verify = sub.add_parser(
         "verify", help="check a dataset's published chain, event files and derived files"

@@ -4,32 +4,38 @@ import argparse
 import gc
 import json
 import sys
+import time
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
-from ingest_assets.cli.datasets import dataset_config
+from ingest_assets.cli.datasets import dataset_config, selected_datasets
 from ingest_assets.cli.instance import open_instance
+from ingest_assets.cli.launch import (
+    backfill_tags,
+    dataset_job,
+    execute,
+    log_level,
+    new_backfill_id,
+    record_backfill,
+)
 from ingest_assets.contract import DatasetConfig
 
 if TYPE_CHECKING:  # Dagster is imported when a run starts: `ingest list` stays quick
     import dagster as dg
+    from dagster._core.execution.execute_in_process_result import ExecuteInProcessResult
 
 
-def _materialize(config: DatasetConfig, partition: str | None, instance, log_level: str) -> bool:
-    """One in-process run of the dataset's assets; prints what happened. True on success."""
-    import dagster as dg
-
-    from ingest_assets.orchestration.factory import dataset_assets
-    from ingest_resources.resource import IngestResource
-
-    result = dg.materialize(
-        dataset_assets(config),
-        instance=instance,
-        partition_key=partition,
-        resources={"ingest": IngestResource.from_env()},
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-        raise_on_error=False,
-    )
+def _materialize(
+    config: DatasetConfig,
+    job: "dg.JobDefinition",
+    partition: str | None,
+    instance: "dg.DagsterInstance",
+    level: str,
+    tags: Mapping[str, str] | None = None,
+) -> bool:
+    """One in-process run of the dataset's job; prints what happened. True on success."""
+    result = execute(job, instance, partition, level, tags)
     prefix = f"[{partition}] " if partition else ""
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization
@@ -46,7 +52,6 @@ def _materialize(config: DatasetConfig, partition: str | None, instance, log_lev
                 "version",
                 "bytes",
                 "rows_upserted",
-                "skipped",
             )
             and v.value != ""
         }
@@ -60,14 +65,13 @@ def _materialize(config: DatasetConfig, partition: str | None, instance, log_lev
         nothing_new = _nothing_new(config, materialization.metadata)
         if nothing_new:
             print(f"{prefix}{nothing_new}")
+    for observation in _observations(result):
+        for name, entry in observation.metadata.items():
+            what = name.replace("_", " ")
+            print(f"{prefix}{observation.asset_key.to_user_string()}: {what}: {entry.value}")
     for evaluation in result.get_asset_check_evaluations():
         if not evaluation.passed:
-            level = "blocked publish" if evaluation.severity.value == "ERROR" else "warning"
-            print(
-                f"{prefix}check {evaluation.asset_key.to_user_string()}:{evaluation.check_name} "
-                f"failed ({level}): {evaluation.description}",
-                file=sys.stderr,
-            )
+            print(f"{prefix}{_check_line(evaluation)}", file=sys.stderr)
     if not result.success:
         for event in result.all_events:
             if event.is_step_failure:
@@ -76,6 +80,23 @@ def _materialize(config: DatasetConfig, partition: str | None, instance, log_lev
                 message = message.removeprefix(FAILURE)  # (the stage's own words follow)
                 print(f"{prefix}{event.step_key}: {message}", file=sys.stderr)
     return result.success
+
+
+def _check_line(evaluation: "dg.AssetCheckEvaluation") -> str:
+    """A check that did not pass: a warning (it reports) or what blocked the publish."""
+    name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+    if evaluation.severity.value == "ERROR":
+        return f"check {name} failed and blocked the publish: {evaluation.description}"
+    return f"warning: check {name}: {evaluation.description}"
+
+
+def _observations(result: "ExecuteInProcessResult") -> list["dg.AssetObservation"]:
+    """What a step reported instead of materializing (the warehouse without a database)."""
+    return [
+        event.asset_observation_data.asset_observation
+        for event in result.all_events
+        if event.is_asset_observation
+    ]
 
 
 def _listed(metadata: Mapping[str, "dg.MetadataValue"], name: str) -> list[object]:
@@ -100,6 +121,14 @@ def _nothing_new(config: DatasetConfig, metadata: Mapping[str, "dg.MetadataValue
     return f"{config.dataset_id}: nothing new to publish; the published version is {version}"
 
 
+def _progress_shown(level: str) -> AbstractContextManager[None]:
+    """Progress of long stages on standard error: a bar on a terminal, else plain lines (none
+    of ours at INFO or DEBUG, where Dagster's log lines carry them)."""
+    from ingest_resources import progress
+
+    return progress.shown_on(progress.Console(sys.stderr, plain=level not in ("INFO", "DEBUG")))
+
+
 def _settle() -> None:
     """Get the process ready to run: load the data path (pandas, Arrow; the code location
     leaves it to the first asset that runs, which would count it as that step's work), then
@@ -117,10 +146,9 @@ def _partitions(config: DatasetConfig):
     return partitions_definition(config.partitions)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    config = dataset_config(args.dataset)
+def _run_partition(config: DatasetConfig, partition: str | None) -> str | None:
+    """The partition to run, checked: the latest one when none is given."""
     partitions = _partitions(config)
-    partition = args.partition
     if partitions is None and partition:
         raise SystemExit(
             f"ingest: dataset {config.dataset_id} is not partitioned; drop --partition"
@@ -131,13 +159,56 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise SystemExit(
             f"ingest: {partition!r} is not a partition of {config.dataset_id} ({config.partitions.kind})"
         )
-    with open_instance() as instance:
+    return partition
+
+
+def _changed(configs: list[DatasetConfig]) -> list[DatasetConfig]:
+    """The datasets a run may find something new in; each of the others said and left out."""
+    from ingest_assets.cli.datasets import store_runtime
+    from ingest_assets.stages.unchanged import unchanged_since
+
+    runtime, changed = store_runtime(), []
+    for config in configs:
+        version = unchanged_since(runtime, config)
+        if version is None:
+            changed.append(config)
+        else:
+            print(
+                f"== {config.dataset_id}: source and contract unchanged since version {version}; "
+                "not run"
+            )
+    return changed
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """One dataset, or with --all each dataset's latest partition in this one process (Dagster,
+    the libraries and the instance loaded once: `make demo`)."""
+    level = log_level(args.log_level)
+    if args.all and args.partition:
+        raise SystemExit("ingest: --all runs each dataset's latest partition; drop --partition")
+    configs = selected_datasets(args)
+    if args.if_changed:
+        configs = _changed(configs)
+        if not configs:
+            return 0
+    planned = [(c, _run_partition(c, args.partition), dataset_job(c)[0]) for c in configs]
+    failed: list[str] = []
+    with _progress_shown(level), open_instance() as instance:
         _settle()
-        return 0 if _materialize(config, partition, instance, args.log_level) else 1
+        for config, partition, job in planned:
+            if args.all:
+                print(f"== {config.dataset_id}", flush=True)
+            if not _materialize(config, job, partition, instance, level):
+                failed.append(config.dataset_id)
+    if failed and args.all:
+        print(f"ingest: failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    """Every partition from --start to --end (inclusive), one run each, oldest first."""
+    """Every partition from --start to --end (inclusive), one run each, oldest first: a Dagster
+    backfill (Backfills tab) whose runs carry its `dagster/backfill` tag, run in this process."""
+    level = log_level(args.log_level)
     config = dataset_config(args.dataset)
     partitions = _partitions(config)
     if partitions is None:
@@ -153,14 +224,22 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     selected = keys[keys.index(args.start) : keys.index(args.end) + 1]
     if not selected:
         raise SystemExit(f"ingest: --start {args.start} is after --end {args.end}")
-    failed = []
-    with open_instance() as instance:
+    job, defs = dataset_job(config)
+    backfill_id, started = new_backfill_id(), time.time()
+    succeeded: list[str] = []
+    failed: list[str] = []
+    with _progress_shown(level), open_instance() as instance:
         _settle()
-        for partition in selected:
-            if not _materialize(config, partition, instance, args.log_level):
-                failed.append(partition)
+        try:
+            for partition in selected:
+                tags = backfill_tags(backfill_id)
+                ok = _materialize(config, job, partition, instance, level, tags)
+                (succeeded if ok else failed).append(partition)
+        finally:  # (interrupted: the partitions that ran)
+            record_backfill(instance, defs, config, backfill_id, started, succeeded, failed)
     print(
-        f"{config.dataset_id}: {len(selected) - len(failed)} of {len(selected)} partitions succeeded",
+        f"{config.dataset_id}: backfill {backfill_id}: {len(selected) - len(failed)} of "
+        f"{len(selected)} partitions succeeded",
         file=sys.stderr,
     )
     if failed:

@@ -62,23 +62,29 @@ def cmd_warehouse_rebuild(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
+    """A dataset's published versions, newest first; with --all, each dataset's current version
+    on a line that begins with its id (the end of `make demo`)."""
     from ingest_assets.eventstore import read_current, version_chain
 
-    config = dataset_config(args.dataset)
     store = store_runtime().store
-    current, _ = read_current(store, config.dataset_id)
-    chain = version_chain(store, config.dataset_id, current)
-    if not chain:
-        print(f"{config.dataset_id}: nothing published yet")
-    for manifest in reversed(chain):
-        counts = manifest.counts
-        marker = "*" if manifest is chain[-1] else " "
-        print(
-            f"{marker} {manifest.version}  partition={manifest.partition}  "
-            f"added={counts.get('added', 0)} revised={counts.get('revised', 0)} "
-            f"repeated={counts.get('repeated', 0)} rejected={counts.get('rejected', 0)}  "
-            f"total={manifest.rows_total}"
-        )
+    every = getattr(args, "all", False)
+    for config in selected_datasets(args):
+        current, _ = read_current(store, config.dataset_id)
+        if every:
+            chain = [current] if current else []
+        else:
+            chain = version_chain(store, config.dataset_id, current)
+        if not chain:
+            print(f"{config.dataset_id}: nothing published yet")
+        for manifest in reversed(chain):
+            counts = manifest.counts
+            marker = f"{config.dataset_id}:" if every else "*" if manifest is chain[-1] else " "
+            print(
+                f"{marker} {manifest.version}  partition={manifest.partition}  "
+                f"added={counts.get('added', 0)} revised={counts.get('revised', 0)} "
+                f"repeated={counts.get('repeated', 0)} rejected={counts.get('rejected', 0)}  "
+                f"total={manifest.rows_total}"
+            )
     return 0
 
 

@@ -42,6 +42,7 @@ from ingest_assets.eventstore.rows import Rows, StagedRows, TableRows
 from ingest_assets.eventstore.settle import Locks, open_chain, settle
 from ingest_assets.parsers.base import HIDDEN_COLUMNS
 from ingest_assets.rows.hashing import Parts, digest_columns, digest_schema, hex_schema
+from ingest_resources import progress
 from ingest_resources.locks import Lease, LeaseLost
 from ingest_resources.object_store import CasConflict, ObjectStore
 
@@ -133,6 +134,7 @@ def prepare(
     marks = current.high_water_marks if current else None
     try:
         for batch in map(digest_columns, rows_in.batches(columns)):  # (hex given: as bytes)
+            progress.add(rows=batch.num_rows)
             is_new, is_revised, is_superseded, keys, hashes = diff(
                 index, batch, config.incremental.revisions, superseding
             )

@@ -7,10 +7,12 @@
 - automation.py: sensors (new source data) and cron schedules
 - partitions.py: the contract's partitions as Dagster partitions definitions
 - metadata.py: previews, column schemas, the per-series chart
+- location.py: contracts -> the code location's `Definitions` (the `ingest` resource bound, the
+  files left out shown as `ingest/config_errors`); `components/` and the tests build with it
 - pools.py: the concurrency pools of a dataset's steps (one writer per dataset, fetches per host)
 - executors.py: the executor INGEST_EXECUTOR chooses (in_process, multiprocess, celery)
 - celery_worker.py: the Celery app of the workers (`celery -A ... worker`), imported by them only
 
 May import every other package of ingest_assets and ingest_resources; nothing imports it but
-`cli/` and `definitions.py`.
+`cli/`, `components/` and `definitions.py`.
 """

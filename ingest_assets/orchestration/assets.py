@@ -4,6 +4,9 @@ The run-time half of the factory. It imports the data path (stages, Arrow, panda
 factory imports it only when an asset first runs, never while the code location loads.
 """
 
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+
 import dagster as dg
 import pyarrow as pa
 
@@ -13,7 +16,9 @@ from ingest_assets.orchestration.metadata import as_json, column_schema, preview
 from ingest_assets.orchestration.partitions import partition_key
 from ingest_assets.parsers.base import HIDDEN_COLUMNS
 from ingest_assets.rows.checks import CheckResult
+from ingest_resources import progress
 from ingest_resources.errors import IngestError
+from ingest_resources.notify import notification_status
 from ingest_resources.resource import IngestResource
 
 Context = dg.AssetExecutionContext
@@ -47,9 +52,11 @@ def _fail(exc: Exception) -> dg.Failure:
 
 def raw(context: Context, ingest: IngestResource, config: DatasetConfig) -> dg.MaterializeResult:
     try:
-        info = stages.run_raw(ingest.runtime(), config, partition_key(context))
+        with _tracked(context):
+            info = stages.run_raw(ingest.runtime(), config, partition_key(context))
     except Exception as exc:
         raise _fail(exc) from exc
+    context.log.info(f"{_name(context)}: {info.bytes} bytes from {info.source}")
     return dg.MaterializeResult(
         metadata={
             "bytes": info.bytes,
@@ -66,7 +73,8 @@ def raw(context: Context, ingest: IngestResource, config: DatasetConfig) -> dg.M
 def parsed(context: Context, ingest: IngestResource, config: DatasetConfig) -> dg.MaterializeResult:
     try:
         runtime = ingest.runtime()
-        table, raw_info = stages.run_parse(runtime, config, partition_key(context))
+        with _tracked(context):
+            table, raw_info = stages.run_parse(runtime, config, partition_key(context))
         drift = stages.source_drift(runtime, config, table)
     except Exception as exc:
         raise _fail(exc) from exc
@@ -77,6 +85,7 @@ def parsed(context: Context, ingest: IngestResource, config: DatasetConfig) -> d
             f"dataset {config.dataset_id}: the source's columns changed since the published "
             f"version: new {drift['added']}, gone {drift['missing']}"
         )
+    context.log.info(f"{_name(context)}: {table.num_rows} rows parsed")
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": table.num_rows,
@@ -95,12 +104,17 @@ def normalized(
     context: Context, ingest: IngestResource, config: DatasetConfig
 ) -> dg.MaterializeResult:
     try:
-        outcome = stages.run_normalize(ingest.runtime(), config, partition_key(context))
+        with _tracked(context):
+            outcome = stages.run_normalize(ingest.runtime(), config, partition_key(context))
     except Exception as exc:
         raise _fail(exc) from exc
     table, counts = outcome.staged, outcome.counts
     # date/time formats the contract does not name: inferred, or kept from the published version
     inferred = {c: f for c, f in outcome.formats.items() if c not in config.normalize.formats}
+    context.log.info(
+        f"{_name(context)}: {table.num_rows} rows staged, {counts.rejected} rejected, "
+        f"{counts.duplicates} duplicate"
+    )
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": table.num_rows,
@@ -122,26 +136,23 @@ def published(
 ) -> dg.MaterializeResult:
     try:
         runtime = ingest.runtime()
-        result = stages.run_publish(runtime, config, partition_key(context))
-        time_column = config.normalize.time_column
-        chart = None  # nothing new: the chart of the version that added the data still stands
-        if result.committed:
-            chart = series_chart(
-                stages.read_normalized(
-                    runtime,
-                    config,
-                    partition_key(context),
-                    columns=[SERIES_CODE, time_column, "value"],
-                ),
-                SERIES_CODE,
-                time_column,
-                "value",
-            )
+        with _tracked(context):
+            result = stages.run_publish(runtime, config, partition_key(context))
+        chart = _chart(runtime, config, partition_key(context))
     except Exception as exc:
         raise _fail(exc) from exc
     manifest = result.manifest.to_dict() if result.manifest else {}
     for error in result.follow_up_errors:  # published all the same; the next run finishes them
         context.log.warning(error)
+    notification = notification_status(
+        config.notify.sns_topic_arn, result.committed, list(result.follow_up_errors)
+    )
+    context.log.info(
+        f"{_name(context)}: "
+        + (f"published version {result.version}" if result.committed else "nothing new")
+        + f", {result.rows_added} rows added, {result.rows_revised} revised; "
+        f"notification: {notification}"
+    )
     return dg.MaterializeResult(
         metadata={
             "rows_added": result.rows_added,
@@ -154,6 +165,7 @@ def published(
             "dagster/row_count": manifest.get("rows_total", 0),
             "high_water_marks": as_json(manifest.get("high_water_marks", {})),
             "manifest": as_json(manifest),
+            "notification": notification,
             **({"formats": as_json(manifest["formats"])} if manifest.get("formats") else {}),
             **({"series": chart} if chart else {}),
             **(
@@ -167,20 +179,56 @@ def published(
 
 def warehouse(
     context: Context, ingest: IngestResource, config: DatasetConfig
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult]:
+    """Loads PostgreSQL, or, without INGEST_POSTGRES_URL, materializes nothing (the asset stays
+    unmaterialized; `output_required=False`) and records an observation saying why."""
     try:
-        outcome = stages.run_warehouse(ingest.runtime(), config)
+        with _tracked(context):
+            outcome = stages.run_warehouse(ingest.runtime(), config)
     except Exception as exc:
         raise _fail(exc) from exc
     if outcome.skipped:
-        context.log.warning(f"dataset {config.dataset_id}: warehouse skipped: {outcome.skipped}")
-    return dg.MaterializeResult(
+        reason = f"no database to load {outcome.table} into ({outcome.skipped})"
+        context.log.warning(f"{_name(context)}: {reason}")
+        context.log_event(
+            dg.AssetObservation(
+                asset_key=context.asset_key,
+                partition=context.partition_key if context.has_partition_key else None,
+                metadata={"not_materialized": reason},
+            )
+        )
+        return
+    context.log.info(
+        f"{_name(context)}: {outcome.rows_inserted} rows inserted, {outcome.rows_updated} "
+        f"updated in {outcome.table}"
+    )
+    yield dg.MaterializeResult(
         metadata={
             "table": outcome.table,
             "rows_upserted": outcome.rows_inserted + outcome.rows_updated,
             "rows_inserted": outcome.rows_inserted,
             "rows_updated": outcome.rows_updated,
             "versions_loaded": as_json(outcome.versions_loaded),
-            "skipped": outcome.skipped or "",
         }
     )
+
+
+def _tracked(context: Context) -> AbstractContextManager[progress.Progress]:
+    """Rows and bytes of the stage as it goes: a line in the run's log every few seconds."""
+    return progress.tracking(_name(context), context.log.info)
+
+
+def _name(context: Context) -> str:
+    """The asset and partition a log line is about."""
+    where = f" [{context.partition_key}]" if context.has_partition_key else ""
+    return f"{context.asset_key.to_user_string()}{where}"
+
+
+def _chart(runtime, config: DatasetConfig, partition: str) -> dg.MetadataValue | None:
+    """The per-series summary of the partition's rows as this run checked them: on every
+    materialization, so the asset's latest one shows it whether or not it published a version
+    (a re-run that finds nothing new holds the rows of the published version)."""
+    time_column = config.normalize.time_column
+    columns = [SERIES_CODE, time_column, "value"]
+    table = stages.read_normalized(runtime, config, partition, columns=columns)
+    return series_chart(table, SERIES_CODE, time_column, "value")

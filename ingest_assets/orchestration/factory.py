@@ -83,8 +83,8 @@ def _description(stage: str, config: DatasetConfig) -> str:
 def _stage_options(stage: str, config: DatasetConfig) -> dict:
     if stage == "normalized":
         return {"check_specs": _check_specs(config)}
-    if stage == "warehouse":
-        return {"kinds": {"postgres"}}
+    if stage == "warehouse":  # nothing materialized without a database (assets.warehouse)
+        return {"kinds": {"postgres"}, "output_required": False}
     return {}
 
 

@@ -46,7 +46,17 @@ def as_json(value: Any) -> dg.MetadataValue:
 
 
 SPARKS = "▁▂▃▄▅▆▇█"
-CHART_POINTS = 60
+# A series' line: its name (cut to SERIES_CHARS), its last value, then a sparkline of its last
+# CHART_POINTS values: the three fit the UI's metadata panel at 1600 px (a sparkline of 60, in the
+# last column, was clipped there; one of 30 after the name pushed the last value out with the
+# panel's other rows).
+CHART_POINTS = 20
+SERIES_CHARS = 32
+NO_BREAK_HYPHEN = "\u2011"  # dates in the chart never wrap at their hyphens
+
+
+def _day(value: object) -> str:
+    return f"{value:%Y-%m-%d}".replace("-", NO_BREAK_HYPHEN)
 
 
 def sparkline(values: list[float]) -> str:
@@ -78,9 +88,10 @@ def _chart_line(name: str, points: pa.Table) -> str | None:
         last = last["v"][0].as_py()
     low, high = pc.min_max(valued["v"]).values()
     first, newest_time = pc.min_max(points["t"]).values()
+    shown = name if len(name) <= SERIES_CHARS else name[: SERIES_CHARS - 1] + "…"
     return (
-        f"| {name} | {first.as_py():%Y-%m-%d} | {newest_time.as_py():%Y-%m-%d} | {last:g} | "
-        f"{low.as_py():g} | {high.as_py():g} | {sparkline(recent['v'].to_pylist())} |"
+        f"| {_cell(shown)} | {last:g} | {sparkline(recent['v'].to_pylist())} | {low.as_py():g} | "
+        f"{high.as_py():g} | {_day(first.as_py())} | {_day(newest_time.as_py())} |"
     )
 
 
@@ -110,7 +121,7 @@ def series_chart(
         series = None
     keyed = pa.table({"t": table[time_column], "v": table[value_column]})
     lines = [
-        f"| series | from | to | last | min | max | last {CHART_POINTS} |",
+        f"| series | last | last {CHART_POINTS} | min | max | from | to |",
         "|---|---|---|---|---|---|---|",
     ]
     for name in shown:

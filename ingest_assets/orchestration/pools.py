@@ -1,7 +1,7 @@
 """Dagster concurrency pools of a dataset's assets (docs/deploy.md, "Concurrency").
 
 - `ingest/dataset/<dataset_id>` on `published` and `warehouse`: the steps that write a dataset's
-  published data. With the pool limit 1 (`concurrency: pools: default_limit: 1` in dagster.yaml)
+  published data. With the pool limit 1 (`concurrency: pools: default_limit: 1` in the instance config)
   one such step runs at a time per dataset across the whole installation, whatever the executor
   (in-process, multiprocess, Celery, Kubernetes): a second run's publish waits for the slot.
 - `ingest/fetch/<host>` on the `raw` step of an HTTP source: concurrent fetches from one host,

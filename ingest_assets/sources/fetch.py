@@ -16,6 +16,7 @@ from ingest_assets.contract import DatasetConfig, Secrets, Source
 from ingest_assets.sources.pages import fetch_pages
 from ingest_assets.sources.request import http_client, http_request, masked
 from ingest_assets.sources.windows import Window
+from ingest_resources import progress
 from ingest_resources.http import FetchError
 from ingest_resources.object_store import file_chunks, file_sha256
 
@@ -61,6 +62,7 @@ class Fetched:
                 digest.update(chunk)
                 copy.write(chunk)
                 size += len(chunk)
+                progress.add(bytes_=len(chunk))
         return digest.hexdigest(), size
 
 

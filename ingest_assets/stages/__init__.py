@@ -11,6 +11,7 @@ Dagster metadata.
 - published.py: `run_publish` (into the event store, unless a blocking check failed),
   `read_quarantine`
 - warehouse.py: `run_warehouse`, `rebuild_warehouse`; export.py: `ingest export`
+- unchanged.py: `unchanged_since`, whether a run would find nothing to do (`--if-changed`)
 - state.py: what stages hand each other through the store, typed, and its JSON (`RawInfo`,
   `NormalizedMeta`, `Counts`, `CheckRecord`, `StagedPart`)
 - staged.py: what they share: `Staged`, errors, fingerprints, disk-full reports;
@@ -31,6 +32,7 @@ from ingest_assets.stages.parsed import run_parse, source_drift
 from ingest_assets.stages.published import blocking_failures, notifier, read_quarantine, run_publish
 from ingest_assets.stages.raw import run_raw
 from ingest_assets.stages.staged import ChecksFailedError, DiskFullError, Staged, StageError
+from ingest_assets.stages.unchanged import unchanged_since
 from ingest_assets.stages.warehouse import WarehouseOutcome, rebuild_warehouse, run_warehouse
 
 __all__ = [
@@ -52,4 +54,5 @@ __all__ = [
     "run_raw",
     "run_warehouse",
     "source_drift",
+    "unchanged_since",
 ]

@@ -61,6 +61,7 @@ from ingest_assets.stages.state import (
     single_part,
     write_meta,
 )
+from ingest_resources import progress
 from ingest_resources.object_store import ObjectStore
 from ingest_resources.runtime import Runtime
 
@@ -370,6 +371,7 @@ def _normalize_partition(
     ahead: deque[tuple[pa.Table, str | None, str, Future[Normalized] | None]] = deque()
     try:
         for index, (batch, digest) in enumerate(_parsed_batches(store, parsed_key, config)):
+            progress.add(rows=batch.num_rows)
             key = part_key(staging, index, f"{digest}:{made_with}" if digest else whole)
             earlier_part = kept.get(key)
             maybe_kept = digest is not None and earlier_part is not None and earlier_part.clean

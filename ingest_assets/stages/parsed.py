@@ -21,9 +21,11 @@ from ingest_assets.stages.staged import (
     Staged,
     StageError,
     input_fingerprint,
+    made_of,
     reporting_full_disk,
 )
 from ingest_assets.stages.state import RawInfo, read_latest
+from ingest_resources import progress
 from ingest_resources.object_store import ObjectStore
 from ingest_resources.runtime import Runtime
 
@@ -34,6 +36,7 @@ def _with_meta(
     batches: Iterable[pa.Table], key: bytes, value: bytes, ctx: ParseContext, first: list[bool]
 ) -> Iterator[pa.Table]:
     for batch in batches:
+        progress.add(rows=batch.num_rows)
         if first[0]:
             require_columns(batch, ctx)
             first[0] = False
@@ -51,8 +54,7 @@ def run_parse(rt: Runtime, config: DatasetConfig, partition: str) -> tuple[Stage
             f"materialize {config.dataset_id}/raw first"
         )
     # a feed's or JSON's encoding may come from the response's charset: the rows depend on it
-    made_of = latest.sha256 + (f"; {latest.content_type}" if latest.content_type else "")
-    fingerprint = input_fingerprint(config, made_of)
+    fingerprint = input_fingerprint(config, made_of(latest.sha256, latest.content_type))
     raw = dataclasses.replace(latest, fingerprint=fingerprint)
     key = f"{layout.staging(config.dataset_id, 'parsed', partition)}/{PART}"
     reused = _reuse(rt.store, key, fingerprint)

@@ -233,6 +233,12 @@ def stage_key(
     return key
 
 
+def made_of(sha256: str, content_type: str | None) -> str:
+    """What a partition's rows are made of: the raw bytes, and the response's content type (a
+    feed's or JSON's encoding may come from its charset)."""
+    return sha256 + (f"; {content_type}" if content_type else "")
+
+
 def input_fingerprint(config: DatasetConfig, raw_sha256: str) -> str:
     """What the parsed, normalized and published data of a partition depend on: the raw bytes,
     the whole contract, the code that turns them into rows (and a plugin's source). Equal

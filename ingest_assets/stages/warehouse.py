@@ -3,10 +3,13 @@ PostgreSQL oldest first (a missed or repeated run converges); and a rebuild from
 
 from dataclasses import dataclass
 
+import pyarrow as pa
+
 from ingest_assets import eventstore
 from ingest_assets.contract import DatasetConfig
 from ingest_assets.rows.hashing import hex_columns
 from ingest_assets.stages.staged import StageError
+from ingest_resources import progress
 from ingest_resources.runtime import Runtime
 
 
@@ -34,7 +37,7 @@ def run_warehouse(rt: Runtime, config: DatasetConfig) -> WarehouseOutcome:
         if manifest.version in loaded:
             continue
         # a month at a time, its hashes as hex text (as every warehouse table holds them)
-        rows = (hex_columns(rt.store.read_parquet(key)) for key in manifest.file_keys)
+        rows = (_event_file(rt, key) for key in manifest.file_keys)
         result = rt.warehouse.load(
             config.dataset_id,
             manifest.version,
@@ -49,6 +52,13 @@ def run_warehouse(rt: Runtime, config: DatasetConfig) -> WarehouseOutcome:
             inserted += result.inserted
             updated += result.updated
     return WarehouseOutcome(name, versions, inserted, updated)
+
+
+def _event_file(rt: Runtime, key: str) -> pa.Table:
+    """One event file, its hashes as hex text, counted for the stage's progress."""
+    table = hex_columns(rt.store.read_parquet(key))
+    progress.add(rows=table.num_rows)
+    return table
 
 
 def rebuild_warehouse(rt: Runtime, config: DatasetConfig) -> WarehouseOutcome:

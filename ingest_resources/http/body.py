@@ -12,6 +12,7 @@ from typing import Literal, Protocol
 
 import httpx
 
+from ingest_resources import progress
 from ingest_resources.http.errors import FetchError
 from ingest_resources.http.resilience import Deadline
 
@@ -202,9 +203,11 @@ def read_body(
         ) from None
     pieces: list[bytes] = []
     received = inflated = 0
+    progress.expect_bytes(int(declared) if declared and declared.isdigit() else None)
     try:
         for chunk in response.iter_raw():
             received += len(chunk)
+            progress.add(bytes_=len(chunk))
             if received > max_bytes:
                 raise FetchError(
                     f"{label}: response exceeded source.max_bytes {max_bytes:,} bytes; refused"

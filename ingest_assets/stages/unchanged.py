@@ -1,0 +1,30 @@
+"""Whether a run of a dataset would find nothing to do, told without running it: its source is
+a local file holding the bytes the current published version was made of, under the same
+contract, with no follow-up left to finish and no warehouse to load. `ingest run --all
+--if-changed` (`make demo`) skips such a dataset without starting a Dagster run."""
+
+from ingest_assets import eventstore, layout
+from ingest_assets.contract import DatasetConfig
+from ingest_assets.sources.fetch import fetch
+from ingest_assets.stages.staged import input_fingerprint, made_of
+from ingest_resources.runtime import Runtime
+
+
+def unchanged_since(rt: Runtime, config: DatasetConfig) -> str | None:
+    """The current version when a run would publish nothing new and leave nothing else done;
+    None when a run is needed (or it cannot be told without one: an HTTP or S3 source)."""
+    if config.source.kind != "file":
+        return None
+    if config.publish.postgres is not None and rt.warehouse is not None:
+        return None  # the warehouse may lack a version: its run tells
+    current, _ = eventstore.read_current(rt.store, config.dataset_id)
+    if current is None or not current.fingerprint:
+        return None
+    if rt.store.list(layout.follow_ups(config.dataset_id)):
+        return None  # a follow-up (index, projections, notification) is left to finish
+    fetched = fetch(config)
+    if fetched.path is None:
+        return None
+    sha256, _ = fetched.sha256_and_size()
+    fingerprint = input_fingerprint(config, made_of(sha256, fetched.content_type))
+    return current.version if fingerprint == current.fingerprint else None
