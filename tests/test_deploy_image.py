@@ -152,6 +152,18 @@ def ingest(image: tuple[Path, dict[str, str]], *args: str) -> subprocess.Complet
     )
 
 
+def run_and_export(image: tuple[Path, dict[str, str]], dataset: str, *run_args: str) -> list[dict]:
+    """`ingest run DATASET ...` in the image, then its published rows (`ingest export`)."""
+    app, _ = image
+    ran = ingest(image, "run", dataset, *run_args)
+    assert ran.returncode == 0, ran.stderr
+    assert f"{dataset}/published" in ran.stdout
+    out = app / f"{dataset}.jsonl"
+    exported = ingest(image, "export", dataset, "--format", "jsonl", "--out", str(out))
+    assert exported.returncode == 0, exported.stderr
+    return [json.loads(line) for line in out.read_text().splitlines()]
+
+
 def test_the_venv_is_clean_and_the_entrypoint_validates(image) -> None:
     app, env = image
     entrypoint = [a for i, a in _instructions() if i == "ENTRYPOINT"]
@@ -175,17 +187,9 @@ def test_the_venv_is_clean_and_the_entrypoint_validates(image) -> None:
 
 def test_run_publishes_the_sample_and_export_gives_every_source_row(image) -> None:
     app, _ = image
-    ran = ingest(image, "run", "BCRA_MONETARIAS_CATALOG")
-    assert ran.returncode == 0, ran.stderr
-    assert "BCRA_MONETARIAS_CATALOG/published" in ran.stdout
-    out = app / "export.jsonl"
-    exported = ingest(
-        image, "export", "BCRA_MONETARIAS_CATALOG", "--format", "jsonl", "--out", str(out)
-    )
-    assert exported.returncode == 0, exported.stderr
+    rows = run_and_export(image, "BCRA_MONETARIAS_CATALOG")
     source = json.loads((app / "sample_data/json/bcra_monetarias.json").read_text("utf-16"))
     wanted = {record["idVariable"]: record["descripcion"] for record in source["results"]}
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert {row["idVariable"]: row["descripcion"] for row in rows} == wanted
     assert len(rows) == len(wanted)
 
@@ -243,15 +247,7 @@ def test_serve_answers_health_and_the_code_location_serves_grpc(image) -> None:
 def test_run_with_a_partition_as_a_job_passes_it(image) -> None:
     """`docker run IMAGE run DATASET --partition P`: the feed's entries, each once."""
     app, _ = image
-    ran = ingest(image, "run", "REDDIT_HOMELAB_FEED", "--partition", "2026-01-15")
-    assert ran.returncode == 0, ran.stderr
-    assert "[2026-01-15] REDDIT_HOMELAB_FEED/published" in ran.stdout
-    out = app / "feed.jsonl"
-    exported = ingest(
-        image, "export", "REDDIT_HOMELAB_FEED", "--format", "jsonl", "--out", str(out)
-    )
-    assert exported.returncode == 0, exported.stderr
+    rows = run_and_export(image, "REDDIT_HOMELAB_FEED", "--partition", "2026-01-15")
     feed = (app / "sample_data/rss/reddit_homelab.atom.xml").read_text()
     ids = re.findall(r"<entry>.*?<id>([^<]+)</id>", feed, re.S)
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted(row["id"] for row in rows) == sorted(ids) and len(ids) == 25
