@@ -88,9 +88,6 @@ class Installation:
     """moto (S3, DynamoDB) in a process, a fresh PostgreSQL database, a DAGSTER_HOME."""
 
     def __init__(self, root: Path) -> None:
-        import boto3
-        import psycopg2
-
         self.root = root
         port = _port()
         self.moto = subprocess.Popen(
@@ -98,7 +95,17 @@ class Installation:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        endpoint = f"http://127.0.0.1:{port}"
+        try:
+            self._set_up(f"http://127.0.0.1:{port}")
+        except BaseException:
+            self.moto.terminate()  # (no server left behind by a setup that failed)
+            raise
+
+    def _set_up(self, endpoint: str) -> None:
+        import boto3
+        import psycopg2
+
+        root = self.root
         self.database = f"ingest_throughput_{uuid.uuid4().hex[:8]}"
         admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
         admin.autocommit = True
