@@ -50,6 +50,10 @@ def run_parse(rt: Runtime, config: DatasetConfig, partition: str) -> tuple[Stage
             f"dataset {config.dataset_id}: no raw data for partition {partition!r}; "
             f"materialize {config.dataset_id}/raw first"
         )
+    if latest.missing:
+        raise StageError(
+            f"dataset {config.dataset_id}: partition {partition!r} has no data: {latest.source}"
+        )
     # a feed's or JSON's encoding may come from the response's charset: the rows depend on it
     made_of = latest.sha256 + (f"; {latest.content_type}" if latest.content_type else "")
     fingerprint = input_fingerprint(config, made_of)

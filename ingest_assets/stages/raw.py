@@ -13,6 +13,7 @@ from ingest_assets.sources.fetch import Fetched, fetch
 from ingest_assets.sources.windows import window_for
 from ingest_assets.stages.staged import nothing_published, reporting_full_disk
 from ingest_assets.stages.state import RawInfo, read_latest, write_latest
+from ingest_resources.http import SourceMissing
 from ingest_resources.object_store import ObjectStore
 from ingest_resources.runtime import Runtime
 
@@ -21,7 +22,12 @@ def run_raw(
     rt: Runtime, config: DatasetConfig, partition: str, secrets: Secrets | None = None
 ) -> RawInfo:
     current, _ = eventstore.read_current(rt.store, config.dataset_id)
-    fetched = fetch(config, secrets, window_for(config, partition, current))
+    try:
+        fetched = fetch(config, secrets, window_for(config, partition, current))
+    except SourceMissing as exc:
+        if config.source.missing != "skip":
+            raise
+        return _record_missing(rt.store, config, partition, str(exc))
     folder = layout.raw_latest(config.dataset_id, partition).rsplit("/", 1)[0]
     published = nothing_published(current.version if current else None)
     with reporting_full_disk(
@@ -76,3 +82,28 @@ def _store_raw_file(
     finally:
         scratch.unlink(missing_ok=True)
     return key, sha256, size
+
+
+def _record_missing(store: ObjectStore, config: DatasetConfig, partition: str, why: str) -> RawInfo:
+    """`source.missing: skip`: the partition's file is not there, recorded as an empty partition
+    (the later stages publish nothing for it; what was published before stays)."""
+    info = RawInfo(
+        key="",
+        sha256="",
+        bytes=0,
+        source=why,
+        etag=None,
+        last_modified=None,
+        fetched_at=dt.datetime.now(dt.UTC).isoformat(),
+        missing=True,
+    )
+    write_latest(store, config.dataset_id, partition, info)
+    return info
+
+
+def skipped(store: ObjectStore, config: DatasetConfig, partition: str) -> str | None:
+    """Why the partition is empty (its file was missing, `source.missing: skip`), or None."""
+    latest = read_latest(store, config.dataset_id, partition)
+    if latest is None or not latest.missing:
+        return None
+    return f"source missing, partition skipped (source.missing: skip): {latest.source}"
