@@ -119,6 +119,12 @@ def _partitions(config: DatasetConfig):
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = dataset_config(args.dataset)
+    if config.partitions.kind == "files" and not args.partition:  # every file not yet ingested
+        from ingest_assets.cli.landing import run_new_files
+
+        with open_instance() as instance:
+            _settle()
+            return run_new_files(config, instance, args.log_level)
     partitions = _partitions(config)
     partition = args.partition
     if partitions is None and partition:

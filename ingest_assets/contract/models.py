@@ -156,6 +156,8 @@ class Normalize(Strict):
 
 class Transform(Strict):
     metadata: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    # a landing zone: the column that names each row's file (none: no such column)
+    source_file_column: str | None = Field(default=None, min_length=1)
 
 
 TIME_KINDS = ("daily", "weekly", "monthly", "hourly")

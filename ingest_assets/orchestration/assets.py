@@ -10,7 +10,7 @@ import pyarrow as pa
 from ingest_assets import stages
 from ingest_assets.contract import SERIES_CODE, DatasetConfig
 from ingest_assets.orchestration.metadata import as_json, column_schema, preview, series_chart
-from ingest_assets.orchestration.partitions import partition_key
+from ingest_assets.orchestration.partitions import run_files, run_partition
 from ingest_assets.parsers.base import HIDDEN_COLUMNS
 from ingest_assets.rows.check_plan import planned_checks
 from ingest_assets.rows.checks import CheckResult
@@ -49,7 +49,7 @@ def _fail(exc: Exception) -> dg.Failure:
 def _skipped(context: Context, ingest: IngestResource, config: DatasetConfig) -> str | None:
     """Why this partition has no data (its file was missing, `source.missing: skip`)."""
     try:
-        return stages.skipped(ingest.runtime().store, config, partition_key(context))
+        return stages.skipped(ingest.runtime().store, config, run_partition(context, config))
     except Exception as exc:
         raise _fail(exc) from exc
 
@@ -61,7 +61,12 @@ def _empty(why: str, **metadata: int | bool) -> dg.MaterializeResult:
 
 def raw(context: Context, ingest: IngestResource, config: DatasetConfig) -> dg.MaterializeResult:
     try:
-        info = stages.run_raw(ingest.runtime(), config, partition_key(context))
+        info = stages.run_raw(
+            ingest.runtime(),
+            config,
+            run_partition(context, config),
+            files=run_files(context, config),
+        )
     except Exception as exc:
         raise _fail(exc) from exc
     if info.missing:
@@ -86,7 +91,7 @@ def parsed(context: Context, ingest: IngestResource, config: DatasetConfig) -> d
         return _empty(why)
     try:
         runtime = ingest.runtime()
-        table, raw_info = stages.run_parse(runtime, config, partition_key(context))
+        table, raw_info = stages.run_parse(runtime, config, run_partition(context, config))
         drift = stages.source_drift(runtime, config, table)
     except Exception as exc:
         raise _fail(exc) from exc
@@ -125,7 +130,7 @@ def normalized(
             ],
         )
     try:
-        outcome = stages.run_normalize(ingest.runtime(), config, partition_key(context))
+        outcome = stages.run_normalize(ingest.runtime(), config, run_partition(context, config))
     except Exception as exc:
         raise _fail(exc) from exc
     table, counts = outcome.staged, outcome.counts
@@ -155,7 +160,7 @@ def published(
         return _empty(why, rows_added=0, rows_revised=0, new_version=False)
     try:
         runtime = ingest.runtime()
-        result = stages.run_publish(runtime, config, partition_key(context))
+        result = stages.run_publish(runtime, config, run_partition(context, config))
         time_column = config.normalize.time_column
         chart = None  # nothing new: the chart of the version that added the data still stands
         if result.committed:
@@ -163,7 +168,7 @@ def published(
                 stages.read_normalized(
                     runtime,
                     config,
-                    partition_key(context),
+                    run_partition(context, config),
                     columns=[SERIES_CODE, time_column, "value"],
                 ),
                 SERIES_CODE,

@@ -12,7 +12,7 @@ from types import CodeType, ModuleType
 import dagster as dg
 
 from ingest_assets.contract import DatasetConfig
-from ingest_assets.orchestration.partitions import partitions_definition
+from ingest_assets.orchestration.partitions import dataset_partitions
 from ingest_assets.rows.check_plan import planned_checks
 from ingest_resources.resource import IngestResource
 
@@ -89,7 +89,9 @@ def _stage_options(stage: str, config: DatasetConfig) -> dict:
 
 def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
     dataset_id = config.dataset_id
-    partitions = partitions_definition(config.partitions)
+    partitions = dataset_partitions(config)
+    # a run over several files of a landing zone is one run (`ingest run` takes every new file)
+    policy = dg.BackfillPolicy.single_run() if config.partitions.kind == "files" else None
     tags = {"ingest/source": config.source.kind, "ingest/format": config.source.format}
     assets: list[dg.AssetsDefinition] = []
     for stage in config.stages:
@@ -102,6 +104,7 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
             description=_description(stage, config),
             deps=assets[-1:],
             retry_policy=RETRY_POLICY,
+            backfill_policy=policy,
             **_stage_options(stage, config),
         )
         assets.append(decorate(_compute(stage, config)))

@@ -80,6 +80,14 @@ def _write_parsed(
     the parser's notes (what it read leniently or guessed)."""
     context = ParseContext(config, raw.source, content_type=raw.content_type)
     raw_meta = raw.footer()
+    if config.source.is_landing:  # the run's files, one after the other
+        from ingest_assets.stages.landing import landing_batches
+
+        head = HeadKeeper(
+            _with_meta(landing_batches(store, config, raw), RAW_META, raw_meta, context, [True])
+        )
+        rows, schema = store.write_parquet_batches(key, head)
+        return rows, schema, head, tuple(context.notes)
     with store.local_file(raw.key) as path:
         try:
             head = HeadKeeper(

@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from ingest_assets import eventstore, layout
 from ingest_assets.contract import DatasetConfig
+from ingest_assets.stages.landing import landed_entries
 from ingest_assets.stages.normalized import normalized_meta
 from ingest_assets.stages.parts import content_named
 from ingest_assets.stages.staged import ChecksFailedError, nothing_published, reporting_full_disk
@@ -54,6 +55,7 @@ def run_publish(rt: Runtime, config: DatasetConfig, partition: str) -> eventstor
             meta.checks_dict(),
             notify=notifier(rt, config),
             formats=meta.formats,
+            landed=landed_entries(store, raw) if config.source.is_landing else (),
         )
 
 

@@ -784,6 +784,7 @@ def test_whole_contract_has_every_key() -> None:
         },
         "normalize": {"formats"},
         "checks": {"row_count", "severity"},
+        "transform": {"source_file_column"},  # landing zones (18): file or s3 sources
     }
     for section, model in models.items():
         present = set(data if not section else data[section])
