@@ -93,6 +93,10 @@ def test_new_changed_renamed_and_deleted_files(runtime, tmp_path):
     assert sorted(ledger.entries) == ["2026/12/a.csv", "b.csv", "c.csv"]
     # the manifest holds a pointer, not the files: the same size whatever their number
     assert set(changed.manifest.inputs["files"]) == {"key", "sha256", "count"}
+    assert eventstore.verify(runtime.store, config).problems == []
+    runtime.store.delete_prefix(changed.manifest.inputs["files"]["key"])
+    [problem] = eventstore.verify(runtime.store, config).problems
+    assert "files ledger" in problem and "is missing" in problem
 
 
 def test_quarantined_rows_name_their_file_and_a_column_can(runtime, tmp_path):
@@ -161,7 +165,19 @@ def test_a_crash_mid_run_keeps_what_was_published_and_takes_the_rest_next(
     assert published(runtime, config) == expected(paths)
 
 
-def test_an_s3_landing_zone_of_gzip_files(aws, runtime):
+def test_an_s3_landing_zone_of_gzip_files(aws, runtime, monkeypatch):
+    from ingest_assets.sources import listing
+
+    calls = []
+    real_client = listing.s3_client
+
+    def counting_client():
+        client = real_client()
+        client.meta.events.register("before-call.s3.ListObjectsV2", lambda **kw: calls.append(1))
+        return client
+
+    monkeypatch.setattr(listing, "LIST_PAGE_SIZE", 2)  # 6 keys: listed in 3 pages
+    monkeypatch.setattr(listing, "s3_client", counting_client)
     s3, bucket = aws["s3"], aws["bucket"]
     texts = {f"exports/2026/12/{i:02d}.csv.gz": f"id,value\n{i},{i}.5\n" for i in range(1, 6)}
     for key, text in texts.items():
@@ -169,6 +185,7 @@ def test_an_s3_landing_zone_of_gzip_files(aws, runtime):
     s3.put_object(Bucket=bucket, Key="exports/readme.md", Body=b"not data")
     config = make({"kind": "s3", "url": f"s3://{bucket}/exports/**/*.csv.gz"})
     assert run(runtime, config).rows_added == 5
+    assert len(calls) == 3
     assert published(runtime, config) == expected(texts.values())
     s3.copy_object(  # a renamed copy: its ETag was ingested, it is not even read
         Bucket=bucket,

@@ -20,6 +20,7 @@ from ingest_assets.sources.windows import Window, fill_window
 from ingest_resources.http import FetchError, SourceMissing
 
 WILDCARDS = "*?["
+LIST_PAGE_SIZE = 1000  # keys per ListObjectsV2 page (S3's own maximum)
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,7 @@ def _inside_roots(config: DatasetConfig, root: Path) -> None:
         )
 
 
-def _s3_client() -> Any:
+def s3_client() -> Any:
     from ingest_resources.runtime import aws_client, endpoint_url
 
     return aws_client("s3", endpoint_url())
@@ -142,9 +143,14 @@ def _list_s3(config: DatasetConfig, where: Zone) -> Iterator[LandingFile]:
     from botocore.exceptions import BotoCoreError, ClientError
 
     assert where.bucket is not None
-    pages = _s3_client().get_paginator("list_objects_v2")
+    pages = s3_client().get_paginator("list_objects_v2")
     try:
-        for page in pages.paginate(Bucket=where.bucket, Prefix=where.prefix):
+        listed = pages.paginate(
+            Bucket=where.bucket,
+            Prefix=where.prefix,
+            PaginationConfig={"PageSize": LIST_PAGE_SIZE},
+        )
+        for page in listed:
             for item in page.get("Contents", []):
                 name = item["Key"][len(where.prefix) :]
                 if where.pattern.match(name):
@@ -177,7 +183,7 @@ def _stat(config: DatasetConfig, where: Zone, name: str) -> LandingFile:
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        head = _s3_client().head_object(Bucket=where.bucket, Key=where.prefix + name)
+        head = s3_client().head_object(Bucket=where.bucket, Key=where.prefix + name)
     except (ClientError, BotoCoreError) as exc:
         raise SourceMissing(f"dataset {config.dataset_id}: {location}: {exc}") from None
     etag = str(head.get("ETag", "")).strip('"')
