@@ -23,6 +23,7 @@ from ingest_assets.contract import DatasetConfig, Secrets
 from ingest_assets.eventstore.files import FileEntry, Ledger, published_ledger
 from ingest_assets.parsers import ParseContext
 from ingest_assets.parsers.base import CELL_COLUMN, ROW_COLUMN, parse_batches
+from ingest_assets.parsers.table import BATCH_BYTES
 from ingest_assets.sources.fetch import fetch
 from ingest_assets.sources.listing import LandingFile, Zone, list_files, named_files, zone
 from ingest_assets.sources.windows import window_for
@@ -82,11 +83,13 @@ def run_landing_raw(
     landed: list[dict[str, object]] = []
     for file in new_files(config, where, ledger, names):
         fetched = fetch(_one_file(config, file), secrets)
-        key, sha256, size = store_fetched(rt.store, config, partition, fetched)
+        # (many small files: synced together below, not one fsync each)
+        key, sha256, size = store_fetched(rt.store, config, partition, fetched, durable=False)
         if ledger.has_content(sha256):  # a copy, or a file touched but unchanged
             continue
         entry = FileEntry(file.name, file.location, size, file.stamp, sha256)
         landed.append({**asdict(entry), "raw_key": key})
+    rt.store.sync(str(f["raw_key"]) for f in landed)
     if not landed:
         return record_empty(rt.store, config, partition, f"no new file in {where.glob}")
     body = json.dumps({"glob": where.glob, "files": landed}, indent=1).encode()
@@ -121,9 +124,23 @@ def landed_entries(store: ObjectStore, raw: RawInfo) -> tuple[FileEntry, ...]:
 
 
 def landing_batches(store: ObjectStore, config: DatasetConfig, raw: RawInfo) -> Iterator[pa.Table]:
-    """Every file of the listing parsed, one after the other, as one stream of batches: `_row`
+    """Every file of the listing parsed, one after the other, as one stream of batches of about
+    BATCH_BYTES (small files taken together: a part per file would make 10,000 parts): `_row`
     numbered on across files, `_cell` naming the file and its row (a quarantined row's
     `source_ref`), and `transform.source_file_column` holding the file when it is set."""
+    gathered: list[pa.Table] = []
+    size = 0
+    for batch in _file_after_file(store, config, raw):
+        gathered.append(batch)
+        size += batch.nbytes
+        if size >= BATCH_BYTES:
+            yield pa.concat_tables(gathered).combine_chunks()
+            gathered, size = [], 0
+    if gathered:
+        yield pa.concat_tables(gathered).combine_chunks()
+
+
+def _file_after_file(store: ObjectStore, config: DatasetConfig, raw: RawInfo) -> Iterator[pa.Table]:
     offset = 0
     schema: pa.Schema | None = None
     for item in _listing(store, raw):

@@ -79,11 +79,16 @@ def _store_raw_file(
 
 
 def store_fetched(
-    store: ObjectStore, config: DatasetConfig, partition: str, fetched: Fetched
+    store: ObjectStore,
+    config: DatasetConfig,
+    partition: str,
+    fetched: Fetched,
+    durable: bool = True,
 ) -> tuple[str, str, int]:
     """Fetched bytes (or a local file, copied in chunks) into raw/, content-addressed; the
     same bytes are stored once. A file is hashed as it is copied (once), so the name is the
-    sha256 of the bytes stored even if the file changes meanwhile. Returns (key, sha256, size)."""
+    sha256 of the bytes stored even if the file changes meanwhile. `durable=False`: the
+    caller syncs the keys at once (`ObjectStore.sync`). Returns (key, sha256, size)."""
     if fetched.path is None:
         sha256, size = hashlib.sha256(fetched.content).hexdigest(), len(fetched.content)
         key = layout.raw(config.dataset_id, partition, sha256, fetched.ext)
@@ -100,7 +105,7 @@ def store_fetched(
         sha256, size = fetched.copy_and_hash(scratch)
         key = layout.raw(config.dataset_id, partition, sha256, fetched.ext)
         if not store.exists(key):  # the same bytes are stored once
-            store.put_file(key, scratch, move=True)
+            store.put_file(key, scratch, move=True, durable=durable)
     finally:
         scratch.unlink(missing_ok=True)
     return key, sha256, size
