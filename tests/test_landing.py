@@ -270,3 +270,40 @@ def parse_config_file(path: Path):
     from ingest_assets.contract import load_config_file
 
     return load_config_file(path)
+
+
+def test_a_files_dataset_loads_in_the_code_location_with_its_sensor(tmp_path):
+    from ingest_assets.definitions import build_definitions
+
+    config = files_config(tmp_path / "landing")
+    defs = build_definitions([config])
+    repository = defs.get_repository_def()
+    assert repository.get_sensor_def("LANDING__new_files")
+    graph = defs.resolve_asset_graph()
+    partitions = graph.get(dg.AssetKey(["LANDING", "raw"])).partitions_def
+    assert isinstance(partitions, dg.DynamicPartitionsDefinition)
+    assert partitions.name == files_partitions_name("LANDING")
+
+
+def test_a_time_partitioned_zone_sensor_asks_for_the_partition_with_new_files(tmp_path, runtime):
+    import datetime as dt
+
+    yesterday = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).date().isoformat()
+    zone = tmp_path / "exports"
+    config = make(
+        {"kind": "file", "glob": str(zone) + "/dt={partition_start}/*.csv"},
+        partitions={"kind": "daily", "start": "2026-01-01"},
+        sensor={"enabled": True},
+    )
+    sensor = landing_sensor(config)
+    with dg.instance_for_test() as instance:
+        empty = sensor(dg.build_sensor_context(instance=instance))
+        assert not empty.run_requests and "no new file" in empty.skip_reason.skip_message
+        write(zone, f"dt={yesterday}/part-0.csv", "id,value\n1,1\n")
+        first = sensor(dg.build_sensor_context(instance=instance))
+        second = sensor(dg.build_sensor_context(instance=instance))
+        [request] = first.run_requests
+        assert request.partition_key == yesterday
+        assert [r.run_key for r in second.run_requests] == [request.run_key]
+        run(runtime, config, yesterday)
+        assert not sensor(dg.build_sensor_context(instance=instance)).run_requests

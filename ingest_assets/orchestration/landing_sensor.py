@@ -13,17 +13,20 @@ error is reported on the tick; nothing is requested.
 
 import datetime as dt
 import hashlib
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from ingest_assets.contract import DatasetConfig
 from ingest_assets.orchestration.automation import dataset_keys, partition_at
 from ingest_assets.orchestration.partitions import files_partitions_name
-from ingest_assets.sources.listing import LandingFile
+
+if TYPE_CHECKING:  # (the listing brings in the source clients: only when the sensor ticks)
+    from ingest_assets.sources.listing import LandingFile
 
 
 def landing_tick(
-    config: DatasetConfig, new: list[LandingFile], known: set[str], partition: str | None
+    config: DatasetConfig, new: "list[LandingFile]", known: set[str], partition: str | None
 ) -> tuple[list[dg.RunRequest], list[str]]:
     """(run requests, partitions to add) for the new files of one tick. Pure."""
     keys = dataset_keys(config)
