@@ -136,6 +136,8 @@ def test_time_partitions_read_all_their_files_and_a_backfill_covers_a_range(runt
         run(runtime, config, day)
     assert published(runtime, config) == expected(texts.values())
     assert run(runtime, config, "2026-12-02") is None  # its file is in: nothing to read
+    # names are paths below the glob's part before any placeholder: one per file, whatever its day
+    assert sorted(published_ledger(runtime.store, "LANDING").entries) == sorted(texts)
 
 
 def test_a_crash_mid_run_keeps_what_was_published_and_takes_the_rest_next(
@@ -270,6 +272,19 @@ def parse_config_file(path: Path):
     from ingest_assets.contract import load_config_file
 
     return load_config_file(path)
+
+
+def test_files_partitions_a_changed_file_is_a_revision_whatever_its_name(runtime, tmp_path):
+    zone = tmp_path / "landing"
+    a = write(zone, "a.csv", "id,value\n1,1\n")
+    b = write(zone, "b.csv", "id,value\n2,2\n")
+    config = files_config(zone)
+    assert run(runtime, config, "b.csv", files=["a.csv", "b.csv"]).rows_added == 2  # a range
+    a.write_text("id,value\n1,7\n")
+    os.utime(a, ns=(5, 5))
+    assert run(runtime, config, "a.csv", files=["a.csv"]).rows_revised == 1
+    assert published(runtime, config) == expected([b, a])
+    assert eventstore.read_current(runtime.store, "LANDING")[0].partition == "files"
 
 
 def test_a_files_dataset_loads_in_the_code_location_with_its_sensor(tmp_path):

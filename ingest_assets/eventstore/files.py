@@ -52,14 +52,20 @@ class Ledger:
     contents: frozenset[str]
 
     def done(self, name: str, size: int, stamp: str) -> bool:
-        """Ingested as it is now (by the cheap signs: size and stamp), or a copy of content
-        ingested under any name (an S3 ETag seen before)."""
+        """Ingested as it is now, by the cheap signs: its size and stamp; or, for a name not
+        seen before, an S3 ETag ingested under another name (a renamed copy)."""
         entry = self.entries.get(name)
-        if entry is not None and entry.size == size and entry.stamp == stamp:
-            return True
+        if entry is not None:
+            return entry.size == size and entry.stamp == stamp
         return stamp.startswith("etag:") and stamp in self.contents
 
-    def has_content(self, sha256: str) -> bool:
+    def same_content(self, name: str, sha256: str) -> bool:
+        """The file's bytes were ingested already: as this name's last entry (a file touched,
+        not changed), or, for a new name, under another (a copy). A known name whose content
+        changed, even back to an older content, is read again."""
+        entry = self.entries.get(name)
+        if entry is not None:
+            return entry.sha256 == sha256
         return f"sha256:{sha256}" in self.contents
 
 

@@ -37,9 +37,12 @@ class Zone:
     """A landing zone: local (`bucket` None: `prefix` is a folder) or an S3 bucket's prefix."""
 
     bucket: str | None
-    prefix: str  # the glob's fixed part, up to its last `/` before a wildcard
+    # the glob's fixed part, up to its last `/` before a wildcard or placeholder: names are
+    # paths below it (the same for every partition)
+    prefix: str
     pattern: re.Pattern[str]  # matches a name (the path below the prefix)
     glob: str  # as configured, placeholders filled (for messages)
+    listed: str  # where the listing starts: the fixed part of the filled glob (below prefix)
 
     def location(self, name: str) -> str:
         if self.bucket is None:
@@ -47,9 +50,10 @@ class Zone:
         return f"s3://{self.bucket}/{self.prefix}{name}"
 
 
-def split_glob(glob: str) -> tuple[str, str]:
-    """(fixed prefix ending in `/` or empty, the wildcard rest)."""
-    first = min((glob.find(c) for c in WILDCARDS if c in glob), default=len(glob))
+def split_glob(glob: str, special: str = WILDCARDS) -> tuple[str, str]:
+    """(fixed prefix ending in `/` or empty, the rest from the segment of the first of
+    `special`)."""
+    first = min((glob.find(c) for c in special if c in glob), default=len(glob))
     cut = glob.rfind("/", 0, first) + 1
     return glob[:cut], glob[cut:]
 
@@ -84,15 +88,21 @@ def glob_pattern(glob: str) -> re.Pattern[str]:
 def zone(config: DatasetConfig, window: Window | None) -> Zone:
     """The landing zone of a dataset, with the partition's placeholders filled."""
     source = config.source
-    if source.kind == "s3":
-        bucket, template = _s3_glob(source)
-        glob = fill_window(template, window, config, "source.glob")
-        prefix, rest = split_glob(glob)
-        return Zone(bucket, prefix, glob_pattern(rest), f"s3://{bucket}/{glob}")
-    glob = fill_window(source.glob or "", window, config, "source.glob")
-    prefix, rest = split_glob(glob)
+    bucket, template = _s3_glob(source) if source.kind == "s3" else (None, source.glob or "")
+    glob = fill_window(template, window, config, "source.glob")
+    prefix, _ = split_glob(template, WILDCARDS + "{")
+    listed, _ = split_glob(glob)
+    pattern = glob_pattern(glob[len(prefix) :])
+    if bucket is not None:
+        return Zone(bucket, prefix, pattern, f"s3://{bucket}/{glob}", listed)
     folder = resolve_path(prefix or ".")
-    return Zone(None, str(folder), glob_pattern(rest), str(folder / rest))
+    return Zone(
+        None,
+        str(folder),
+        pattern,
+        str(folder / glob[len(prefix) :]),
+        str(resolve_path(listed or ".")),
+    )
 
 
 def _s3_glob(source: Source) -> tuple[str, str]:
@@ -109,11 +119,11 @@ def list_files(config: DatasetConfig, where: Zone) -> list[LandingFile]:
 
 
 def _list_local(config: DatasetConfig, where: Zone) -> Iterator[LandingFile]:
-    root = Path(where.prefix)
+    root, start = Path(where.prefix), Path(where.listed)
     _inside_roots(config, root)
-    if not root.is_dir():
+    if not start.is_dir():
         return
-    for folder, dirs, names in os.walk(root):
+    for folder, dirs, names in os.walk(start):
         dirs.sort()
         for file_name in names:
             path = Path(folder) / file_name
@@ -147,7 +157,7 @@ def _list_s3(config: DatasetConfig, where: Zone) -> Iterator[LandingFile]:
     try:
         listed = pages.paginate(
             Bucket=where.bucket,
-            Prefix=where.prefix,
+            Prefix=where.listed,
             PaginationConfig={"PageSize": LIST_PAGE_SIZE},
         )
         for page in listed:

@@ -34,6 +34,15 @@ from ingest_resources.errors import DataError
 from ingest_resources.object_store import ObjectStore
 from ingest_resources.runtime import Runtime
 
+FILES_PARTITION = "files"
+
+
+def published_partition(config: DatasetConfig, partition: str) -> str:
+    """The partition a version records. `files` partitions all record FILES_PARTITION: where
+    two files hold one key, the file ingested later wins (a changed file's rows are
+    revisions), whatever the names of the runs' files; each run still stages under its own."""
+    return FILES_PARTITION if config.partitions.kind == "files" else partition
+
 
 def landing_zone(config: DatasetConfig, partition: str) -> Zone:
     """The zone a partition reads: the glob with a time partition's placeholders filled."""
@@ -85,7 +94,7 @@ def run_landing_raw(
         fetched = fetch(_one_file(config, file), secrets)
         # (many small files: synced together below, not one fsync each)
         key, sha256, size = store_fetched(rt.store, config, partition, fetched, durable=False)
-        if ledger.has_content(sha256):  # a copy, or a file touched but unchanged
+        if ledger.same_content(file.name, sha256):  # a copy, or a file touched but unchanged
             continue
         entry = FileEntry(file.name, file.location, size, file.stamp, sha256)
         landed.append({**asdict(entry), "raw_key": key})
