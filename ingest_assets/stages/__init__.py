@@ -12,6 +12,8 @@ Dagster metadata.
 - published.py: `run_publish` (into the event store, unless a blocking check failed),
   `read_quarantine`
 - warehouse.py: `run_warehouse`, `rebuild_warehouse`; export.py: `ingest export`
+- landing.py: a landing zone's new files through raw (fetched, listed), parsed (one stream)
+  and published (the files ledger)
 - state.py: what stages hand each other through the store, typed, and its JSON (`RawInfo`,
   `NormalizedMeta`, `Counts`, `CheckRecord`, `StagedPart`)
 - staged.py: what they share: `Staged`, errors, fingerprints, disk-full reports;
