@@ -105,7 +105,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100)
     parser.add_argument("--new", type=int, default=100)
     parser.add_argument("--dlt-python")
-    parser.add_argument("--s3-bucket")
+    parser.add_argument("--s3-bucket")  # (a phase's: the files are in this bucket)
+    parser.add_argument("--s3", action="store_true", help="the files on moto S3 (server mode)")
     args = parser.parse_args()
     if args.what == "phase":
         print(json.dumps(phase(Path(args.root), args.s3_bucket)))
@@ -117,12 +118,14 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
     out = HERE / "results_landing.json"
     previous = json.loads(out.read_text()) if out.exists() else {}
-    previous[f"{args.files}x{args.rows}"] = results
+    previous[f"{args.files}x{args.rows}{'-s3' if args.s3 else ''}"] = results
     out.write_text(json.dumps(previous, indent=2) + "\n")
     print(json.dumps(results, indent=2))
 
 
 def run_all(root: Path, args: argparse.Namespace) -> dict[str, object]:
+    if args.s3:
+        return run_s3(root, args)
     landing = root / "landing"
     started = time.perf_counter()
     write_files(landing, 0, args.files, args.rows)
@@ -145,6 +148,60 @@ def run_all(root: Path, args: argparse.Namespace) -> dict[str, object]:
         write_files(landing, args.files, args.new, args.rows)
         results[f"dlt_{args.new}_new"] = fresh(dlt)
     return results
+
+
+def run_s3(root: Path, args: argparse.Namespace) -> dict[str, object]:
+    """The same three phases, the files on moto S3 (server mode, this process)."""
+    import socket
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    env = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    try:
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=env["AWS_ENDPOINT_URL"],
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        s3.create_bucket(Bucket="landing-bench")
+        local = root / "files"
+
+        def upload(first: int, count: int) -> None:
+            write_files(local, first, count, args.rows)
+            for path in sorted(local.rglob("*.csv")):
+                key = "landing/" + path.relative_to(local).as_posix()
+                s3.put_object(Bucket="landing-bench", Key=key, Body=path.read_bytes())
+            shutil.rmtree(local)
+
+        started = time.perf_counter()
+        upload(0, args.files)
+        results: dict[str, object] = {
+            "files": args.files,
+            "rows_per_file": args.rows,
+            "upload_seconds": round(time.perf_counter() - started, 1),
+        }
+        me = [sys.executable, str(Path(__file__).resolve()), "phase", str(root)]
+        me += ["--s3-bucket", "landing-bench"]
+        results["ingest_first"] = fresh(me, env)
+        results["ingest_nothing_new"] = fresh(me, env)
+        upload(args.files, args.new)
+        results[f"ingest_{args.new}_new"] = fresh(me, env)
+        return results
+    finally:
+        server.stop()
 
 
 if __name__ == "__main__":

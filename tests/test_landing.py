@@ -259,6 +259,13 @@ def test_ingest_run_takes_every_file_not_yet_ingested(tmp_path, monkeypatch, cap
     assert "[1 files: d/2.csv .. d/2.csv] LANDING/published" in out
     assert main(["run", "LANDING"]) == 0
     assert "no new file" in capsys.readouterr().out
+    files[1].write_text("id,value\n1,100\n")  # changed: run it alone, as its partition
+    os.utime(files[1], ns=(9, 9))
+    assert main(["run", "LANDING", "--partition", "d/1.csv"]) == 0
+    assert (
+        '[1 files: d/1.csv .. d/1.csv] LANDING/published: {"rows_added": 0, "rows_revised": 1'
+        in (capsys.readouterr().out)
+    )
     from ingest_resources.resource import IngestResource
 
     runtime = IngestResource.from_env().runtime()

@@ -12,7 +12,10 @@ if TYPE_CHECKING:  # Dagster is imported when a run starts
     import dagster as dg
 
 
-def run_new_files(config: DatasetConfig, instance: "dg.DagsterInstance", log_level: str) -> int:
+def run_new_files(
+    config: DatasetConfig, instance: "dg.DagsterInstance", log_level: str, only: str | None = None
+) -> int:
+    """Every new file (or the file `only`, ingested again if it changed) as partitions, run."""
     import dagster as dg
 
     from ingest_assets.orchestration.factory import dataset_assets
@@ -22,12 +25,8 @@ def run_new_files(config: DatasetConfig, instance: "dg.DagsterInstance", log_lev
 
     resource = IngestResource.from_env()
     where = landing_zone(config, "all")
-    names = [
-        f.name
-        for f in new_files(
-            config, where, published_files(resource.runtime(), config), bounded=False
-        )
-    ]
+    ledger = published_files(resource.runtime(), config)
+    names = [f.name for f in new_files(config, where, ledger, [only] if only else None, False)]
     if not names:
         print(f"{config.dataset_id}: no new file in {where.glob}; nothing to run")
         return 0

@@ -119,12 +119,12 @@ def _partitions(config: DatasetConfig):
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = dataset_config(args.dataset)
-    if config.partitions.kind == "files" and not args.partition:  # every file not yet ingested
+    if config.partitions.kind == "files":  # every file not yet ingested, or --partition's
         from ingest_assets.cli.landing import run_new_files
 
         with open_instance() as instance:
             _settle()
-            return run_new_files(config, instance, args.log_level)
+            return run_new_files(config, instance, args.log_level, args.partition)
     partitions = _partitions(config)
     partition = args.partition
     if partitions is None and partition:
