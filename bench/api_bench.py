@@ -19,9 +19,10 @@ connections, latency = request sent to body read):
 at concurrency 1 and 8: requests, p50, p99.
 - scan throughput in rows/s: every row once, as JSON (Ingest: cursor pages of 1,000, read by
   Python; ROAPI: one response, read by curl) and, --rounds times interleaved, as Arrow (Ingest:
-  `format=arrow`, one streamed response; ROAPI: one Arrow stream response; both read by curl)
-  next to DuckDB in-process (`SELECT *` read as Arrow record batches): the ratio is taken within
-  a round, as this machine's load moves from minute to minute.
+  `format=arrow`, one streamed response, hashes as hex and again with `hashes=binary`; ROAPI:
+  one Arrow stream response; both read by curl) next to DuckDB in-process (`SELECT *` read as
+  Arrow record batches): the ratio is taken within a round, as this machine's load moves from
+  minute to minute.
 - the Ingest server's RSS (VmRSS, every 0.25 s) during its full scans: start, peak, end and at
   each tenth of the scan (--cache-mb sets the server's INGEST_API_CACHE_MB).
 Needs curl on PATH.
@@ -314,6 +315,10 @@ def duckdb_read(data: Path) -> tuple[int, float]:
     return count, time.perf_counter() - started
 
 
+def ratio(ingest: dict[str, object], duck: dict[str, object]) -> float:
+    return round(float(ingest["s"]) / float(duck["s"]), 2)  # type: ignore[arg-type]
+
+
 def figures(rows: int, seconds: float, **more: object) -> dict[str, object]:
     return {"rows": rows, "s": round(seconds, 2), "rows_per_s": round(rows / seconds), **more}
 
@@ -348,17 +353,22 @@ def scans(
             rss = Rss(pid)
             seconds = curl(f"http://127.0.0.1:{port}/datasets/{DATASET}/data?format=arrow", out)
             ingest_round = figures(arrow_rows(out), seconds, rss=rss.stop())
+            rss = Rss(pid)
+            binary = f"http://127.0.0.1:{port}/datasets/{DATASET}/data?format=arrow&hashes=binary"
+            seconds = curl(binary, out)
+            binary_round = figures(arrow_rows(out), seconds, rss=rss.stop())
             seconds = curl(roapi, out, f"SELECT * FROM {table}", ARROW_STREAM)
             roapi_round = figures(arrow_rows(out), seconds)
             count, seconds = duckdb_read(data)
             duck = figures(count, seconds)
-            ratio = round(float(ingest_round["s"]) / float(duck["s"]), 2)  # type: ignore[arg-type]
             arrow.append(
                 {
                     "ingest": ingest_round,
+                    "ingest_binary_hashes": binary_round,
                     "roapi": roapi_round,
                     "duckdb": duck,
-                    "ingest_over_duckdb": ratio,
+                    "ingest_over_duckdb": ratio(ingest_round, duck),
+                    "ingest_binary_over_duckdb": ratio(binary_round, duck),
                 }
             )
             print(f"arrow round {index + 1}: {arrow[-1]}", flush=True)
@@ -366,8 +376,9 @@ def scans(
         out.unlink(missing_ok=True)
         out.parent.rmdir()
     found["arrow_rounds"] = arrow
-    ratios = sorted(float(r["ingest_over_duckdb"]) for r in arrow)  # type: ignore[arg-type]
-    found["arrow_ratio_median"] = ratios[len(ratios) // 2]
+    for name in ("ingest_over_duckdb", "ingest_binary_over_duckdb"):
+        ratios = sorted(float(r[name]) for r in arrow)  # type: ignore[arg-type]
+        found[f"{name}_median"] = ratios[len(ratios) // 2]
     counts = [found["ingest_json"], found["roapi_json"]] + [
         v for r in arrow for v in r.values() if isinstance(v, dict)
     ]

@@ -166,6 +166,29 @@ def test_bulk_formats_stream_every_row(rates, fmt):
     assert values == {k: v[0] for k, v in rates["expected_v2"].items() if k[0] == "A"}
 
 
+@pytest.mark.parametrize("fmt", ["parquet", "arrow"])
+def test_hashes_binary_sends_the_same_hashes_as_their_20_bytes(rates, fmt):
+    client = rates["client"]
+    spelled = client.get(DATA, params={"format": "csv"})
+    as_hex = {
+        (r["internal_series_code"], r["obs_time"]): (r["key_hash"], r["row_hash"])
+        for r in csv.DictReader(io.StringIO(spelled.text))
+    }
+    response = client.get(DATA, params={"format": fmt, "hashes": "binary"})
+    assert response.status_code == 200
+    body = pa.BufferReader(response.content)
+    table = pq.read_table(body) if fmt == "parquet" else pa.ipc.open_stream(body).read_all()
+    assert table.schema.field("key_hash").type in (pa.binary(20), pa.binary())
+    as_bytes = {
+        (r["internal_series_code"], r["obs_time"].isoformat()): (r["key_hash"], r["row_hash"])
+        for r in table.to_pylist()
+    }
+    assert len(as_bytes) == len(as_hex) == 3 * 51
+    for key, (key_hash, row_hash) in as_bytes.items():
+        assert len(key_hash) == len(row_hash) == 20
+        assert (key_hash.hex(), row_hash.hex()) == as_hex[key]
+
+
 def test_a_bulk_page_gives_its_next_cursor_in_a_header(rates):
     client = rates["client"]
     first = client.get(DATA, params={"format": "arrow", "page_size": 100})
@@ -259,6 +282,8 @@ def test_quarantine_lists_rejected_rows_with_reasons(rates):
         (DATA, {"from": "2024-03-01", "to": "2024-02-01"}, 422, "is after"),
         (DATA, {"columns": "value,nope"}, 422, "no column 'nope'"),
         (DATA, {"format": "xml"}, 422, "format"),
+        (DATA, {"hashes": "binary"}, 422, "only with format=parquet or arrow"),
+        (DATA, {"hashes": "base64", "format": "arrow"}, 422, "hashes"),
         (DATA, {"cursor": "not-a-cursor"}, 422, "not a cursor of this server"),
         ("/nowhere", {}, 404, "Not Found"),
     ],

@@ -48,6 +48,50 @@ def test_ragged_rows_are_kept_or_quarantined_never_lost(runtime):
     assert len(ragged) == 76 and all(r["timit"] is None for r in ragged)
 
 
+UNTERMINATED = 'id,name,note\n1,a,fine\n2,b,"opens here\n3,c,swallowed\n4,d,too\n'
+
+
+@pytest.mark.parametrize("ending", ["\n", ""])
+def test_a_quote_left_open_at_the_end_of_the_file_is_quarantined(runtime, tmp_path, ending):
+    """Arrow reads everything after a quote that never closes into one value; the row holding
+    it goes to quarantine (it would publish lines 4-5 as one note), the rows above publish."""
+    path = tmp_path / "open.csv"
+    path.write_text(UNTERMINATED.rstrip("\n") + ending)
+    outcome = run_until_normalized(runtime, config_for(path))
+    assert outcome.counts.to_dict() == {
+        "parsed": 2,
+        "rejected": 1,
+        "duplicates": 0,
+        "normalized": 1,
+    }
+    (rejected,) = outcome.rejected.to_pylist()
+    assert rejected["reason_code"] == "unterminated_quote"
+    assert rejected["_row"] == 3 and rejected["id"] is None and rejected["note"] is None
+    assert rejected["reason"].startswith(
+        "line 3: a quoted value opens in its last column and the file ends inside it "
+        "(3 line(s) read into it; the rows they hold are not read): "
+        '2,b,"opens here\\n3,c,swallowed\\n4,d,too'
+    )
+    assert {r["id"]: r["note"] for r in outcome.table.to_pylist()} == {"1": "fine"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'id,name,note\n1,a,"two\nlines"\n',  # a value over lines, closed at the very end
+        'id,name,note\n1,a,"ends with a quote"""',
+        'id,name,note\n1,a,say "hi"\n',  # quotes inside an unquoted value
+    ],
+)
+def test_values_closed_at_the_end_of_the_file_are_read(runtime, tmp_path, text):
+    path = tmp_path / "closed.csv"
+    path.write_text(text)
+    expected = next(csv.DictReader(io.StringIO(text)))
+    outcome = run_until_normalized(runtime, config_for(path))
+    assert outcome.counts.rejected == 0
+    assert outcome.table.to_pylist()[0]["note"] == expected["note"]
+
+
 def test_rows_wrapped_in_quotes_go_to_quarantine_with_their_row(runtime):
     path = FIXTURES / "malformed" / "datosgobar_metadatos_energia_mojibake_quoted_rows.csv"
     config = config_for(

@@ -88,6 +88,14 @@ def data(
         str | None, Query(max_length=4096, description="next_cursor of the previous page")
     ] = None,
     format: Annotated[Literal["json", "csv", "parquet", "arrow"], Query()] = "json",
+    hashes: Annotated[
+        Literal["hex", "binary"],
+        Query(
+            description="key_hash and row_hash as 40 hex digits (as `ingest export` spells "
+            "them), or as their 20 bytes (format=parquet|arrow only: half the bytes of a bulk "
+            "read)"
+        ),
+    ] = "hex",
     source: Annotated[
         Literal["store", "warehouse"],
         Query(description="warehouse: the dataset's PostgreSQL table (latest rows only)"),
@@ -99,6 +107,11 @@ def data(
             "parquet or arrow stream more)",
             "page_size",
         )
+    if hashes == "binary" and format not in ("parquet", "arrow"):
+        raise BadParameter(
+            f"hashes=binary: only with format=parquet or arrow (format={format} carries text)",
+            "hashes",
+        )
     size = page_size or (JSON_PAGE if format == "json" else None)
     filters = Filters.parse(series, from_, to, q)
     pinned = decode(cursor, state.settings.cursor_key) if cursor else None
@@ -107,6 +120,11 @@ def data(
             f"version={version[:40]}: the cursor is pinned to version {pinned.version}", "version"
         )
     if source == "warehouse":
+        if hashes == "binary":
+            raise BadParameter(
+                "hashes=binary: the warehouse holds hashes as hex text (use source=store)",
+                "hashes",
+            )
         return warehouse_reads.respond(
             state, dataset_id, filters, columns, version, size, pinned, format
         )
@@ -115,18 +133,18 @@ def data(
     scan = Scan(snapshot, filters)
     position = scan.start(pinned)
     key = state.settings.cursor_key
-    schema = published_schema(snapshot.schema, names)
+    schema = published_schema(snapshot.schema, names, hashes)
     if size is None:  # a bulk read of every row from the cursor on
 
         def prepare(table: pa.Table) -> pa.Table:
-            return published(table, names)
+            return published(table, names, hashes)
 
         tables = scan.stream(position, prepare)
         return _streamed(format, tables, schema, None, snapshot.version)
     pieces, following = scan.page(position, size)
     next_cursor = encode(following, key) if following else None
     if format != "json":
-        ready = (published(piece, names) for piece in pieces)
+        ready = (published(piece, names, hashes) for piece in pieces)
         return _streamed(format, ready, schema, next_cursor, snapshot.version)
     rows = json_rows(pieces, names)
     body = {

@@ -16,6 +16,7 @@ Rows are numbered as a spreadsheet numbers the file's records (the header row is
 its line, or says that lines run further where quoted values above it span several lines.
 """
 
+import codecs
 import csv
 import io
 import itertools
@@ -179,18 +180,72 @@ class CsvRows:
         left out."""
         header_row = self.ctx.config.source.header_row
         after = header_row - 1  # the number of the last row handed out
+        held: pa.Table | None = None  # the last batch, until the file's end is known
+        held_spanned = False
         for batch in batches:
             table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
             taken = invalid.take(after + 1, table.num_rows)
+            spanned = self.spans_lines  # (before this batch)
             merged = self._merge(table, after + 1, taken)
             if after < header_row:  # (the header row is among these)
                 merged = merged.filter(pc.not_equal(merged[ROW_COLUMN], header_row))
             after += table.num_rows + len(taken)
             if merged.num_rows:
-                yield merged
+                if held is not None:
+                    yield held
+                held, held_spanned = merged, spanned
+        if held is not None:
+            yield self._unterminated(held, held_spanned)
         if invalid.rows:  # the file ends with rows Arrow could not fit
             merged = self._merge(pa.table({}), after + 1, invalid.rows)
             yield merged.filter(pc.not_equal(merged[ROW_COLUMN], header_row))
+
+    def _unterminated(self, table: pa.Table, spanned: bool) -> pa.Table:
+        """`table` (the file's last rows), its last row rejected when the file ends inside a
+        quoted value that row opens in its last column: Arrow reads everything after the quote
+        into that value (a quote opened in another column leaves the row short: ragged_row).
+        `spanned`: whether a value before `table` spans lines."""
+        last = table.num_rows - 1
+        value = table.column(self.width)[last].as_py()  # (the last data column, as written)
+        if table.column(REJECT_COLUMN)[last].as_py() is not None or value is None:
+            return table
+        if not self._file_ends_with('"' + value):
+            return table
+        number = int(table.column(ROW_COLUMN)[last].as_py())
+        above = table.slice(0, last).select([str(i) for i in range(self.width)])
+        self.spans_lines = spanned or any(
+            pc.any(pc.match_substring_regex(column, "[\r\n]")).as_py() for column in above.columns
+        )
+        lines = len(LINE_BREAK.findall(value.rstrip("\r\n"))) + 1
+        row = [table.column(i)[last].as_py() for i in range(1, self.width)]
+        text = _row_text([*row, None], self.delimiter) + '"' + value
+        reason = (
+            f"unterminated_quote: {self._where(number)}: a quoted value opens in its last "
+            f"column and the file ends inside it ({lines} line(s) read into it; the rows they "
+            f"hold are not read): {_shown(text)}"
+        )
+        rejected = pa.array([False] * last + [True])
+        for index in range(1, self.width + 1):
+            column = pc.if_else(rejected, pa.scalar(None, pa.string()), table.column(index))
+            table = table.set_column(index, table.field(index), column)
+        reasons = pc.if_else(rejected, pa.scalar(reason), table.column(REJECT_COLUMN))
+        return table.set_column(table.num_columns - 1, table.field(REJECT_COLUMN), reasons)
+
+    def _file_ends_with(self, text: str) -> bool:
+        """Whether the source's last bytes are `text` in its encoding (one without a byte
+        order mark to write: ASCII-compatible ones)."""
+        name = codecs.lookup(self.settings.encoding).name
+        if name.startswith(("utf-16", "utf-32")):
+            return False
+        encoded = text.encode("utf-8" if name == "utf-8-sig" else name, errors="replace")
+        if isinstance(self.source, bytes):
+            return self.source.endswith(encoded)
+        size = self.source.stat().st_size
+        if size < len(encoded):
+            return False
+        with self.source.open("rb") as file:
+            file.seek(size - len(encoded))
+            return file.read() == encoded
 
     def _merge(self, table: pa.Table, first: int, taken: list[tuple[int, int, str]]) -> pa.Table:
         """The batch's rows and the invalid rows among them, in the file's order, numbered."""

@@ -11,11 +11,10 @@ from collections.abc import Iterator
 from ingest_assets.parsers.workbook_budget import Budget, Refused
 from ingest_assets.parsers.workbook_ods import OdsScan, is_ods
 from ingest_assets.parsers.workbook_xlsx_cells import SHARED_STRINGS, SheetScan
+from ingest_assets.parsers.zipdir import MAX_DIRECTORY, MAX_MEMBERS, declared_directory_size
 
 MAX_RATIO = 1000  # deflate's best is about 1032:1: nothing real comes near it
 RATIO_FLOOR = 1 << 20  # a member under 1 MB inflated is never refused for its ratio
-MAX_MEMBERS = 10_000
-MAX_DIRECTORY = MAX_MEMBERS * 300  # bytes of central directory: 46 a member, and its name
 PIECE = 1 << 20  # inflated bytes handled at a time
 
 
@@ -54,16 +53,8 @@ def check_xlsx(data: bytes, budget: Budget, embedded: bool = False) -> None:
 def _refuse_many_members(data: bytes) -> None:
     """zipfile lists every member its central directory holds (about 500 bytes each, however
     many the end record claims): the directory's size is checked before it is listed."""
-    end = data.rfind(b"PK\x05\x06", max(0, len(data) - 65_557))
-    if end < 0 or end + 22 > len(data):
-        return  # zipfile finds no archive either, and says so
-    (size,) = struct.unpack_from("<I", data, end + 12)
-    locator = end - 20
-    if size == 0xFFFFFFFF and locator >= 0 and data[locator : locator + 4] == b"PK\x06\x07":
-        (record,) = struct.unpack_from("<Q", data, locator + 8)
-        if data[record : record + 4] == b"PK\x06\x06" and record + 48 <= len(data):
-            (size,) = struct.unpack_from("<Q", data, record + 40)
-    if size > MAX_DIRECTORY:
+    size = declared_directory_size(lambda offset, count: data[offset : offset + count], len(data))
+    if size is not None and size > MAX_DIRECTORY:
         raise Refused(
             f"the workbook archive's directory takes {size:,} bytes, over the {MAX_DIRECTORY:,} "
             f"that {MAX_MEMBERS:,} members need"

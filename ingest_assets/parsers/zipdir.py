@@ -3,17 +3,20 @@
 zipfile lists every member its central directory holds (about 500 bytes of Python objects
 each, whatever the end record claims), so the directory's size is read from the end record
 first and a directory over MAX_DIRECTORY is refused (the workbook check does the same for
-.xlsx, in memory: workbook_xlsx). Member names that leave the archive (zip-slip: an absolute
+.xlsx, in memory, with `declared_directory_size`). Member names that leave the archive (zip-slip: an absolute
 path, a drive, a `..`) are refused too: nothing is ever written under a member's name, but
 an archive built to attack an extractor is not one to read data from.
 """
 
 import struct
 import zipfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from ingest_assets.parsers.base import ParseContext
-from ingest_assets.parsers.workbook_xlsx import MAX_DIRECTORY, MAX_MEMBERS
+
+MAX_MEMBERS = 10_000
+MAX_DIRECTORY = MAX_MEMBERS * 300  # bytes of central directory: 46 a member, and its name
 
 END_RECORD = b"PK\x05\x06"
 END_SEARCH = 65_557  # the end record (22 bytes) and the longest comment (65,535)
@@ -22,26 +25,34 @@ ZIP64_RECORD = b"PK\x06\x06"
 MACOS_FORKS = "__MACOSX/"  # resource forks macOS adds beside each file: not data
 
 
-def directory_size(path: Path) -> int | None:
-    """The central directory's size as the end record (or its zip64 record) declares it;
-    None when there is no end record (zipfile then says the file is not a zip)."""
-    size_of = path.stat().st_size
-    with path.open("rb") as file:
-        start = max(0, size_of - END_SEARCH)
-        file.seek(start)
-        tail = file.read()
-        end = tail.rfind(END_RECORD)
-        if end < 0 or end + 22 > len(tail):
-            return None
-        (size,) = struct.unpack_from("<I", tail, end + 12)
-        locator = end - 20
-        if size == 0xFFFFFFFF and locator >= 0 and tail[locator : locator + 4] == ZIP64_LOCATOR:
-            (record,) = struct.unpack_from("<Q", tail, locator + 8)
-            file.seek(min(record, size_of))
-            found = file.read(56)
-            if found[:4] == ZIP64_RECORD and len(found) >= 48:
-                (size,) = struct.unpack_from("<Q", found, 40)
+def declared_directory_size(read: Callable[[int, int], bytes], total: int) -> int | None:
+    """The central directory's size as the end record (or its zip64 record) declares it, in
+    an archive of `total` bytes read by `read(offset, count)`; None when there is no end record
+    (zipfile then says it is not a zip)."""
+    start = max(0, total - END_SEARCH)
+    tail = read(start, total - start)
+    end = tail.rfind(END_RECORD)
+    if end < 0 or end + 22 > len(tail):
+        return None
+    (size,) = struct.unpack_from("<I", tail, end + 12)
+    locator = end - 20
+    if size == 0xFFFFFFFF and locator >= 0 and tail[locator : locator + 4] == ZIP64_LOCATOR:
+        (record,) = struct.unpack_from("<Q", tail, locator + 8)
+        found = read(min(record, total), 56)
+        if found[:4] == ZIP64_RECORD and len(found) >= 48:
+            (size,) = struct.unpack_from("<Q", found, 40)
     return int(size)
+
+
+def directory_size(path: Path) -> int | None:
+    """`declared_directory_size` of the zip file at `path`."""
+    with path.open("rb") as file:
+
+        def read(offset: int, count: int) -> bytes:
+            file.seek(offset)
+            return file.read(count)
+
+        return declared_directory_size(read, path.stat().st_size)
 
 
 def leaves_archive(name: str) -> bool:
