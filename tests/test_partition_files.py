@@ -220,3 +220,31 @@ def test_a_snapshot_source_is_accepted_when_declared():
         partitions={"kind": "daily", "start": "2026-01-01", "snapshot": True},
     )
     assert config.partitions.snapshot and not config.source.partitioned_location
+
+
+def test_a_files_dataset_takes_no_schedule_and_needs_a_glob():
+    base = {
+        "dataset_id": "FILES",
+        "normalize": {"primary_keys": ["id"]},
+        "partitions": {"kind": "files"},
+    }
+    cases = [
+        (
+            {
+                "source": {"kind": "file", "glob": "in/*.csv", "format": "csv"},
+                "schedule": "0 6 * * *",
+            },
+            "schedule",
+            "sensor.enabled",
+        ),
+        (
+            {"source": {"kind": "file", "path": "in/a.csv", "format": "csv"}},
+            "partitions.kind",
+            "set source.glob",
+        ),
+    ]
+    for extra, field, message in cases:
+        with pytest.raises(ConfigProblems) as info:
+            parse_config({**base, **extra}, "files.yaml")
+        [problem] = info.value.config_problems
+        assert problem.field == field and message in problem.message

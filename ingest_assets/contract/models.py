@@ -323,6 +323,12 @@ class DatasetConfig(Strict):
                 "partitions.kind 'files' makes one partition per file of a landing zone: set "
                 "source.glob (or an s3:// url with a wildcard)",
             )
+        if partitions.kind == "files" and self.schedule is not None:
+            raise field_error(
+                "schedule",
+                "a dataset of `files` partitions runs its new files when its sensor finds them "
+                "(sensor.enabled) or on `ingest run`; a schedule has no partition to ask for",
+            )
         if placed and not partitions.is_time and not (source.kind == "http"):
             raise field_error(
                 "partitions.kind",
