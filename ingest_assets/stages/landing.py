@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
@@ -79,6 +80,9 @@ def _one_file(config: DatasetConfig, file: LandingFile) -> DatasetConfig:
     return config.model_copy(update={"source": config.source.model_copy(update=update)})
 
 
+FETCH_THREADS = 8  # an S3 zone's GETs at once (each waits on the network)
+
+
 def run_landing_raw(
     rt: Runtime,
     config: DatasetConfig,
@@ -90,10 +94,19 @@ def run_landing_raw(
     where = landing_zone(config, partition)
     ledger = published_ledger(rt.store, config.dataset_id)
     landed: list[dict[str, object]] = []
-    for file in new_files(config, where, ledger, names):
+
+    def fetch_one(file: LandingFile) -> tuple[LandingFile, tuple[str, str, int]]:
         fetched = fetch(_one_file(config, file), secrets)
         # (many small files: synced together below, not one fsync each)
-        key, sha256, size = store_fetched(rt.store, config, partition, fetched, durable=False)
+        return file, store_fetched(rt.store, config, partition, fetched, durable=False)
+
+    threads = FETCH_THREADS if config.source.kind == "s3" else rt.store.concurrency
+    pool = ThreadPoolExecutor(max_workers=threads)
+    try:  # (in order; the first error raises, and the files not started are not fetched)
+        fetched_files = list(pool.map(fetch_one, new_files(config, where, ledger, names)))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    for file, (key, sha256, size) in fetched_files:
         if ledger.same_content(file.name, sha256):  # a copy, or a file touched but unchanged
             continue
         entry = FileEntry(file.name, file.location, size, file.stamp, sha256)
