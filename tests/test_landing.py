@@ -99,6 +99,20 @@ def test_new_changed_renamed_and_deleted_files(runtime, tmp_path):
     assert "files ledger" in problem and "is missing" in problem
 
 
+def test_a_local_zone_of_zip_and_gzip_files_is_read_as_it_lands(runtime, tmp_path):
+    import zipfile
+
+    zone = tmp_path / "drops"
+    texts = {"a.csv.zip": "id,value\n1,1.5\n", "b.csv.gz": "id,value\n2,2.5\n"}
+    zone.mkdir()
+    with zipfile.ZipFile(zone / "a.csv.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("export/a.csv", texts["a.csv.zip"])
+    (zone / "b.csv.gz").write_bytes(gzip.compress(texts["b.csv.gz"].encode()))
+    config = make({"kind": "file", "glob": str(zone / "*.csv.*")})
+    assert run(runtime, config).rows_added == 2
+    assert published(runtime, config) == expected(texts.values())
+
+
 def test_quarantined_rows_name_their_file_and_a_column_can(runtime, tmp_path):
     zone = tmp_path / "in"
     write(zone, "a.csv", "id,value\n1,10\n")
