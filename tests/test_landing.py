@@ -321,13 +321,17 @@ def test_a_files_dataset_loads_in_the_code_location_with_its_sensor(tmp_path):
     assert partitions.name == files_partitions_name("LANDING")
 
 
-def test_a_time_partitioned_zone_sensor_asks_for_the_partition_with_new_files(tmp_path, runtime):
+def test_a_time_partitioned_zone_sensor_asks_for_each_partition_with_new_files(tmp_path, runtime):
     import datetime as dt
 
-    yesterday = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).date().isoformat()
+    yesterday = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).date()
+    today = yesterday + dt.timedelta(days=1)
     zone = tmp_path / "exports"
     config = make(
-        {"kind": "file", "glob": str(zone) + "/dt={partition_start}/*.csv"},
+        {
+            "kind": "file",
+            "glob": str(zone) + "/{partition_start:%Y/%m}/day-{partition_start:%d}*.csv",
+        },
         partitions={"kind": "daily", "start": "2026-01-01"},
         sensor={"enabled": True},
     )
@@ -335,11 +339,18 @@ def test_a_time_partitioned_zone_sensor_asks_for_the_partition_with_new_files(tm
     with dg.instance_for_test() as instance:
         empty = sensor(dg.build_sensor_context(instance=instance))
         assert not empty.run_requests and "no new file" in empty.skip_reason.skip_message
-        write(zone, f"dt={yesterday}/part-0.csv", "id,value\n1,1\n")
+        write(zone, f"{yesterday:%Y/%m}/day-{yesterday:%d}.csv", "id,value\n1,1\n")
+        write(zone, "2026/01/day-05-late.csv", "id,value\n2,2\n")  # a late file of a past day
+        write(zone, f"{today:%Y/%m}/day-{today:%d}.csv", "id,value\n3,3\n")  # not complete yet
+        write(zone, "2026/01/notes.csv", "id,value\n4,4\n")  # not a day's file
         first = sensor(dg.build_sensor_context(instance=instance))
         second = sensor(dg.build_sensor_context(instance=instance))
-        [request] = first.run_requests
-        assert request.partition_key == yesterday
-        assert [r.run_key for r in second.run_requests] == [request.run_key]
-        run(runtime, config, yesterday)
+        assert [r.partition_key for r in first.run_requests] == [
+            "2026-01-05",
+            yesterday.isoformat(),
+        ]
+        assert [r.run_key for r in second.run_requests] == [r.run_key for r in first.run_requests]
+        for request in first.run_requests:
+            run(runtime, config, request.partition_key)
         assert not sensor(dg.build_sensor_context(instance=instance)).run_requests
+    assert published(runtime, config) == {1: 1.0, 2: 2.0}

@@ -11,6 +11,8 @@ Modules:
              params, path, key or glob
     listing  a landing zone's files (`source.glob`): a local folder walked, or S3
              ListObjectsV2, with each file's size and change stamp
+    dated    every partition's files of a time-partitioned zone, each file's time read
+             back from its path (for the sensor)
 
 May import: `ingest_assets.contract`, `ingest_assets.settings` (the project root) and the
 clients of `ingest_resources` (http; runtime and s3_store for S3, imported when an S3 source is

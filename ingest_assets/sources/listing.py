@@ -60,6 +60,10 @@ def split_glob(glob: str, special: str = WILDCARDS) -> tuple[str, str]:
 
 def glob_pattern(glob: str) -> re.Pattern[str]:
     """The regular expression of a glob (its rest below the fixed prefix)."""
+    return re.compile(glob_regex(glob) + r"\Z")
+
+
+def glob_regex(glob: str) -> str:
     out, i = [], 0
     while i < len(glob):
         if glob.startswith("**/", i):
@@ -82,17 +86,20 @@ def glob_pattern(glob: str) -> re.Pattern[str]:
         else:
             out.append(re.escape(glob[i]))
             i += 1
-    return re.compile("".join(out) + r"\Z")
+    return "".join(out)
 
 
 def zone(config: DatasetConfig, window: Window | None) -> Zone:
     """The landing zone of a dataset, with the partition's placeholders filled."""
-    source = config.source
-    bucket, template = _s3_glob(source) if source.kind == "s3" else (None, source.glob or "")
+    bucket, template = glob_template(config.source)
     glob = fill_window(template, window, config, "source.glob")
     prefix, _ = split_glob(template, WILDCARDS + "{")
+    return make_zone(bucket, prefix, glob_pattern(glob[len(prefix) :]), glob)
+
+
+def make_zone(bucket: str | None, prefix: str, pattern: re.Pattern[str], glob: str) -> Zone:
+    """A zone whose names are paths below `prefix`, listed from the fixed part of `glob`."""
     listed, _ = split_glob(glob)
-    pattern = glob_pattern(glob[len(prefix) :])
     if bucket is not None:
         return Zone(bucket, prefix, pattern, f"s3://{bucket}/{glob}", listed)
     folder = resolve_path(prefix or ".")
@@ -105,7 +112,10 @@ def zone(config: DatasetConfig, window: Window | None) -> Zone:
     )
 
 
-def _s3_glob(source: Source) -> tuple[str, str]:
+def glob_template(source: Source) -> tuple[str | None, str]:
+    """(the bucket of an S3 zone or None, the glob as written)."""
+    if source.kind != "s3":
+        return None, source.glob or ""
     if source.bucket:
         return source.bucket, source.glob or ""
     bucket, _, key = (source.url or "").removeprefix("s3://").partition("/")
