@@ -2,10 +2,12 @@
 content-addressed) with a listing of them as the raw object; parsed one after the other into one
 table, each row knowing its file; recorded in the files ledger by the publish that takes them.
 
-What is new: a file whose name, size and change stamp (mtime or ETag) are not in the ledger, and
-whose content (sha256, or S3 ETag) was not ingested under any name: a renamed copy adds
-nothing, a changed file is read again (its rows go through the anti-join: revisions), a deleted
-file unpublishes nothing. Nothing new: the partition is recorded as empty (`raw.record_empty`).
+What is new (eventstore.files.Ledger): a file whose name, size and change stamp (mtime or ETag)
+are not the ledger's, and whose bytes are not what the ledger has for its name; a name not seen
+before whose content (sha256, or S3 ETag) was ingested under another name is a renamed copy and
+adds nothing. A changed file is read again (its rows go through the anti-join: revisions); a
+deleted file unpublishes nothing. Nothing new: the partition is recorded as empty
+(`raw.record_empty`).
 """
 
 import datetime as dt
