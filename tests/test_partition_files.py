@@ -182,7 +182,7 @@ def test_each_partition_reads_its_own_url(httpserver, runtime):
             {"kind": "file", "path": "d/whole.csv"},
             {"kind": "daily", "start": "2026-01-01"},
             "partitions.kind",
-            "every partition would read the same whole source",
+            "each would read the same whole source",
         ),
         (
             {"kind": "file", "path": "d/{partition_start}.csv"},

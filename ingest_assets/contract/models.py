@@ -344,12 +344,11 @@ class DatasetConfig(Strict):
         if partitions.is_time and not placed and not partitions.snapshot:
             raise field_error(
                 "partitions.kind",
-                f"partitions.kind {partitions.kind!r}, but the source names no "
-                "{partition_start}/{partition_end}: every partition would read the same whole "
-                "source. Put the placeholder where the source names a partition's data "
-                "(source.path: data/{partition_start:%Y-%m-%d}.csv), or drop partitions for a "
-                "snapshot source (driven by sensor or schedule), or declare partitions.snapshot: "
-                "true if each partition is the source as read that day",
+                f"{partitions.kind!r} partitions, but the source names no {{partition_start}}: "
+                "each would read the same whole source. Name each one's file (path: "
+                "d/{partition_start:%Y-%m-%d}.csv), or drop partitions (a snapshot source, run "
+                "by sensor or schedule), or set partitions.snapshot: true (each partition is "
+                "the source as read that day)",
             )
         return self
 
