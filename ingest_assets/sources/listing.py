@@ -204,7 +204,11 @@ def _stat(config: DatasetConfig, where: Zone, name: str) -> LandingFile:
 
     try:
         head = s3_client().head_object(Bucket=where.bucket, Key=where.prefix + name)
-    except (ClientError, BotoCoreError) as exc:
-        raise SourceMissing(f"dataset {config.dataset_id}: {location}: {exc}") from None
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        error = SourceMissing if code in ("404", "NoSuchKey", "NotFound") else FetchError
+        raise error(f"dataset {config.dataset_id}: {location}: {code or exc}") from None
+    except BotoCoreError as exc:
+        raise FetchError(f"dataset {config.dataset_id}: {location}: {exc}") from None
     etag = str(head.get("ETag", "")).strip('"')
     return LandingFile(name, location, head["ContentLength"], f"etag:{etag}")
