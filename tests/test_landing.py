@@ -19,6 +19,7 @@ from ingest_assets.eventstore.files import published_ledger
 from ingest_assets.orchestration.landing_sensor import landing_sensor
 from ingest_assets.orchestration.partitions import files_partitions_name
 from ingest_assets.stages import landing
+from ingest_resources.http import FetchError, SourceMissing
 
 
 def make(source: dict, **extra):
@@ -354,3 +355,21 @@ def test_a_time_partitioned_zone_sensor_asks_for_each_partition_with_new_files(t
             run(runtime, config, request.partition_key)
         assert not sensor(dg.build_sensor_context(instance=instance)).run_requests
     assert published(runtime, config) == {1: 1.0, 2: 2.0}
+
+
+def test_an_s3_zone_of_files_partitions_reads_each_named_object(aws, runtime):
+    s3, bucket = aws["s3"], aws["bucket"]
+    texts = {"in/2026/a.csv": "id,value\n1,1\n", "in/2026/b.csv": "id,value\n2,2\n"}
+    for key, text in texts.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=text.encode())
+    config = make(
+        {"kind": "s3", "bucket": bucket, "glob": "in/**/*.csv"}, partitions={"kind": "files"}
+    )
+    assert run(runtime, config, "2026/a.csv", files=["2026/a.csv"]).rows_added == 1
+    assert run(runtime, config, "2026/a.csv", files=["2026/a.csv"]) is None  # done already
+    assert run(runtime, config, "2026/b.csv", files=["2026/b.csv"]).rows_added == 1
+    assert published(runtime, config) == expected(texts.values())
+    with pytest.raises(SourceMissing, match=r"s3://.*/in/2026/gone.csv: 404"):
+        run(runtime, config, "2026/gone.csv", files=["2026/gone.csv"])
+    with pytest.raises(FetchError, match="'../x.csv' is not a file of"):
+        run(runtime, config, "x", files=["../x.csv"])
