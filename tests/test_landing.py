@@ -371,5 +371,11 @@ def test_an_s3_zone_of_files_partitions_reads_each_named_object(aws, runtime):
     assert published(runtime, config) == expected(texts.values())
     with pytest.raises(SourceMissing, match=r"s3://.*/in/2026/gone.csv: 404"):
         run(runtime, config, "2026/gone.csv", files=["2026/gone.csv"])
+    skipping = make(
+        {"kind": "s3", "bucket": bucket, "glob": "in/**/*.csv", "missing": "skip"},
+        partitions={"kind": "files"},
+    )
+    assert run(runtime, skipping, "2026/gone.csv", files=["2026/gone.csv"]) is None
+    assert "404" in stages.skipped(runtime.store, skipping, "2026/gone.csv")
     with pytest.raises(FetchError, match="'../x.csv' is not a file of"):
         run(runtime, config, "x", files=["../x.csv"])

@@ -28,12 +28,12 @@ def run_raw(
 ) -> RawInfo:
     """The partition's source fetched into raw/; a landing zone's new files (of `files`, for
     `files` partitions) with their listing (stages.landing)."""
-    if config.source.is_landing:
-        from ingest_assets.stages.landing import run_landing_raw  # (it builds on this module)
-
-        return run_landing_raw(rt, config, partition, secrets, files)
     current, _ = eventstore.read_current(rt.store, config.dataset_id)
     try:
+        if config.source.is_landing:
+            from ingest_assets.stages.landing import run_landing_raw  # (it builds on this one)
+
+            return run_landing_raw(rt, config, partition, secrets, files)
         fetched = fetch(config, secrets, window_for(config, partition, current))
     except SourceMissing as exc:
         if config.source.missing != "skip":
