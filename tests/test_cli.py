@@ -26,15 +26,15 @@ def test_list_names_every_sample(capsys):
 
 
 def test_run_history_export(capsys, tmp_path):
-    assert main(["run", DATASET, "--partition", "2026-11-20"]) == 0
+    assert main(["run", DATASET]) == 0
     out = capsys.readouterr().out
     assert f"{DATASET}/published" in out and '"rows_added": 25' in out
-    assert main(["run", DATASET, "--partition", "2026-11-21"]) == 0
+    assert main(["run", DATASET]) == 0
     assert '"rows_added": 0' in capsys.readouterr().out
 
     assert main(["history", DATASET]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("* ") and "partition=2026-11-20" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("* ") and "partition=all" in lines[0]
     assert "added=25 revised=0" in lines[0]
 
     assert main(["export", DATASET]) == 0
@@ -53,9 +53,32 @@ def test_run_history_export(capsys, tmp_path):
     assert records[0]["published"].endswith("Z") and "T" in records[0]["published"]
 
 
-def test_run_rejects_a_partition_outside_the_definition(capsys):
-    with pytest.raises(SystemExit, match="not a partition of REDDIT_HOMELAB_FEED"):
-        main(["run", DATASET, "--partition", "1999-01-01"])
+def daily_files(tmp_path, monkeypatch) -> str:
+    """A dataset of a file per day (the samples are snapshot sources, unpartitioned)."""
+    configs, landing = tmp_path / "configs", tmp_path / "landing"
+    configs.mkdir()
+    landing.mkdir()
+    for day, rows in {
+        "2026-11-18": "1,a\n2,b\n",
+        "2026-11-19": "3,c\n",
+        "2026-11-20": "1,a\n",
+    }.items():
+        (landing / f"{day}.csv").write_text("id,name\n" + rows)
+    (configs / "daily.yaml").write_text(
+        "dataset_id: DAILY\n"
+        f"source: {{kind: file, path: '{landing}/{{partition_start}}.csv', format: csv}}\n"
+        "normalize: {primary_keys: [id]}\npartitions: {kind: daily, start: 2026-11-01}\n"
+    )
+    monkeypatch.setenv("INGEST_CONFIG_DIR", str(configs))
+    return "DAILY"
+
+
+def test_run_rejects_a_partition_outside_the_definition(capsys, tmp_path, monkeypatch):
+    with pytest.raises(SystemExit, match="REDDIT_HOMELAB_FEED is not partitioned"):
+        main(["run", DATASET, "--partition", "2026-11-20"])
+    daily = daily_files(tmp_path, monkeypatch)
+    with pytest.raises(SystemExit, match="not a partition of DAILY"):
+        main(["run", daily, "--partition", "1999-01-01"])
 
 
 def test_unknown_dataset_and_version(capsys):
@@ -80,18 +103,23 @@ def test_run_failure_exits_1_with_the_reason(capsys, tmp_path, monkeypatch):
     assert "dataset BAD: source.path /nonexistent/x.csv: file not found" in capsys.readouterr().err
 
 
-def test_backfill_runs_each_partition_once(capsys):
-    assert main(["backfill", DATASET, "--start", "2026-11-18", "--end", "2026-11-20"]) == 0
+def test_backfill_runs_each_partition_once(capsys, tmp_path, monkeypatch):
+    """A backfill over a range: each day reads its own file (2026-11-20 repeats a row of 18)."""
+    with pytest.raises(SystemExit, match="REDDIT_HOMELAB_FEED is not partitioned"):
+        main(["backfill", DATASET, "--start", "2026-11-18", "--end", "2026-11-20"])
+    daily = daily_files(tmp_path, monkeypatch)
+    assert main(["backfill", daily, "--start", "2026-11-18", "--end", "2026-11-20"]) == 0
     captured = capsys.readouterr()
     assert "3 of 3 partitions succeeded" in captured.err
-    assert '[2026-11-18] REDDIT_HOMELAB_FEED/published: {"rows_added": 25' in captured.out
-    assert '[2026-11-20] REDDIT_HOMELAB_FEED/published: {"rows_added": 0' in captured.out
-    assert main(["history", DATASET]) == 0
-    assert len(capsys.readouterr().out.strip().splitlines()) == 1  # one version: the rest repeated
+    assert '[2026-11-18] DAILY/published: {"rows_added": 2' in captured.out
+    assert '[2026-11-19] DAILY/published: {"rows_added": 1' in captured.out
+    assert '[2026-11-20] DAILY/published: {"rows_added": 0' in captured.out
+    assert main(["history", daily]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 2  # the 20th repeated a row
     with pytest.raises(SystemExit, match="'2026-11-20' is after|is after --end"):
-        main(["backfill", DATASET, "--start", "2026-11-20", "--end", "2026-11-18"])
-    with pytest.raises(SystemExit, match="not a partition of REDDIT_HOMELAB_FEED"):
-        main(["backfill", DATASET, "--start", "1990-01-01", "--end", "2026-11-18"])
+        main(["backfill", daily, "--start", "2026-11-20", "--end", "2026-11-18"])
+    with pytest.raises(SystemExit, match="not a partition of DAILY"):
+        main(["backfill", daily, "--start", "1990-01-01", "--end", "2026-11-18"])
 
 
 def test_the_console_command_exits_with_mains_code_without_the_interpreters_teardown(tmp_path):

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from ingest_assets.cli.datasets import dataset_config, selected_datasets
 from ingest_assets.cli.instance import open_instance
+from ingest_assets.cli.landing import run_new_files
 from ingest_assets.cli.launch import (
     backfill_tags,
     dataset_job,
@@ -147,7 +148,10 @@ def _partitions(config: DatasetConfig):
 
 
 def _run_partition(config: DatasetConfig, partition: str | None) -> str | None:
-    """The partition to run, checked: the latest one when none is given."""
+    """The partition to run, checked: the latest one when none is given (a dataset of `files`
+    partitions: None, its new files are found when it runs)."""
+    if config.partitions.kind == "files":
+        return partition
     partitions = _partitions(config)
     if partitions is None and partition:
         raise SystemExit(
@@ -198,7 +202,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         for config, partition, job in planned:
             if args.all:
                 print(f"== {config.dataset_id}", flush=True)
-            if not _materialize(config, job, partition, instance, level):
+            if config.partitions.kind == "files":  # every file not yet ingested, or --partition's
+                ok = run_new_files(config, job, instance, level, partition) == 0
+            else:
+                ok = _materialize(config, job, partition, instance, level)
+            if not ok:
                 failed.append(config.dataset_id)
     if failed and args.all:
         print(f"ingest: failed: {', '.join(failed)}", file=sys.stderr)

@@ -156,15 +156,31 @@ class Normalize(Strict):
 
 class Transform(Strict):
     metadata: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    # a landing zone: the column that names each row's file (none: no such column)
+    source_file_column: str | None = Field(default=None, min_length=1)
+
+
+TIME_KINDS = ("daily", "weekly", "monthly", "hourly")
 
 
 class Partitions(Strict):
-    kind: Literal["daily", "weekly", "monthly", "hourly", "none"] = "none"
+    # files: one dynamic partition per file of source.glob
+    kind: Literal["daily", "weekly", "monthly", "hourly", "files", "none"] = "none"
     start: date | datetime | None = None
+    # a time partition of a whole-history source is "the source as read that day"
+    snapshot: bool = False
+
+    @property
+    def is_time(self) -> bool:
+        return self.kind in TIME_KINDS
 
     @model_validator(mode="after")
     def _start(self) -> "Partitions":
-        if self.kind != "none" and self.start is None:
+        if self.snapshot and not self.is_time:
+            raise field_error(
+                "snapshot", f"partitions.snapshot is for time partitions, not {self.kind!r}"
+            )
+        if self.is_time and self.start is None:
             raise field_error(
                 "start", f"partitions.kind {self.kind!r} needs partitions.start (e.g. 2024-01-01)"
             )
@@ -294,6 +310,47 @@ class DatasetConfig(Strict):
         if problem:
             raise ValueError(f"invalid cron expression {value!r}: {problem} (e.g. '0 */6 * * *')")
         return value
+
+    @model_validator(mode="after")
+    def _partitions_mean_data(self) -> "DatasetConfig":
+        """A time partition reads its own data (a placeholder in the source), or says it is a
+        snapshot; `files` partitions need files to be made of."""
+        source, partitions = self.source, self.partitions
+        placed = source.partitioned_location
+        if partitions.kind == "files" and not source.is_landing:
+            raise field_error(
+                "partitions.kind",
+                "partitions.kind 'files' makes one partition per file of a landing zone: set "
+                "source.glob (or an s3:// url with a wildcard)",
+            )
+        if partitions.kind == "files" and self.schedule is not None:
+            raise field_error(
+                "schedule",
+                "a dataset of `files` partitions runs its new files when its sensor finds them "
+                "(sensor.enabled) or on `ingest run`; a schedule has no partition to ask for",
+            )
+        if placed and not partitions.is_time and not (source.kind == "http"):
+            raise field_error(
+                "partitions.kind",
+                f"the source names {{partition_start}}/{{partition_end}}, which need time "
+                f"partitions (daily, weekly, monthly or hourly), not {partitions.kind!r}",
+            )
+        if partitions.is_time and placed and partitions.snapshot:
+            raise field_error(
+                "partitions.snapshot",
+                "each partition reads its own data (a placeholder in the source): it is not a "
+                "snapshot; drop partitions.snapshot",
+            )
+        if partitions.is_time and not placed and not partitions.snapshot:
+            raise field_error(
+                "partitions.kind",
+                f"{partitions.kind!r} partitions, but the source names no {{partition_start}}: "
+                "each would read the same whole source. Name each one's file (path: "
+                "d/{partition_start:%Y-%m-%d}.csv), or drop partitions (a snapshot source, run "
+                "by sensor or schedule), or set partitions.snapshot: true (each partition is "
+                "the source as read that day)",
+            )
+        return self
 
     @model_validator(mode="after")
     def _coherent(self) -> "DatasetConfig":

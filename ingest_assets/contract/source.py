@@ -9,6 +9,44 @@ from pydantic import Field, field_validator, model_validator
 
 from ingest_assets.contract.base import Strict, field_error
 
+# `{name}` or `{name:strftime spec}` in source.url, params, path, key and glob (`${ENV}` is a
+# secret, not a placeholder)
+PLACEHOLDER = re.compile(r"(?<!\$)\{([^{}:]*)(?::([^{}]*))?\}")
+PARTITION_NAMES = ("partition_start", "partition_end")
+WINDOW_NAMES = (*PARTITION_NAMES, "since")  # `since`: the published state, for HTTP requests
+# strftime directives a spec may use (each gives the same text on every platform)
+STRFTIME = frozenset("aAbBdHIjmMpSUWyYGuVwfzZ%")
+DIRECTIVE = re.compile(r"%(.)")
+
+
+def placeholder_problem(template: str, names: tuple[str, ...]) -> str | None:
+    """What is wrong with the placeholders of `template` (None: nothing)."""
+    for match in PLACEHOLDER.finditer(template):
+        name, spec = match.group(1), match.group(2)
+        if name not in names:
+            return (
+                f"unknown placeholder {match.group(0)!r}: expected "
+                f"{' or '.join('{' + n + '}' for n in names)}, optionally with a strftime "
+                "spec, e.g. {partition_start:%Y/%m/%d}"
+            )
+        if spec is None:
+            continue
+        directives = DIRECTIVE.findall(spec)
+        unknown = [d for d in directives if d not in STRFTIME]
+        if not directives or unknown or spec.endswith("%") and not spec.endswith("%%"):
+            shown = f"%{unknown[0]}" if unknown else spec
+            return (
+                f"placeholder {match.group(0)!r}: {shown!r} is not a strftime spec this takes "
+                f"(directives %{' %'.join(sorted(STRFTIME - {'%'}))}, e.g. %Y-%m-%d)"
+            )
+    return None
+
+
+def has_partition_placeholder(template: str | None) -> bool:
+    return bool(template) and any(
+        m.group(1) in PARTITION_NAMES for m in PLACEHOLDER.finditer(template or "")
+    )
+
 
 class Pagination(Strict):
     kind: Literal["next_link", "page", "offset"]
@@ -44,6 +82,10 @@ class Source(Strict):
     path: str | None = None
     bucket: str | None = None
     key: str | None = None
+    # many files: local (`landing/**/*.csv`) or S3 (with `bucket`, or `url: s3://b/p/**/*.csv`)
+    glob: str | None = None
+    missing: Literal["error", "skip"] = "error"  # a partition whose file or object is not there
+    max_files_per_run: int | None = Field(default=None, gt=0)  # a landing zone's files per run
     format: Literal["csv", "xlsx", "xls", "ods", "json", "jsonl", "rss", "parquet"]
     sheet: str | int | None = None
     header_row: int = Field(default=1, ge=1)
@@ -116,16 +158,48 @@ class Source(Strict):
         return self
 
     @model_validator(mode="after")
+    def _placeholders(self) -> "Source":
+        fields = {"url": self.url, "path": self.path, "key": self.key, "glob": self.glob}
+        fields.update({f"params.{k}": v for k, v in self.params.items() if isinstance(v, str)})
+        for field, template in fields.items():
+            http_field = field == "url" and self.kind == "http" or field.startswith("params.")
+            problem = placeholder_problem(
+                template or "", WINDOW_NAMES if http_field else PARTITION_NAMES
+            )
+            if problem:
+                raise field_error(field, problem)
+        return self
+
+    @property
+    def partitioned_location(self) -> bool:
+        """Whether the source names a partition's own data (`{partition_start}`, `{partition_end}`)."""
+        templates = [self.url, self.path, self.key, self.glob, *map(str, self.params.values())]
+        return any(has_partition_placeholder(t) for t in templates)
+
+    @property
+    def is_landing(self) -> bool:
+        """A landing zone of many files: `glob`, or an s3:// url with a wildcard."""
+        return self.glob is not None or bool(
+            self.kind == "s3" and self.url and any(c in self.url for c in "*?[")
+        )
+
+    @model_validator(mode="after")
     def _location(self) -> "Source":
+        if self.glob is not None and self.kind == "http":
+            raise field_error("glob", "source.glob lists files: it takes kind file or s3, not http")
         if self.kind == "http" and not self.url:
             raise field_error("url", "source.kind 'http' needs source.url")
-        if self.kind == "file" and not self.path:
-            raise field_error("path", "source.kind 'file' needs source.path")
+        if self.kind == "file" and not (self.path or self.glob):
+            raise field_error("path", "source.kind 'file' needs source.path (or source.glob)")
+        if self.glob is not None and (self.path or self.key):
+            field = "path" if self.path else "key"
+            raise field_error(field, f"source.glob and source.{field} both name files: keep one")
         if self.kind == "s3":
             from_url = bool(self.url and re.match(r"^s3://[^/]+/.+", self.url))
-            if not from_url and not (self.bucket and self.key):
+            if not from_url and not (self.bucket and (self.key or self.glob)):
                 raise field_error(
                     "url" if self.url else "bucket",
-                    "source.kind 's3' needs source.bucket and source.key, or url: s3://bucket/key",
+                    "source.kind 's3' needs source.bucket and source.key (or source.glob), or "
+                    "url: s3://bucket/key",
                 )
         return self

@@ -9,6 +9,7 @@ its layout (docs/storage.md). No Dagster here.
 - projections.py: per-series monthly windows, right by construction, and their state.json
 - settle.py: the chain, whole, and what a run before left undone, brought up to date
 - commit.py: prepare, swap, follow-ups (follow_ups.py: plans and commit records), publish
+- files.py: a landing zone's files ledger, a part per version, committed with it
 - rows.py: the normalized rows a publish reads (a table, or staged parts)
 - guard.py: whether a writer may still write (its lease); parallel.py: threads, fault points
 - replay.py: the latest row per key, replayed from the events (exports)

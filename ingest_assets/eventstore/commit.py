@@ -34,6 +34,7 @@ from ingest_assets.eventstore.diff import (
 )
 from ingest_assets.eventstore.errors import PublishConflict, StaleWriter
 from ingest_assets.eventstore.events import OP, VERSION, EventWriter
+from ingest_assets.eventstore.files import FILES_INPUT, FileEntry, write_part
 from ingest_assets.eventstore.guard import Guard, guard_of
 from ingest_assets.eventstore.keyindex import KeyIndex
 from ingest_assets.eventstore.manifest import Manifest
@@ -100,6 +101,7 @@ def prepare(
     lease: Lease | None = None,
     notify: follow_ups.Notify | None = None,
     formats: dict[str, str] | None = None,  # per time column, over the parent's (manifest)
+    landed: tuple[FileEntry, ...] = (),  # a landing zone's files this version ingests
 ) -> Prepared:
     """Diff the normalized rows against the index, batch by batch, writing the new and revised
     ones as the event data of a new version, then its manifest (not yet `current`)."""
@@ -157,14 +159,16 @@ def prepare(
     except BaseException:
         writer.abort()
         raise
-    if prepared.added + prepared.revised == 0 and not config.publish.publish_empty:
-        writer.abort()
+    if prepared.added + prepared.revised == 0 and not config.publish.publish_empty and not landed:
+        writer.abort()  # (files read, even without new rows, are recorded: read once)
         return prepared
     try:
         files = writer.close()
     except BaseException:
         writer.abort()
         raise
+    if landed:  # the files ledger's part, committed with the version (eventstore.files)
+        inputs = {**inputs, FILES_INPUT: write_part(store, dataset_id, version, landed)}
     failpoint("after_data")
     prepared.windows = frozenset(writer.windows)
     published = current.latest_partition if current else None  # (MANIFEST_FORMAT_1: None)
@@ -320,6 +324,7 @@ def publish(
     now: dt.datetime | None = None,
     notify: follow_ups.Notify | None = None,
     formats: dict[str, str] | None = None,
+    landed: tuple[FileEntry, ...] = (),
 ) -> PublishResult:
     """Publish the new and revised rows of `normalized` as one event version, exactly once."""
     now = now or dt.datetime.now(dt.UTC)
@@ -338,6 +343,7 @@ def publish(
             lease,
             notify,
             formats,
+            landed,
         )
         errors += prepared.follow_up_errors
         pa.default_memory_pool().release_unused()  # the batches are gone: give their memory back

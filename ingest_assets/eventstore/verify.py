@@ -16,6 +16,7 @@ from ingest_assets.eventstore import index as key_index
 from ingest_assets.eventstore.chain import chain_problems, read_current, version_chain
 from ingest_assets.eventstore.errors import EventStoreError
 from ingest_assets.eventstore.events import VERSION
+from ingest_assets.eventstore.files import read_ledger
 from ingest_assets.eventstore.keyindex import KeyIndex
 from ingest_assets.eventstore.manifest import Manifest
 from ingest_assets.eventstore.replay import replay
@@ -69,6 +70,7 @@ def _verify(store: ObjectStore, config: DatasetConfig, derived: bool, report: Re
     report.files = sum(len(manifest.files) for manifest in chain)
     report.bytes = sum(file.bytes or 0 for manifest in chain for file in manifest.files)
     report.problems += chain_problems(store, dataset_id, chain, checksums=True)
+    read_ledger(store, chain)  # a landing zone's files ledger: each part there, as committed
     for version in follow_ups.pending(store, dataset_id):
         report.notes.append(f"follow-ups of version {version} not finished (the next run does)")
     if report.problems or not derived:

@@ -5,7 +5,9 @@
 - assets.py: what each asset does when it runs: call its stage, turn the result into metadata,
   map an `IngestError` to a retry (retryable) or a `Failure` with its message
 - automation.py: sensors (new source data) and cron schedules
-- partitions.py: the contract's partitions as Dagster partitions definitions
+- landing_sensor.py: a landing zone's sensor (new files, one run per file for `files`)
+- partitions.py: the contract's partitions as Dagster partitions definitions (time, or a
+  dynamic one per `files` dataset)
 - metadata.py: previews, column schemas, the per-series chart
 - location.py: contracts -> the code location's `Definitions` (the `ingest` resource bound, the
   files left out shown as `ingest/config_errors`); `components/` and the tests build with it

@@ -13,8 +13,9 @@ import pyarrow as pa
 from ingest_assets import stages
 from ingest_assets.contract import SERIES_CODE, DatasetConfig
 from ingest_assets.orchestration.metadata import as_json, column_schema, preview, series_chart
-from ingest_assets.orchestration.partitions import partition_key
+from ingest_assets.orchestration.partitions import run_files, run_partition
 from ingest_assets.parsers.base import HIDDEN_COLUMNS
+from ingest_assets.rows.check_plan import planned_checks
 from ingest_assets.rows.checks import CheckResult
 from ingest_resources import progress
 from ingest_resources.errors import IngestError
@@ -50,12 +51,33 @@ def _fail(exc: Exception) -> dg.Failure:
     return dg.Failure(description=f"{type(exc).__name__}: {exc}", allow_retries=False)
 
 
+def _skipped(context: Context, ingest: IngestResource, config: DatasetConfig) -> str | None:
+    """Why this partition has no data (its file was missing, `source.missing: skip`)."""
+    try:
+        return stages.skipped(ingest.runtime().store, config, run_partition(context, config))
+    except Exception as exc:
+        raise _fail(exc) from exc
+
+
+def _empty(why: str, **metadata: int | bool) -> dg.MaterializeResult:
+    """A stage of a partition skipped for want of its file: recorded as such, nothing published."""
+    return dg.MaterializeResult(metadata={"skipped": why, "dagster/row_count": 0, **metadata})
+
+
 def raw(context: Context, ingest: IngestResource, config: DatasetConfig) -> dg.MaterializeResult:
     try:
         with _tracked(context):
-            info = stages.run_raw(ingest.runtime(), config, partition_key(context))
+            info = stages.run_raw(
+                ingest.runtime(),
+                config,
+                run_partition(context, config),
+                files=run_files(context, config),
+            )
     except Exception as exc:
         raise _fail(exc) from exc
+    if info.missing:
+        context.log.warning(f"dataset {config.dataset_id}: {info.source}; partition skipped")
+        return _empty(info.source)
     context.log.info(f"{_name(context)}: {info.bytes} bytes from {info.source}")
     return dg.MaterializeResult(
         metadata={
@@ -71,10 +93,13 @@ def raw(context: Context, ingest: IngestResource, config: DatasetConfig) -> dg.M
 
 
 def parsed(context: Context, ingest: IngestResource, config: DatasetConfig) -> dg.MaterializeResult:
+    why = _skipped(context, ingest, config)
+    if why:
+        return _empty(why)
     try:
         runtime = ingest.runtime()
         with _tracked(context):
-            table, raw_info = stages.run_parse(runtime, config, partition_key(context))
+            table, raw_info = stages.run_parse(runtime, config, run_partition(context, config))
         drift = stages.source_drift(runtime, config, table)
     except Exception as exc:
         raise _fail(exc) from exc
@@ -103,9 +128,19 @@ def parsed(context: Context, ingest: IngestResource, config: DatasetConfig) -> d
 def normalized(
     context: Context, ingest: IngestResource, config: DatasetConfig
 ) -> dg.MaterializeResult:
+    why = _skipped(context, ingest, config)
+    if why:  # the checks hold vacuously on no rows: said so, never counted as a data check
+        detail = f"not evaluated: the partition has no data ({why})"
+        return dg.MaterializeResult(
+            metadata={"skipped": why, "dagster/row_count": 0, "rows_rejected": 0},
+            check_results=[
+                dg.AssetCheckResult(check_name=c.check_name, passed=True, description=detail)
+                for c in planned_checks(config)
+            ],
+        )
     try:
         with _tracked(context):
-            outcome = stages.run_normalize(ingest.runtime(), config, partition_key(context))
+            outcome = stages.run_normalize(ingest.runtime(), config, run_partition(context, config))
     except Exception as exc:
         raise _fail(exc) from exc
     table, counts = outcome.staged, outcome.counts
@@ -134,11 +169,15 @@ def normalized(
 def published(
     context: Context, ingest: IngestResource, config: DatasetConfig
 ) -> dg.MaterializeResult:
+    why = _skipped(context, ingest, config)
+    if why:
+        return _empty(why, rows_added=0, rows_revised=0, new_version=False)
     try:
         runtime = ingest.runtime()
+        partition = run_partition(context, config)
         with _tracked(context):
-            result = stages.run_publish(runtime, config, partition_key(context))
-        chart = _chart(runtime, config, partition_key(context))
+            result = stages.run_publish(runtime, config, partition)
+        chart = _chart(runtime, config, partition)
     except Exception as exc:
         raise _fail(exc) from exc
     manifest = result.manifest.to_dict() if result.manifest else {}

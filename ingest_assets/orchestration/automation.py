@@ -117,6 +117,13 @@ def cron_schedule(config: DatasetConfig) -> dg.ScheduleDefinition:
 
 
 def build_automation(configs: list[DatasetConfig]) -> tuple[list, list]:
-    sensors = [source_sensor(c) for c in configs if c.sensor.enabled]
+    # a landing zone's sensor lists its files (landing_sensor builds on this module)
+    from ingest_assets.orchestration.landing_sensor import landing_sensor
+
+    sensors = [
+        landing_sensor(c) if c.source.is_landing else source_sensor(c)
+        for c in configs
+        if c.sensor.enabled
+    ]
     schedules = [cron_schedule(c) for c in configs if c.schedule]
     return sensors, schedules

@@ -5,14 +5,16 @@ What an asset does when it runs is in `asset_bodies`, imported when an asset fir
 code location with a thousand datasets loads without importing Arrow, pandas or the stages.
 """
 
+import contextlib
 import inspect
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from types import CodeType, ModuleType
 
 import dagster as dg
 
 from ingest_assets.contract import DatasetConfig
-from ingest_assets.orchestration.partitions import partitions_definition
+from ingest_assets.orchestration.partitions import dataset_partitions
 from ingest_assets.orchestration.pools import asset_pool
 from ingest_assets.rows.check_plan import planned_checks
 from ingest_resources.resource import IngestResource
@@ -88,25 +90,37 @@ def _stage_options(stage: str, config: DatasetConfig) -> dict:
     return {}
 
 
+@contextlib.contextmanager
+def quiet_beta() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        yield
+
+
 def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
     dataset_id = config.dataset_id
-    partitions = partitions_definition(config.partitions)
+    partitions = dataset_partitions(config)
+    # a run over several files of a landing zone is one run (`ingest run` takes every new file)
+    policy = dg.BackfillPolicy.single_run() if config.partitions.kind == "files" else None
     tags = {"ingest/source": config.source.kind, "ingest/format": config.source.format}
     assets: list[dg.AssetsDefinition] = []
     for stage in config.stages:
-        decorate = dg.asset(
-            name=stage,
-            key_prefix=[dataset_id],
-            group_name=dataset_id,
-            partitions_def=partitions,
-            tags=tags,
-            description=_description(stage, config),
-            deps=assets[-1:],
-            retry_policy=RETRY_POLICY,
-            pool=asset_pool(stage, config),
-            **_stage_options(stage, config),
-        )
-        assets.append(decorate(_compute(stage, config)))
+        # (`backfill_policy` is beta: Dagster would say so for every asset of the dataset)
+        with quiet_beta() if policy else contextlib.nullcontext():
+            decorate = dg.asset(
+                name=stage,
+                key_prefix=[dataset_id],
+                group_name=dataset_id,
+                partitions_def=partitions,
+                tags=tags,
+                description=_description(stage, config),
+                deps=assets[-1:],
+                retry_policy=RETRY_POLICY,
+                backfill_policy=policy,
+                pool=asset_pool(stage, config),
+                **_stage_options(stage, config),
+            )
+            assets.append(decorate(_compute(stage, config)))
     return assets
 
 

@@ -15,9 +15,9 @@ from ingest_assets import settings
 from ingest_assets.contract import DatasetConfig, Secrets, Source
 from ingest_assets.sources.pages import fetch_pages
 from ingest_assets.sources.request import http_client, http_request, masked
-from ingest_assets.sources.windows import Window
+from ingest_assets.sources.windows import Window, fill_window
 from ingest_resources import progress
-from ingest_resources.http import FetchError
+from ingest_resources.http import FetchError, SourceMissing
 from ingest_resources.object_store import file_chunks, file_sha256
 
 SOURCE_ROOTS = "INGEST_SOURCE_ROOTS"
@@ -106,7 +106,7 @@ def local_file(config: DatasetConfig) -> Path:
             )
         path = real
     if not path.is_file():
-        raise FetchError(f"{label}: file not found")
+        raise SourceMissing(f"{label}: file not found")
     return path
 
 
@@ -148,10 +148,28 @@ def _fetch_http(config: DatasetConfig, secrets: Secrets, window: Window | None) 
     )
 
 
+def located(config: DatasetConfig, window: Window | None) -> DatasetConfig:
+    """The config with `{partition_start...}` filled in source.path and source.key: the
+    partition's own file or object (a url is filled with its request)."""
+    source, update = config.source, {}
+    for field in ("path", "key"):
+        template = getattr(source, field)
+        if template and "{" in template:
+            update[field] = fill_window(template, window, config, f"source.{field}")
+    if source.kind == "s3" and source.url and "{" in source.url:
+        update["url"] = fill_window(source.url, window, config, "source.url")
+    if not update:
+        return config
+    return config.model_copy(update={"source": source.model_copy(update=update)})
+
+
 def fetch(
     config: DatasetConfig, secrets: Secrets | None = None, window: Window | None = None
 ) -> Fetched:
+    """The source's bytes (a partition's own file when its location has placeholders). A
+    file, object or URL that is not there raises `SourceMissing`."""
     secrets = secrets or Secrets()
+    config = located(config, window)
     kind = config.source.kind
     if kind == "file":
         return _fetch_file(config)
@@ -178,7 +196,8 @@ def _fetch_s3(config: DatasetConfig) -> Fetched:
         content = response["Body"].read()
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
-        raise FetchError(
+        error = SourceMissing if code in ("NoSuchKey", "404", "NotFound") else FetchError
+        raise error(
             f"{label}: {code or 'error'}: {exc.response.get('Error', {}).get('Message', '')}"
         ) from None
     except BotoCoreError as exc:

@@ -5,7 +5,7 @@ import hashlib
 from typing import Required, TypedDict
 
 from ingest_assets.contract import DatasetConfig, Secrets
-from ingest_assets.sources.fetch import local_file, s3_object
+from ingest_assets.sources.fetch import local_file, located, s3_object
 from ingest_assets.sources.request import http_client, http_request, masked
 from ingest_assets.sources.windows import Window
 from ingest_resources.http import FetchError
@@ -30,6 +30,7 @@ def probe(
     """The source's current version, asked cheaply: a file's sha256, S3 HEAD's ETag, or an HTTP
     conditional GET (If-None-Match / If-Modified-Since; 304 means unchanged) whose version is
     the ETag, else Last-Modified, else a hash of the body. Raises FetchError when it cannot tell."""
+    config = located(config, window)  # (a partition's own file or object)
     kind = config.source.kind
     if kind == "file":
         sha256, _ = file_sha256(local_file(config))

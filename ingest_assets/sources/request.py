@@ -54,4 +54,4 @@ def http_client(config: DatasetConfig, secrets: Secrets) -> HttpClient:
 
 def masked(exc: FetchError, secrets: Secrets) -> FetchError:
     """`exc` with every secret masked out of its message; as retryable as it was."""
-    return FetchError(secrets.mask(str(exc)), retryable=exc.retryable)
+    return type(exc)(secrets.mask(str(exc)), retryable=exc.retryable)

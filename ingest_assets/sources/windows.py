@@ -1,5 +1,6 @@
 """Incremental request windows: `{partition_start}`, `{partition_end}` and `{since}` in a
-source's URL or params, filled from the partition and from the published state. Pure."""
+source's URL, params, path, key or glob, filled from the partition and from the published state,
+each optionally formatted by a strftime spec (`{partition_start:%Y/%m/%d}`). Pure."""
 
 import datetime as dt
 import re
@@ -8,8 +9,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ingest_assets.contract import DatasetConfig
-
-PLACEHOLDER = re.compile(r"\{(partition_start|partition_end|since)\}")
+from ingest_assets.contract.source import PLACEHOLDER
 
 
 @dataclass(frozen=True)
@@ -73,12 +73,13 @@ def window_for(config: DatasetConfig, partition: str, manifest: Published | None
 
 def fill_window(template: str, window: Window | None, config: DatasetConfig, field: str) -> str:
     def replace(match: re.Match[str]) -> str:
-        value = window.value(match.group(1)) if window else None
+        name, spec = match.group(1), match.group(2)
+        value = window.value(name) if window else None
         if value is None:
             raise ValueError(
-                f"dataset {config.dataset_id}: {field} uses {{{match.group(1)}}}, which needs a "
+                f"dataset {config.dataset_id}: {field} uses {{{name}}}, which needs a "
                 "time-partitioned dataset (partitions.kind daily, weekly, monthly or hourly)"
             )
-        return value
+        return value if spec is None else dt.datetime.fromisoformat(value).strftime(spec)
 
     return PLACEHOLDER.sub(replace, template)

@@ -2,7 +2,8 @@
 what the one before staged and returns typed results; `orchestration.assets` turns them into
 Dagster metadata.
 
-- raw.py: `run_raw`, the source fetched and stored content-addressed, `latest.json`
+- raw.py: `run_raw`, the source fetched and stored content-addressed, `latest.json`;
+  `skipped`, a partition whose file was missing (`source.missing: skip`)
 - parsed.py: `run_parse`, the raw bytes parsed in batches; `source_drift`
 - normalized.py: `run_normalize`, one part per parsed batch, kept across runs when its batch
   is; `read_normalized`, `normalized_meta`
@@ -12,6 +13,8 @@ Dagster metadata.
   `read_quarantine`
 - warehouse.py: `run_warehouse`, `rebuild_warehouse`; export.py: `ingest export`
 - unchanged.py: `unchanged_since`, whether a run would find nothing to do (`--if-changed`)
+- landing.py: a landing zone's new files through raw (fetched, listed), parsed (one stream)
+  and published (the files ledger)
 - state.py: what stages hand each other through the store, typed, and its JSON (`RawInfo`,
   `NormalizedMeta`, `Counts`, `CheckRecord`, `StagedPart`)
 - staged.py: what they share: `Staged`, errors, fingerprints, disk-full reports;
@@ -30,7 +33,7 @@ from ingest_assets.stages.normalized import (
 )
 from ingest_assets.stages.parsed import run_parse, source_drift
 from ingest_assets.stages.published import blocking_failures, notifier, read_quarantine, run_publish
-from ingest_assets.stages.raw import run_raw
+from ingest_assets.stages.raw import run_raw, skipped
 from ingest_assets.stages.staged import ChecksFailedError, DiskFullError, Staged, StageError
 from ingest_assets.stages.unchanged import unchanged_since
 from ingest_assets.stages.warehouse import WarehouseOutcome, rebuild_warehouse, run_warehouse
@@ -53,6 +56,7 @@ __all__ = [
     "run_publish",
     "run_raw",
     "run_warehouse",
+    "skipped",
     "source_drift",
     "unchanged_since",
 ]

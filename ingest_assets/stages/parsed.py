@@ -53,6 +53,10 @@ def run_parse(rt: Runtime, config: DatasetConfig, partition: str) -> tuple[Stage
             f"dataset {config.dataset_id}: no raw data for partition {partition!r}; "
             f"materialize {config.dataset_id}/raw first"
         )
+    if latest.missing:
+        raise StageError(
+            f"dataset {config.dataset_id}: partition {partition!r} has no data: {latest.source}"
+        )
     # a feed's or JSON's encoding may come from the response's charset: the rows depend on it
     fingerprint = input_fingerprint(config, made_of(latest.sha256, latest.content_type))
     raw = dataclasses.replace(latest, fingerprint=fingerprint)
@@ -78,6 +82,14 @@ def _write_parsed(
     the parser's notes (what it read leniently or guessed)."""
     context = ParseContext(config, raw.source, content_type=raw.content_type)
     raw_meta = raw.footer()
+    if config.source.is_landing:  # the run's files, one after the other
+        from ingest_assets.stages.landing import landing_batches
+
+        head = HeadKeeper(
+            _with_meta(landing_batches(store, config, raw), RAW_META, raw_meta, context, [True])
+        )
+        rows, schema = store.write_parquet_batches(key, head)
+        return rows, schema, head, tuple(context.notes)
     with store.local_file(raw.key) as path:
         try:
             head = HeadKeeper(

@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from ingest_assets import eventstore, layout
 from ingest_assets.contract import DatasetConfig
+from ingest_assets.stages.landing import landed_entries, published_partition
 from ingest_assets.stages.normalized import normalized_meta
 from ingest_assets.stages.parts import content_named
 from ingest_assets.stages.staged import ChecksFailedError, nothing_published, reporting_full_disk
@@ -47,13 +48,14 @@ def run_publish(rt: Runtime, config: DatasetConfig, partition: str) -> eventstor
             store,
             rt.locks,
             config,
-            partition,
+            published_partition(config, partition),
             eventstore.StagedRows(store, parts),
             raw.manifest_inputs(meta.part_keys),
             meta.counts.to_dict(),
             meta.checks_dict(),
             notify=notifier(rt, config),
             formats=meta.formats,
+            landed=landed_entries(store, raw) if config.source.is_landing else (),
         )
 
 

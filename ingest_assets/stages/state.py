@@ -42,6 +42,8 @@ class RawInfo:
     fetched_at: str  # ISO 8601, UTC
     fingerprint: str | None = None
     content_type: str | None = None  # the HTTP/S3 Content-Type (its charset: a feed's encoding)
+    # the partition's file was not there and `source.missing: skip` made it an empty partition
+    missing: bool = False
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "RawInfo":
@@ -55,6 +57,7 @@ class RawInfo:
             fetched_at=data["fetched_at"],
             fingerprint=data.get("fingerprint"),
             content_type=data.get("content_type"),
+            missing=bool(data.get("missing", False)),
         )
 
     def to_dict(self, with_fingerprint: bool = True) -> JSON:
@@ -72,6 +75,8 @@ class RawInfo:
             data["fingerprint"] = self.fingerprint
         if self.content_type is not None:  # (only when known: files written before stay alike)
             data["content_type"] = self.content_type
+        if self.missing:
+            data["missing"] = True
         return data
 
     def manifest_inputs(self, parts: list[str]) -> JSON:

@@ -34,7 +34,7 @@ failures are `retryable`).
 
 from ingest_resources.http.client import Download, FollowRedirects, HttpClient, Params
 from ingest_resources.http.credentials import check_headers, may_carry_credentials
-from ingest_resources.http.errors import FetchError
+from ingest_resources.http.errors import FetchError, SourceMissing
 from ingest_resources.http.resilience import (
     CircuitBreaker,
     Deadline,
@@ -49,6 +49,7 @@ __all__ = [
     "Deadline",
     "Download",
     "FetchError",
+    "SourceMissing",
     "FollowRedirects",
     "HttpClient",
     "Params",

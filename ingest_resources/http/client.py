@@ -17,7 +17,7 @@ from ingest_resources.http.credentials import (
     may_carry_credentials,
     without_userinfo,
 )
-from ingest_resources.http.errors import FetchError
+from ingest_resources.http.errors import FetchError, SourceMissing
 from ingest_resources.http.resilience import (
     CircuitBreaker,
     Deadline,
@@ -249,7 +249,7 @@ class HttpClient:
             wait = retry_after_seconds(response.headers.get("retry-after"))
             raise _Retryable(f"HTTP {status} {response.reason_phrase}", wait)
         if status >= 400:
-            raise FetchError(
+            raise (SourceMissing if status in (404, 410) else FetchError)(
                 f"{label}: HTTP {status} {response.reason_phrase} (not retried: check the "
                 "URL, parameters and credentials)"
             )

@@ -11,3 +11,8 @@ class FetchError(SourceError):
     longer than allowed, or the deadline passed. It stays False where nothing changes until
     someone acts: a 4xx, a refused redirect, a header HTTP cannot carry, a body over a cap or
     not what its Content-Encoding says."""
+
+
+class SourceMissing(FetchError):
+    """The file, object or URL is not there (a missing file, S3 NoSuchKey, HTTP 404 or 410):
+    what `source.missing: skip` turns into an empty partition."""

@@ -46,13 +46,15 @@ source:
   decimal: "."
   records_path: data.items
   headers: {Authorization: "Bearer ${API_TOKEN}"}
-  params: {series: tc_oficial, limit: 500, verbose: true}
+  params: {series: tc_oficial, limit: 500, verbose: true, from: "{partition_start}"}
   pagination: {kind: next_link, next_path: links.next, max_pages: 50}
   timeout_s: 30
   max_bytes: 104857600
   deadline_s: 300
   max_inflated_bytes: 1048576000
   follow_redirects: same_origin
+  missing: error
+  max_files_per_run: 1000
 parse:
   plugin: bcra_infomondia
   options: {}
@@ -78,6 +80,7 @@ transform:
 partitions:
   kind: daily
   start: 2024-01-01
+  snapshot: false
 incremental:
   revisions: update
 publish:

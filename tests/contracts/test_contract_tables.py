@@ -57,7 +57,12 @@ VALID_CONFIGS = [
         {
             # secrets are resolved at run time, never at load time
             "source.headers": {"Authorization": "Bearer ${API_TOKEN}"},
-            "source.params": {"series": "tc_oficial", "limit": 500, "verbose": True},
+            "source.params": {
+                "series": "tc_oficial",
+                "limit": 500,
+                "verbose": True,
+                "from": "{partition_start}",
+            },
             "source.pagination.kind": "next_link",
             "source.pagination.next_path": "links.next",
             "source.records_path": "data.items",
@@ -255,7 +260,7 @@ VALID_CONFIGS = [
     pytest.param(
         y("""
         dataset_id: HOURLY
-        source: {kind: file, path: a.csv, format: csv}
+        source: {kind: file, path: "a-{partition_start}.csv", format: csv}
         normalize: {primary_keys: [id]}
         partitions: {kind: hourly, start: 2024-01-01 06:00:00}
         """),
@@ -265,7 +270,7 @@ VALID_CONFIGS = [
     pytest.param(
         y("""
         dataset_id: WEEKLY
-        source: {kind: file, path: a.csv, format: csv}
+        source: {kind: file, path: "a-{partition_start}.csv", format: csv}
         normalize: {primary_keys: [id]}
         partitions: {kind: weekly, start: 2024-01-01}
         """),
@@ -275,7 +280,7 @@ VALID_CONFIGS = [
     pytest.param(
         y("""
         dataset_id: MONTHLY
-        source: {kind: file, path: a.csv, format: csv}
+        source: {kind: file, path: "a-{partition_start}.csv", format: csv}
         normalize: {primary_keys: [id]}
         partitions: {kind: monthly, start: 2024-01-01}
         incremental: {revisions: ignore}
@@ -629,7 +634,7 @@ INVALID_CONFIGS = [
     pytest.param(
         base("partitions: {kind: yearly, start: 2024-01-01}"),
         "partitions.kind",
-        "'daily', 'weekly', 'monthly', 'hourly' or 'none'",
+        "'daily', 'weekly', 'monthly', 'hourly', 'files' or 'none'",
         id="unknown-partitions-kind",
     ),
     pytest.param(
@@ -775,9 +780,11 @@ def test_whole_contract_has_every_key() -> None:
             "thousands",
             "compression",
             "member",
+            "glob",  # landing zones (18): file or s3 sources
         },
         "normalize": {"formats"},
         "checks": {"row_count", "severity"},
+        "transform": {"source_file_column"},  # landing zones (18): file or s3 sources
     }
     for section, model in models.items():
         present = set(data if not section else data[section])
