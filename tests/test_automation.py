@@ -160,6 +160,8 @@ def test_a_scheduled_tick_in_the_code_location_runs_only_its_dataset():
     [request] = schedule.evaluate_tick(context).run_requests
     # (the INDEC sample is a snapshot source, unpartitioned since issue 18)
     assert request.partition_key is None and "dagster/partition" not in request.tags
+    # (the run queue's one-run-per-dataset limit keys on this tag: dagster.sqlite.yaml)
+    assert request.tags["ingest/dataset"] == "INDEC_IPC_DIVISIONES"
     assert {k.to_user_string() for k in request.asset_selection} == {
         f"INDEC_IPC_DIVISIONES/{stage}"
         for stage in ("raw", "parsed", "normalized", "published", "warehouse")

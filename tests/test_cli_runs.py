@@ -18,6 +18,22 @@ CONSOLE = (
 )
 
 
+@pytest.fixture(autouse=True)
+def daily_feed(isolated_env, monkeypatch):
+    """The samples, the feed declared daily (`snapshot: true`: each day is the feed as read that
+    day): these tests run partitions and backfills, and the samples are unpartitioned."""
+    configs = isolated_env / "samples"
+    configs.mkdir()
+    for sample in (REPO / "dataset_configs").glob("*.yaml"):
+        (configs / sample.name).write_text(sample.read_text())
+    feed = configs / "reddit_homelab_feed.yaml"
+    feed.write_text(
+        feed.read_text() + "partitions: {kind: daily, start: 2026-11-01, snapshot: true}\n"
+    )
+    monkeypatch.setenv("INGEST_CONFIG_DIR", str(configs))
+    monkeypatch.setenv("INGEST_PROJECT_ROOT", str(REPO))
+
+
 def _runs() -> list[dg.DagsterRun]:
     with dg.DagsterInstance.get() as instance:
         return list(instance.get_runs())
@@ -108,6 +124,7 @@ def test_backfill_is_a_dagster_backfill(capsys):
             "2026-11-20",
         ]
         assert {run.status for run in runs} == {dg.DagsterRunStatus.SUCCESS}
+        assert {run.tags["ingest/dataset"] for run in runs} == {DATASET}
     assert (
         f"backfill {backfill.backfill_id}: 3 of 3 partitions succeeded" in capsys.readouterr().err
     )

@@ -243,6 +243,7 @@ def test_files_partitions_sensor_ticks_request_each_file_once(tmp_path, runtime)
             "sub/2026-12-02.csv",
         ]
         assert keys == [r.run_key for r in second.run_requests]  # same keys: one run each
+        assert {r.tags["ingest/dataset"] for r in first.run_requests} == {"LANDING"}
         [added] = first.dynamic_partitions_requests
         assert added.partitions_def_name == files_partitions_name("LANDING")
         assert list(added.partition_keys) == ["2026-12-01.csv", "sub/2026-12-02.csv"]
@@ -287,7 +288,12 @@ def test_ingest_run_takes_every_file_not_yet_ingested(tmp_path, monkeypatch, cap
     assert published(runtime, parse_config_file(configs / "landing.yaml")) == expected(files)
     with dg.DagsterInstance.get() as instance:
         keys = instance.get_dynamic_partitions(files_partitions_name("LANDING"))
+        runs = instance.get_runs()
     assert keys == ["d/0.csv", "d/1.csv", "d/2.csv"]
+    # the dataset's own job, tagged for the run queue's one-run-per-dataset limit
+    assert {(r.job_name, r.tags["ingest/dataset"]) for r in runs} == {
+        ("LANDING__ingest", "LANDING")
+    }
 
 
 def parse_config_file(path: Path):

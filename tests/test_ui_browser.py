@@ -7,7 +7,6 @@ Needs /usr/bin/chromium (`make test` installs Debian's package when it is missin
 
 import contextlib
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -61,7 +60,10 @@ def webserver(isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[s
     """`dagster-webserver` over this test's DAGSTER_HOME, with the one dataset's config."""
     configs = isolated_env / "configs"
     configs.mkdir()
-    shutil.copy(REPO / "dataset_configs" / "bcra_infomondia.yaml", configs)
+    sample = (REPO / "dataset_configs" / "bcra_infomondia.yaml").read_text()
+    # declared daily (each day the workbook as read that day): the test runs a backfill
+    daily = "partitions: {kind: daily, start: 2026-11-01, snapshot: true}\n"
+    (configs / "bcra_infomondia.yaml").write_text(sample + daily)
     monkeypatch.setenv("INGEST_CONFIG_DIR", str(configs))
     monkeypatch.setenv("INGEST_PROJECT_ROOT", str(REPO))
     latest = _latest_partition()

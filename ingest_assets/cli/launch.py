@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ingest_assets.contract import DatasetConfig
+from ingest_assets.orchestration.pools import run_tags
 
 if TYPE_CHECKING:  # Dagster is imported when a run starts: `ingest list` stays quick
     import dagster as dg
@@ -43,7 +44,9 @@ def dataset_job(config: DatasetConfig) -> tuple["dg.JobDefinition", "dg.Definiti
     from ingest_resources.resource import IngestResource
 
     assets = dataset_assets(config)
-    job = dg.define_asset_job(job_name(config), selection=dg.AssetSelection.assets(*assets))
+    job = dg.define_asset_job(
+        job_name(config), selection=dg.AssetSelection.assets(*assets), tags=run_tags(config)
+    )
     defs = dg.Definitions(
         assets=assets,
         jobs=[job],
@@ -122,7 +125,7 @@ def record_backfill(
         partition_names=[*succeeded, *failed],
         asset_selection=keys,
         backfill_timestamp=started,
-        tags={"ingest/dataset": config.dataset_id},
+        tags=run_tags(config),
         dynamic_partitions_store=instance,
         all_partitions=False,
         title=f"ingest backfill {config.dataset_id}",

@@ -19,8 +19,8 @@ its layout (docs/storage.md). No Dagster here.
 It may import: the standard library, numpy and pyarrow; from ingest_assets, `contract` (the
 dataset config, SERIES_CODE), `layout` (the store's keys), `rows.hashing` and `rows.arrays`, and
 the column constants of `parsers.base`; from ingest_resources, the object store interface
-(`object_store`, `parquet_writing`'s marking of hash columns), `locks` (Lease, LeaseLost) and
-`errors`. Nothing else: no Dagster, no stage,
+(`object_store`, `parquet_writing`'s marking of hash columns), `locks` (Lease, LeaseLost),
+`progress` (rows counted as they publish) and `errors`. Nothing else: no Dagster, no stage,
 no orchestration (tests/test_eventstore_package.py checks it).
 
 Older stores are read as they are; each branch for an older format names it:

@@ -16,6 +16,7 @@ import dagster as dg
 
 from ingest_assets.contract import DatasetConfig
 from ingest_assets.orchestration.partitions import partitions_definition
+from ingest_assets.orchestration.pools import run_tags
 from ingest_assets.sources.windows import window_for
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ def tick(
         run_key=f"{config.dataset_id}:{current['version']}",
         partition_key=partition,
         asset_selection=dataset_keys(config),
-        tags={"ingest/source_version": str(current["version"])[:200]},
+        tags=run_tags(config, **{"ingest/source_version": str(current["version"])[:200]}),
     )
     return [request], json.dumps(current, sort_keys=True), None
 
@@ -111,6 +112,7 @@ def cron_schedule(config: DatasetConfig) -> dg.ScheduleDefinition:
         return dg.RunRequest(
             partition_key=partition_at(config, context.scheduled_execution_time),
             asset_selection=dataset_keys(config),
+            tags=run_tags(config),
         )
 
     return _schedule

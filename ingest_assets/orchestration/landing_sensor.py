@@ -20,6 +20,7 @@ import dagster as dg
 from ingest_assets.contract import DatasetConfig
 from ingest_assets.orchestration.automation import dataset_keys
 from ingest_assets.orchestration.partitions import files_partitions_name, partitions_definition
+from ingest_assets.orchestration.pools import run_tags
 
 if TYPE_CHECKING:  # (the listing brings in the source clients: only when the sensor ticks)
     from ingest_assets.sources.listing import LandingFile
@@ -39,7 +40,7 @@ def landing_tick(
                 run_key=f"{config.dataset_id}:{f.name}:{f.stamp}",
                 partition_key=f.name,
                 asset_selection=keys,
-                tags={"ingest/file": f.name[:200]},
+                tags=run_tags(config, **{"ingest/file": f.name[:200]}),
             )
             for f in files
         ]
@@ -53,7 +54,7 @@ def landing_tick(
                 run_key=f"{config.dataset_id}:{partition or 'all'}:{digest[:32]}",
                 partition_key=partition,
                 asset_selection=keys,
-                tags={"ingest/new_files": str(len(files))},
+                tags=run_tags(config, **{"ingest/new_files": str(len(files))}),
             )
         )
     return requests, []

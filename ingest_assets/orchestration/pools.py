@@ -19,8 +19,16 @@ from urllib.parse import urlsplit
 from ingest_assets.contract import DatasetConfig
 
 DATASET_POOL = "ingest/dataset/{dataset_id}"
+# the run tag the run queue limits to one run per dataset (`tag_concurrency_limits` in the
+# instance config, docs/deploy.md): on every run Ingest asks for (sensors, schedules, the CLI)
+DATASET_TAG = "ingest/dataset"
 FETCH_POOL = "ingest/fetch/{host}"
 WRITERS = ("published", "warehouse")
+
+
+def run_tags(config: DatasetConfig, **more: str) -> dict[str, str]:
+    """The tags of a run of the dataset: `ingest/dataset`, and `more`."""
+    return {DATASET_TAG: config.dataset_id, **more}
 
 
 def asset_pool(stage: str, config: DatasetConfig) -> str | None:
