@@ -29,7 +29,8 @@ INLINE = {  # the REDDIT_HOMELAB_FEED sample, renamed, its source by absolute pa
     "description": "An Atom feed declared in a defs.yaml",
     "source": {"kind": "file", "path": str(FEED), "format": "rss"},
     "normalize": {"time_column": "published"},
-    "partitions": {"kind": "daily", "start": "2025-01-01"},
+    # (daily: each day the feed as read that day; the sample itself is unpartitioned)
+    "partitions": {"kind": "daily", "start": "2025-01-01", "snapshot": True},
 }
 
 
@@ -104,7 +105,7 @@ def test_one_dataset_inline_builds_and_runs(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "broken",
     [
-        {"partitions": {"kind": "daily", "start": "2025-01-01", "bogus": 1}},
+        {"partitions": {"kind": "daily", "start": "2025-01-01", "snapshot": True, "bogus": 1}},
         {"checks": {"max_rejected_ratio": 2}, "source": {"kind": "file", "format": "rss"}},
         {"dataset_id": "1bad"},
     ],

@@ -36,7 +36,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in ("pyproject.toml", "dagster.sqlite.yaml"):
         shutil.copy(REPO / name, root / name)
     (root / "dataset_configs").mkdir()
-    shutil.copy(REPO / "dataset_configs/reddit_homelab_feed.yaml", root / "dataset_configs")
+    sample = (REPO / "dataset_configs/reddit_homelab_feed.yaml").read_text()
+    # declared daily (each day the feed as read that day): `dg launch --partition` is tested
+    daily = "partitions: {kind: daily, start: 2025-01-01, snapshot: true}\n"
+    (root / "dataset_configs/reddit_homelab_feed.yaml").write_text(sample + daily)
     (root / FEED).parent.mkdir(parents=True)
     shutil.copy(REPO / FEED, root / FEED)
     (root / ".venv").symlink_to(sys.prefix)  # the project's venv, run without activating it
