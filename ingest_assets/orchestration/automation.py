@@ -71,14 +71,20 @@ def tick(
     return [request], json.dumps(current, sort_keys=True), None
 
 
-def source_sensor(config: DatasetConfig) -> dg.SensorDefinition:
-    @dg.sensor(
-        name=f"{config.dataset_id}__source_changed",
+def dataset_sensor(config: DatasetConfig, name: str, description: str) -> Callable:
+    """The decorator of a sensor of the dataset: `<dataset_id>__<name>`, ticking every
+    `sensor.interval_s`, asking for the dataset's assets; stopped until started in the UI."""
+    return dg.sensor(
+        name=f"{config.dataset_id}__{name}",
         minimum_interval_seconds=config.sensor.interval_s,
         asset_selection=dataset_keys(config),
-        description=f"Runs {config.dataset_id} when its source changes",
+        description=description,
         default_status=dg.DefaultSensorStatus.STOPPED,
     )
+
+
+def source_sensor(config: DatasetConfig) -> dg.SensorDefinition:
+    @dataset_sensor(config, "source_changed", f"Runs {config.dataset_id} when its source changes")
     def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         from ingest_assets.sources.probe import probe  # HTTP and S3 clients: when a sensor ticks
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from ingest_assets.contract import DatasetConfig
-from ingest_assets.orchestration.automation import dataset_keys
+from ingest_assets.orchestration.automation import dataset_keys, dataset_sensor
 from ingest_assets.orchestration.partitions import files_partitions_name, partitions_definition
 from ingest_assets.orchestration.pools import run_tags
 
@@ -85,12 +85,8 @@ def by_partition(
 
 
 def landing_sensor(config: DatasetConfig) -> dg.SensorDefinition:
-    @dg.sensor(
-        name=f"{config.dataset_id}__new_files",
-        minimum_interval_seconds=config.sensor.interval_s,
-        asset_selection=dataset_keys(config),
-        description=f"Runs {config.dataset_id} for the new files of its landing zone",
-        default_status=dg.DefaultSensorStatus.STOPPED,
+    @dataset_sensor(
+        config, "new_files", f"Runs {config.dataset_id} for the new files of its landing zone"
     )
     def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         from ingest_resources.resource import IngestResource  # (when the sensor ticks)
