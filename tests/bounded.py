@@ -14,6 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# A child program's own peak RSS in MB, as an expression to write into its code: the VmHWM of
+# its address space. (ru_maxrss would also count the pages of the pytest process it was forked
+# from, which grow through a long session: a child's peak then reads as the parent's.)
+OWN_PEAK_RSS_MB = (
+    "int(next(line.split()[1] for line in open('/proc/self/status') "
+    "if line.startswith('VmHWM:'))) / 1024"
+)
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,14 @@ import sys
 import textwrap
 from pathlib import Path
 
+from tests.bounded import OWN_PEAK_RSS_MB
+
 SMALL, LARGE = 100_000, 400_000  # rows; the large file is ~160 MB of text
 PADDING = "x" * 380  # a wide text column
 
 SCRIPT = textwrap.dedent(
     """
-    import json, resource, sys
+    import json, sys
     import pyarrow as pa
     from ingest_assets import stages
     from ingest_resources.runtime import local_runtime
@@ -27,10 +29,10 @@ SCRIPT = textwrap.dedent(
         "normalized": outcome.counts.normalized,
         "added": result.rows_added,
         "arrow_peak_mb": pa.default_memory_pool().max_memory() / 2**20,
-        "rss_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_peak_mb": OWN_PEAK_RSS_MB,
     }))
     """
-)
+).replace("OWN_PEAK_RSS_MB", OWN_PEAK_RSS_MB)
 
 
 def _write_csv(path: Path, rows: int) -> int:
