@@ -145,21 +145,30 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str
     return root / "app", env
 
 
-def ingest(image: tuple[Path, dict[str, str]], *args: str) -> subprocess.CompletedProcess:
+def ingest(
+    image: tuple[Path, dict[str, str]], *args: str, configs: Path | None = None
+) -> subprocess.CompletedProcess:
+    """`docker run IMAGE ARGS` (with `configs`: a config folder mounted as INGEST_CONFIG_DIR)."""
     app, env = image
+    if configs is not None:
+        env = {**env, "INGEST_CONFIG_DIR": str(configs)}
     return subprocess.run(
         ["ingest", *args], cwd=app, env=env, capture_output=True, text=True, timeout=120
     )
 
 
-def run_and_export(image: tuple[Path, dict[str, str]], dataset: str, *run_args: str) -> list[dict]:
+def run_and_export(
+    image: tuple[Path, dict[str, str]], dataset: str, *run_args: str, configs: Path | None = None
+) -> list[dict]:
     """`ingest run DATASET ...` in the image, then its published rows (`ingest export`)."""
     app, _ = image
-    ran = ingest(image, "run", dataset, *run_args)
+    ran = ingest(image, "run", dataset, *run_args, configs=configs)
     assert ran.returncode == 0, ran.stderr
     assert f"{dataset}/published" in ran.stdout
     out = app / f"{dataset}.jsonl"
-    exported = ingest(image, "export", dataset, "--format", "jsonl", "--out", str(out))
+    exported = ingest(
+        image, "export", dataset, "--format", "jsonl", "--out", str(out), configs=configs
+    )
     assert exported.returncode == 0, exported.stderr
     return [json.loads(line) for line in out.read_text().splitlines()]
 
@@ -244,10 +253,19 @@ def test_serve_answers_health_and_the_code_location_serves_grpc(image) -> None:
             process.wait(timeout=30)
 
 
-def test_run_with_a_partition_as_a_job_passes_it(image) -> None:
-    """`docker run IMAGE run DATASET --partition P`: the feed's entries, each once."""
+def test_run_with_a_partition_as_a_job_passes_it(image, tmp_path) -> None:
+    """`docker run IMAGE run DATASET --partition P`: the feed's entries, each once (the feed
+    declared daily in a mounted config folder: the sample itself is unpartitioned)."""
     app, _ = image
-    rows = run_and_export(image, "REDDIT_HOMELAB_FEED", "--partition", "2026-01-15")
-    feed = (app / "sample_data/rss/reddit_homelab.atom.xml").read_text()
-    ids = re.findall(r"<entry>.*?<id>([^<]+)</id>", feed, re.S)
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    feed = "sample_data/rss/reddit_homelab.atom.xml"
+    sample = (app / "dataset_configs/reddit_homelab_feed.yaml").read_text()
+    sample = sample.replace(f"path: {feed}", f"path: {app / feed}")
+    daily = "partitions: {kind: daily, start: 2026-01-01, snapshot: true}\n"
+    (configs / "feed.yaml").write_text(sample + daily)
+    rows = run_and_export(
+        image, "REDDIT_HOMELAB_FEED", "--partition", "2026-01-15", configs=configs
+    )
+    ids = re.findall(r"<entry>.*?<id>([^<]+)</id>", (app / feed).read_text(), re.S)
     assert sorted(row["id"] for row in rows) == sorted(ids) and len(ids) == 25
