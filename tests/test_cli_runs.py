@@ -227,3 +227,27 @@ def test_a_bad_option_is_one_line(capsys):
     with pytest.raises(SystemExit, match="name a DATASET"):
         main(["run"])
     assert _runs() == []
+
+
+def test_run_all_if_changed_always_runs_landing_zones(tmp_path, monkeypatch, capsys):
+    """A landing zone's run lists its files (new ones may have landed): `--if-changed` never
+    skips it, and a run that finds no new file says so (not "nothing is published yet")."""
+    landing, configs = tmp_path / "landing", tmp_path / "zone_configs"
+    landing.mkdir()
+    configs.mkdir()
+    (landing / "2026-12-01.csv").write_text("id,value\n1,2\n")
+    (configs / "zone.yaml").write_text(
+        "dataset_id: ZONE\n"
+        f"source: {{kind: file, glob: '{landing}/*.csv', format: csv}}\n"
+        "normalize: {primary_keys: [id]}\n"
+    )
+    monkeypatch.setenv("INGEST_CONFIG_DIR", str(configs))
+    assert main(["run", "--all", "--if-changed"]) == 0
+    assert 'ZONE/published: {"rows_added": 1' in capsys.readouterr().out
+    assert main(["run", "--all", "--if-changed"]) == 0
+    out = capsys.readouterr().out
+    assert "== ZONE\n" in out
+    assert f"ZONE: nothing to publish: no new file in {landing}/*.csv" in out
+    (landing / "2026-12-02.csv").write_text("id,value\n2,3\n")
+    assert main(["run", "--all", "--if-changed"]) == 0
+    assert 'ZONE/published: {"rows_added": 1' in capsys.readouterr().out

@@ -116,6 +116,8 @@ def _nothing_new(config: DatasetConfig, metadata: Mapping[str, "dg.MetadataValue
     new_version = metadata.get("new_version")
     if new_version is None or new_version.value:
         return None
+    if "skipped" in metadata:  # no data for this run (no new file, a missing partition)
+        return f"{config.dataset_id}: nothing to publish: {metadata['skipped'].value}"
     version = metadata["version"].value if "version" in metadata else ""
     if not version:
         return f"{config.dataset_id}: nothing new to publish; nothing is published yet"

@@ -1,5 +1,5 @@
 """Whether a run of a dataset would find nothing to do, told without running it: its source is
-a local file holding the bytes the current published version was made of, under the same
+one local file (unpartitioned) holding the bytes the current published version was made of, under the same
 contract, with no follow-up left to finish and no warehouse to load. `ingest run --all
 --if-changed` (`make demo`) skips such a dataset without starting a Dagster run."""
 
@@ -12,8 +12,12 @@ from ingest_resources.runtime import Runtime
 
 def unchanged_since(rt: Runtime, config: DatasetConfig) -> str | None:
     """The current version when a run would publish nothing new and leave nothing else done;
-    None when a run is needed (or it cannot be told without one: an HTTP or S3 source)."""
-    if config.source.kind != "file":
+    None when a run is needed, or it cannot be told without one: an HTTP or S3 source, a
+    landing zone (its run lists the files), a partitioned dataset (a run takes the latest
+    partition, or the new files)."""
+    if config.source.kind != "file" or config.source.is_landing:
+        return None
+    if config.partitions.kind != "none":
         return None
     if config.publish.postgres is not None and rt.warehouse is not None:
         return None  # the warehouse may lack a version: its run tells
