@@ -251,3 +251,24 @@ def test_run_all_if_changed_always_runs_landing_zones(tmp_path, monkeypatch, cap
     (landing / "2026-12-02.csv").write_text("id,value\n2,3\n")
     assert main(["run", "--all", "--if-changed"]) == 0
     assert 'ZONE/published: {"rows_added": 1' in capsys.readouterr().out
+
+
+def test_a_dataset_and_all_together_are_refused():
+    with pytest.raises(SystemExit, match="name a DATASET or give --all, not both"):
+        main(["run", DATASET, "--all"])
+    assert _runs() == []
+
+
+def test_a_backfill_interrupted_before_any_partition_ran_records_none(monkeypatch):
+    """Ctrl-C during the first partition: the interrupt goes on (not Dagster's complaint about
+    an empty backfill), and no backfill is recorded."""
+    from ingest_assets.cli import materialize
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(materialize, "_materialize", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        main(["backfill", DATASET, "--start", "2026-11-18", "--end", "2026-11-19"])
+    with dg.DagsterInstance.get() as instance:
+        assert instance.get_backfills() == []

@@ -385,3 +385,45 @@ def test_an_s3_zone_of_files_partitions_reads_each_named_object(aws, runtime):
     assert "404" in stages.skipped(runtime.store, skipping, "2026/gone.csv")
     with pytest.raises(FetchError, match="'../x.csv' is not a file of"):
         run(runtime, config, "x", files=["../x.csv"])
+
+
+def test_ingest_run_never_reaches_back_over_files_already_ingested(tmp_path, monkeypatch, capsys):
+    """A changed old file and a new one are run as two ranges, not one from the old to the new:
+    the files between (ingested, one deleted since) are neither read again nor missed."""
+    from ingest_assets.cli.landing import _ranges
+
+    order = {name: index for index, name in enumerate("abcdefg")}
+    assert _ranges(["a", "b", "c", "e", "f", "g"], order, 2) == [
+        ["a", "b"],
+        ["c"],
+        ["e", "f"],
+        ["g"],
+    ]
+
+    zone, configs = tmp_path / "landing", tmp_path / "configs"
+    files = [write(zone, f"d/{i}.csv", f"id,value\n{i},{i}\n") for i in range(3)]
+    configs.mkdir()
+    (configs / "landing.yaml").write_text(
+        "dataset_id: LANDING\n"
+        f"source: {{kind: file, glob: '{zone}/**/*.csv', format: csv}}\n"
+        "normalize: {primary_keys: [id], schema: {id: int64, value: float64}}\n"
+        "partitions: {kind: files}\n"
+    )
+    monkeypatch.setenv("INGEST_CONFIG_DIR", str(configs))
+    assert main(["run", "LANDING"]) == 0
+    files[0].write_text("id,value\n0,100\n")  # changed
+    os.utime(files[0], ns=(9, 9))
+    files[1].unlink()  # deleted: between the changed file and the new one
+    new = write(zone, "d/3.csv", "id,value\n3,3\n")
+    capsys.readouterr()
+    assert main(["run", "LANDING"]) == 0
+    out = capsys.readouterr().out
+    assert "[1 files: d/0.csv .. d/0.csv] LANDING/published" in out
+    assert "[1 files: d/3.csv .. d/3.csv] LANDING/published" in out
+    from ingest_resources.resource import IngestResource
+
+    runtime = IngestResource.from_env().runtime()
+    kept = ["id,value\n1,1\n"]  # the deleted file's rows stay published
+    assert published(runtime, parse_config_file(configs / "landing.yaml")) == expected(
+        [files[0], *kept, files[2], new]
+    )

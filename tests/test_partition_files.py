@@ -190,6 +190,12 @@ def test_each_partition_reads_its_own_url(httpserver, runtime):
             "partitions.snapshot",
             "it is not a snapshot",
         ),
+        (
+            {"kind": "s3", "url": "s3://b/prefix/", "glob": "*.csv"},
+            {"kind": "none"},
+            "source.url",
+            "source.glob and source.url both name files",
+        ),
     ],
     ids=[
         "unknown-name",
@@ -199,6 +205,7 @@ def test_each_partition_reads_its_own_url(httpserver, runtime):
         "unpartitioned",
         "no-placeholder",
         "snapshot-with-placeholder",
+        "s3-url-and-glob",
     ],
 )
 def test_validate_refuses_bad_placeholders_naming_the_field(source, partitions, field, message):

@@ -42,6 +42,8 @@ def dataset_config(dataset_id: str) -> DatasetConfig:
 
 def selected_datasets(args: argparse.Namespace) -> list[DatasetConfig]:
     if getattr(args, "all", False):
+        if args.dataset:
+            raise SystemExit(f"ingest: name a DATASET or give --all, not both ({args.dataset})")
         return all_configs()
     if not args.dataset:
         raise SystemExit("ingest: name a DATASET (or --all)")

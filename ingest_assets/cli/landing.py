@@ -40,8 +40,7 @@ def run_new_files(
     names.sort(key=order.__getitem__)
     size = config.source.max_files_per_run or len(names)
     ok = True
-    for first in range(0, len(names), size):
-        chunk = names[first : first + size]
+    for chunk in _ranges(names, order, size):
         range_tags = {
             "dagster/asset_partition_range_start": chunk[0],
             "dagster/asset_partition_range_end": chunk[-1],
@@ -72,3 +71,18 @@ def run_new_files(
                         file=sys.stderr,
                     )
     return 0 if ok else 1
+
+
+def _ranges(names: list[str], order: dict[str, int], size: int) -> list[list[str]]:
+    """`names` (in partition order) cut into runs of at most `size` names that are consecutive
+    partitions: a run over a range reads every partition in it, and one that reached back over
+    files already ingested (a changed old file beside new ones) would read them again, or fail
+    on one deleted since."""
+    ranges: list[list[str]] = []
+    for name in names:
+        last = ranges[-1] if ranges else None
+        if last and len(last) < size and order[name] == order[last[-1]] + 1:
+            last.append(name)
+        else:
+            ranges.append([name])
+    return ranges

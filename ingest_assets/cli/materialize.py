@@ -1,6 +1,7 @@
 """`ingest run` and `ingest backfill`: in-process Dagster runs of a dataset's assets, summarised."""
 
 import argparse
+import contextlib
 import gc
 import json
 import sys
@@ -129,7 +130,9 @@ def _progress_shown(level: str) -> AbstractContextManager[None]:
     of ours at INFO or DEBUG, where Dagster's log lines carry them)."""
     from ingest_resources import progress
 
-    return progress.shown_on(progress.Console(sys.stderr, plain=level not in ("INFO", "DEBUG")))
+    if level in ("INFO", "DEBUG"):  # (a bar would break Dagster's lines on a terminal)
+        return contextlib.nullcontext()
+    return progress.shown_on(progress.Console(sys.stderr, plain=True))
 
 
 def _settle() -> None:
@@ -245,8 +248,9 @@ def cmd_backfill(args: argparse.Namespace) -> int:
                 tags = backfill_tags(backfill_id)
                 ok = _materialize(config, job, partition, instance, level, tags)
                 (succeeded if ok else failed).append(partition)
-        finally:  # (interrupted: the partitions that ran)
-            record_backfill(instance, defs, config, backfill_id, started, succeeded, failed)
+        finally:  # (interrupted: the partitions that ran, if any did)
+            if succeeded or failed:
+                record_backfill(instance, defs, config, backfill_id, started, succeeded, failed)
     print(
         f"{config.dataset_id}: backfill {backfill_id}: {len(selected) - len(failed)} of "
         f"{len(selected)} partitions succeeded",

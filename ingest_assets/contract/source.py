@@ -194,6 +194,12 @@ class Source(Strict):
         if self.glob is not None and (self.path or self.key):
             field = "path" if self.path else "key"
             raise field_error(field, f"source.glob and source.{field} both name files: keep one")
+        if self.glob is not None and self.kind == "s3" and self.url:
+            raise field_error(
+                "url",
+                "source.glob and source.url both name files: for S3 set source.bucket with "
+                "source.glob, or put the wildcard in the url (s3://bucket/prefix/**/*.csv)",
+            )
         if self.kind == "s3":
             from_url = bool(self.url and re.match(r"^s3://[^/]+/.+", self.url))
             if not from_url and not (self.bucket and (self.key or self.glob)):
