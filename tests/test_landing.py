@@ -427,3 +427,29 @@ def test_ingest_run_never_reaches_back_over_files_already_ingested(tmp_path, mon
     assert published(runtime, parse_config_file(configs / "landing.yaml")) == expected(
         [files[0], *kept, files[2], new]
     )
+
+
+def test_an_s3_file_is_recorded_with_the_etag_of_the_bytes_read(aws, runtime, monkeypatch):
+    """An object overwritten between the listing and its GET: the ledger records the ETag of
+    what was read, so the listed (never read) content is not taken as ingested."""
+    from ingest_assets.eventstore.files import published_ledger
+    from ingest_assets.stages import landing
+
+    s3, bucket = aws["s3"], aws["bucket"]
+    s3.put_object(Bucket=bucket, Key="race/a.csv", Body=b"id,value\n1,1\n")
+    real_listing = landing.list_files
+
+    def listed_then_overwritten(*args, **kwargs):
+        files = list(real_listing(*args, **kwargs))
+        s3.put_object(Bucket=bucket, Key="race/a.csv", Body=b"id,value\n1,2\n")
+        return files
+
+    monkeypatch.setattr(landing, "list_files", listed_then_overwritten)
+    config = make({"kind": "s3", "bucket": bucket, "glob": "race/*.csv"})
+    listed = s3.head_object(Bucket=bucket, Key="race/a.csv")["ETag"].strip('"')
+    assert run(runtime, config).rows_added == 1
+    read = s3.head_object(Bucket=bucket, Key="race/a.csv")["ETag"].strip('"')
+    assert listed != read and published(runtime, config) == {1: 2.0}
+    ledger = published_ledger(runtime.store, config.dataset_id)
+    assert ledger.entries["a.csv"].stamp == f"etag:{read}"
+    assert f"etag:{listed}" not in ledger.contents

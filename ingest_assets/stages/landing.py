@@ -15,7 +15,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -99,6 +99,8 @@ def run_landing_raw(
 
     def fetch_one(file: LandingFile) -> tuple[LandingFile, tuple[str, str, int]]:
         fetched = fetch(_one_file(config, file), secrets)
+        if config.source.kind == "s3" and fetched.etag:  # the bytes read: changed since listed?
+            file = replace(file, stamp=f"etag:{fetched.etag.strip(chr(34))}")
         # (many small files: synced together below, not one fsync each)
         return file, store_fetched(rt.store, config, partition, fetched, durable=False)
 
