@@ -191,6 +191,18 @@ def test_each_partition_reads_its_own_url(httpserver, runtime):
             "it is not a snapshot",
         ),
         (
+            {"kind": "file", "glob": "landing/{partition_start:%Y-W%W}/*.csv"},
+            {"kind": "weekly", "start": "2026-01-05"},
+            "source.glob",
+            "week numbers (%U %W %V %G) do not give",
+        ),
+        (
+            {"kind": "file", "glob": "landing/*.csv"},
+            {"kind": "daily", "start": "2026-01-01", "snapshot": True},
+            "partitions.kind",
+            "partitions of a landing zone, but its glob names no {partition_start}",
+        ),
+        (
             {"kind": "s3", "url": "s3://b/prefix/", "glob": "*.csv"},
             {"kind": "none"},
             "source.url",
@@ -205,6 +217,8 @@ def test_each_partition_reads_its_own_url(httpserver, runtime):
         "unpartitioned",
         "no-placeholder",
         "snapshot-with-placeholder",
+        "landing-weeks",
+        "landing-snapshot",
         "s3-url-and-glob",
     ],
 )

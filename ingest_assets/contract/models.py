@@ -335,6 +335,14 @@ class DatasetConfig(Strict):
                 f"the source names {{partition_start}}/{{partition_end}}, which need time "
                 f"partitions (daily, weekly, monthly or hourly), not {partitions.kind!r}",
             )
+        if partitions.is_time and source.is_landing and not placed:
+            raise field_error(
+                "partitions.kind",
+                f"{partitions.kind!r} partitions of a landing zone, but its glob names no "
+                "{partition_start}: a partition reads the files its time names (glob: "
+                "landing/{partition_start:%Y-%m-%d}/*.csv); or drop partitions (every new file "
+                "on each run), or use partitions.kind: files (a partition per file)",
+            )
         if partitions.is_time and placed and partitions.snapshot:
             raise field_error(
                 "partitions.snapshot",

@@ -17,6 +17,7 @@ WINDOW_NAMES = (*PARTITION_NAMES, "since")  # `since`: the published state, for 
 # strftime directives a spec may use (each gives the same text on every platform)
 STRFTIME = frozenset("aAbBdHIjmMpSUWyYGuVwfzZ%")
 DIRECTIVE = re.compile(r"%(.)")
+WEEKS = re.compile(r"\{partition_(?:start|end):[^{}]*%[UWVG]")  # not read back to a date
 
 
 def placeholder_problem(template: str, names: tuple[str, ...]) -> str | None:
@@ -168,6 +169,15 @@ class Source(Strict):
             )
             if problem:
                 raise field_error(field, problem)
+        zone = "glob" if self.glob is not None else "url" if self.is_landing else None
+        template = self.glob if self.glob is not None else self.url
+        if zone and template and WEEKS.search(template):
+            raise field_error(
+                zone,
+                f"source.{zone}: a landing zone's file is put in its partition by reading its "
+                "path back to a date, which week numbers (%U %W %V %G) do not give: use "
+                "%Y-%m-%d (or %Y/%m/%d) in the placeholder",
+            )
         return self
 
     @property
