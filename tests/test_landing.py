@@ -453,3 +453,23 @@ def test_an_s3_file_is_recorded_with_the_etag_of_the_bytes_read(aws, runtime, mo
     ledger = published_ledger(runtime.store, config.dataset_id)
     assert ledger.entries["a.csv"].stamp == f"etag:{read}"
     assert f"etag:{listed}" not in ledger.contents
+
+
+def test_ingest_run_of_files_says_which_check_blocked_the_publish(tmp_path, monkeypatch, capsys):
+    """A `files` dataset's run is reported as any other: a check that blocks is named."""
+    zone, configs = tmp_path / "landing", tmp_path / "configs"
+    write(zone, "d/0.csv", "id,value\n1,1\n2,not a number\n")
+    configs.mkdir()
+    (configs / "landing.yaml").write_text(
+        "dataset_id: LANDING\n"
+        f"source: {{kind: file, glob: '{zone}/**/*.csv', format: csv}}\n"
+        "normalize: {primary_keys: [id], schema: {id: int64, value: float64}}\n"
+        "partitions: {kind: files}\n"
+    )
+    monkeypatch.setenv("INGEST_CONFIG_DIR", str(configs))
+    assert main(["run", "LANDING"]) == 1
+    err = capsys.readouterr().err
+    assert (
+        "[1 files: d/0.csv .. d/0.csv] check LANDING/normalized:rejected_ratio failed and " in err
+    )
+    assert "blocked the publish: 1 of 2 rows rejected" in err

@@ -2,8 +2,6 @@
 yet ingested becomes a partition (added to the Dagster instance), and they are materialized in
 runs of at most `source.max_files_per_run` files each (one run over a range of partitions)."""
 
-import json
-import sys
 from typing import TYPE_CHECKING
 
 from ingest_assets.contract import DatasetConfig
@@ -22,6 +20,7 @@ def run_new_files(
     """Every new file (or the file `only`, ingested again if it changed) as partitions, run by
     the dataset's job (`launch.dataset_job`)."""
     from ingest_assets.cli.launch import execute
+    from ingest_assets.cli.report import report
     from ingest_assets.orchestration.partitions import files_partitions_name
     from ingest_assets.stages.landing import landing_zone, new_files, published_files
     from ingest_resources.resource import IngestResource
@@ -46,30 +45,8 @@ def run_new_files(
             "dagster/asset_partition_range_end": chunk[-1],
         }
         result = execute(job, instance, None, log_level, range_tags)
-        ok = ok and result.success
-        for event in result.get_asset_materialization_events():
-            materialization = event.step_materialization_data.materialization
-            # (a run over a range reports each partition: the run's publish is the last one)
-            if materialization.asset_key.path[-1] != "published" or (
-                materialization.partition != chunk[-1]
-            ):
-                continue
-            shown = {
-                k: materialization.metadata[k].value
-                for k in ("rows_added", "rows_revised", "version", "skipped")
-                if k in materialization.metadata and materialization.metadata[k].value != ""
-            }
-            print(
-                f"[{len(chunk)} files: {chunk[0]} .. {chunk[-1]}] "
-                f"{materialization.asset_key.to_user_string()}: {json.dumps(shown, default=str)}"
-            )
-        if not result.success:
-            for event in result.all_events:
-                if event.is_step_failure and event.step_failure_data.error:
-                    print(
-                        f"{event.step_key}: {event.step_failure_data.error.message.strip()}",
-                        file=sys.stderr,
-                    )
+        prefix = f"[{len(chunk)} files: {chunk[0]} .. {chunk[-1]}] "
+        ok = report(config, result, prefix, partition=chunk[-1]) and ok
     return 0 if ok else 1
 
 
