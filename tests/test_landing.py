@@ -227,6 +227,20 @@ def files_config(zone: Path, **extra):
     )
 
 
+def files_dataset(tmp_path: Path, monkeypatch, zone: Path, source_extra: str = "") -> Path:
+    """A `files` dataset LANDING over `zone` in a config folder of its own, which the CLI reads."""
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "landing.yaml").write_text(
+        "dataset_id: LANDING\n"
+        f"source: {{kind: file, glob: '{zone}/**/*.csv', format: csv{source_extra}}}\n"
+        "normalize: {primary_keys: [id], schema: {id: int64, value: float64}}\n"
+        "partitions: {kind: files}\n"
+    )
+    monkeypatch.setenv("INGEST_CONFIG_DIR", str(configs))
+    return configs
+
+
 def test_files_partitions_sensor_ticks_request_each_file_once(tmp_path, runtime):
     zone = tmp_path / "landing"
     write(zone, "2026-12-01.csv", "id,value\n1,1\n")
@@ -260,15 +274,7 @@ def test_files_partitions_sensor_ticks_request_each_file_once(tmp_path, runtime)
 def test_ingest_run_takes_every_file_not_yet_ingested(tmp_path, monkeypatch, capsys):
     zone = tmp_path / "landing"
     files = [write(zone, f"d/{i}.csv", f"id,value\n{i},{i}\n") for i in range(3)]
-    configs = tmp_path / "configs"
-    configs.mkdir()
-    (configs / "landing.yaml").write_text(
-        "dataset_id: LANDING\n"
-        f"source: {{kind: file, glob: '{zone}/**/*.csv', format: csv, max_files_per_run: 2}}\n"
-        "normalize: {primary_keys: [id], schema: {id: int64, value: float64}}\n"
-        "partitions: {kind: files}\n"
-    )
-    monkeypatch.setenv("INGEST_CONFIG_DIR", str(configs))
+    configs = files_dataset(tmp_path, monkeypatch, zone, ", max_files_per_run: 2")
     assert main(["run", "LANDING"]) == 0
     out = capsys.readouterr().out
     assert "[2 files: d/0.csv .. d/1.csv] LANDING/published" in out
@@ -400,16 +406,9 @@ def test_ingest_run_never_reaches_back_over_files_already_ingested(tmp_path, mon
         ["g"],
     ]
 
-    zone, configs = tmp_path / "landing", tmp_path / "configs"
+    zone = tmp_path / "landing"
     files = [write(zone, f"d/{i}.csv", f"id,value\n{i},{i}\n") for i in range(3)]
-    configs.mkdir()
-    (configs / "landing.yaml").write_text(
-        "dataset_id: LANDING\n"
-        f"source: {{kind: file, glob: '{zone}/**/*.csv', format: csv}}\n"
-        "normalize: {primary_keys: [id], schema: {id: int64, value: float64}}\n"
-        "partitions: {kind: files}\n"
-    )
-    monkeypatch.setenv("INGEST_CONFIG_DIR", str(configs))
+    configs = files_dataset(tmp_path, monkeypatch, zone)
     assert main(["run", "LANDING"]) == 0
     files[0].write_text("id,value\n0,100\n")  # changed
     os.utime(files[0], ns=(9, 9))
@@ -457,16 +456,9 @@ def test_an_s3_file_is_recorded_with_the_etag_of_the_bytes_read(aws, runtime, mo
 
 def test_ingest_run_of_files_says_which_check_blocked_the_publish(tmp_path, monkeypatch, capsys):
     """A `files` dataset's run is reported as any other: a check that blocks is named."""
-    zone, configs = tmp_path / "landing", tmp_path / "configs"
+    zone = tmp_path / "landing"
     write(zone, "d/0.csv", "id,value\n1,1\n2,not a number\n")
-    configs.mkdir()
-    (configs / "landing.yaml").write_text(
-        "dataset_id: LANDING\n"
-        f"source: {{kind: file, glob: '{zone}/**/*.csv', format: csv}}\n"
-        "normalize: {primary_keys: [id], schema: {id: int64, value: float64}}\n"
-        "partitions: {kind: files}\n"
-    )
-    monkeypatch.setenv("INGEST_CONFIG_DIR", str(configs))
+    files_dataset(tmp_path, monkeypatch, zone)
     assert main(["run", "LANDING"]) == 1
     err = capsys.readouterr().err
     assert (
