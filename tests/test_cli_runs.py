@@ -272,3 +272,28 @@ def test_a_backfill_interrupted_before_any_partition_ran_records_none(monkeypatc
         main(["backfill", DATASET, "--start", "2026-11-18", "--end", "2026-11-19"])
     with dg.DagsterInstance.get() as instance:
         assert instance.get_backfills() == []
+
+
+def test_run_all_goes_on_past_a_dataset_that_cannot_start(tmp_path, monkeypatch, capsys):
+    """A dataset with no partition yet (its start is ahead) is named and left out; the others
+    run, and the run says which failed."""
+    configs = tmp_path / "later_configs"
+    configs.mkdir()
+    (configs / "feed.yaml").write_text(
+        (REPO / "dataset_configs" / "reddit_homelab_feed.yaml").read_text()
+    )
+    (configs / "later.yaml").write_text(
+        "dataset_id: A_LATER\n"
+        "source: {kind: file, path: 'd/{partition_start}.csv', format: csv}\n"
+        "normalize: {primary_keys: [id]}\npartitions: {kind: daily, start: 2099-01-01}\n"
+    )
+    monkeypatch.setenv("INGEST_CONFIG_DIR", str(configs))
+    assert main(["run", "--all"]) == 1
+    captured = capsys.readouterr()
+    assert "ingest: dataset A_LATER has no partition yet (partitions.start 2099-01-01" in (
+        captured.err
+    )
+    assert f'{DATASET}/published: {{"rows_added": 25' in captured.out
+    assert captured.err.strip().endswith("ingest: failed: A_LATER")
+    with pytest.raises(SystemExit, match="A_LATER has no partition yet"):
+        main(["run", "A_LATER"])

@@ -22,6 +22,7 @@ from ingest_assets.cli.launch import (
 )
 from ingest_assets.cli.report import report
 from ingest_assets.contract import DatasetConfig
+from ingest_resources.errors import IngestError
 
 if TYPE_CHECKING:  # Dagster is imported when a run starts: `ingest list` stays quick
     import dagster as dg
@@ -79,6 +80,11 @@ def _run_partition(config: DatasetConfig, partition: str | None) -> str | None:
         )
     if partitions is not None and partition is None:
         partition = partitions.get_last_partition_key()
+        if partition is None:
+            raise SystemExit(
+                f"ingest: dataset {config.dataset_id} has no partition yet (partitions.start "
+                f"{config.partitions.start} is not over)"
+            )
     if partitions is not None and not partitions.has_partition_key(partition):
         raise SystemExit(
             f"ingest: {partition!r} is not a partition of {config.dataset_id} ({config.partitions.kind})"
@@ -115,17 +121,31 @@ def cmd_run(args: argparse.Namespace) -> int:
         configs = _changed(configs)
         if not configs:
             return 0
-    planned = [(c, _run_partition(c, args.partition), dataset_job(c)[0]) for c in configs]
     failed: list[str] = []
+    planned = []
+    for config in configs:  # (checked before any run starts: a bad one leaves no run)
+        try:
+            planned.append((config, _run_partition(config, args.partition), dataset_job(config)[0]))
+        except SystemExit as exc:
+            if not args.all:
+                raise
+            print(f"== {config.dataset_id}\n{exc}", file=sys.stderr)
+            failed.append(config.dataset_id)
     with _progress_shown(level), open_instance() as instance:
         _settle()
         for config, partition, job in planned:
             if args.all:
                 print(f"== {config.dataset_id}", flush=True)
-            if config.partitions.kind == "files":  # every file not yet ingested, or --partition's
-                ok = run_new_files(config, job, instance, level, partition) == 0
-            else:
-                ok = _materialize(config, job, partition, instance, level)
+            try:
+                if config.partitions.kind == "files":  # every new file, or --partition's
+                    ok = run_new_files(config, job, instance, level, partition) == 0
+                else:
+                    ok = _materialize(config, job, partition, instance, level)
+            except (SystemExit, IngestError) as exc:  # (--all: the others still run)
+                if not args.all:
+                    raise
+                print(exc if isinstance(exc, SystemExit) else f"ingest: {exc}", file=sys.stderr)
+                ok = False
             if not ok:
                 failed.append(config.dataset_id)
     if failed and args.all:
