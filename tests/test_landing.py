@@ -465,3 +465,37 @@ def test_ingest_run_of_files_says_which_check_blocked_the_publish(tmp_path, monk
         "[1 files: d/0.csv .. d/0.csv] check LANDING/normalized:rejected_ratio failed and " in err
     )
     assert "blocked the publish: 1 of 2 rows rejected" in err
+
+
+def test_the_ledger_read_again_takes_only_the_parts_of_newer_versions(runtime, tmp_path):
+    """A process that reads the ledger again (a sensor's ticks) reads the parts of the versions
+    published since, and gets what a read of the whole chain gives."""
+    from ingest_assets.eventstore import read_current, version_chain
+    from ingest_assets.eventstore.files import published_ledger, read_ledger
+
+    zone = tmp_path / "landing"
+    config = make({"kind": "file", "glob": str(zone / "*.csv")})
+    for day in range(1, 4):
+        write(zone, f"{day}.csv", f"id,value\n{day},{day}\n")
+        run(runtime, config)
+    store = runtime.store
+    published_ledger(store, config.dataset_id)  # (read once: cached)
+    write(zone, "4.csv", "id,value\n4,4\n")
+    write(zone, "1.csv", "id,value\n1,10\n")  # changed
+    run(runtime, config)
+    read: list[str] = []
+    real_get = store.get
+
+    def counted(key: str) -> bytes:
+        read.append(key)
+        return real_get(key)
+
+    store.get = counted  # type: ignore[method-assign]
+    ledger = published_ledger(store, config.dataset_id)
+    store.get = real_get  # type: ignore[method-assign]
+    assert [key for key in read if key.endswith("files.parquet")] == [
+        f"{read_current(store, config.dataset_id)[0].inputs['files']['key']}"
+    ]
+    current, _ = read_current(store, config.dataset_id)
+    whole = read_ledger(store, version_chain(store, config.dataset_id, current))
+    assert ledger == whole and sorted(ledger.entries) == ["1.csv", "2.csv", "3.csv", "4.csv"]

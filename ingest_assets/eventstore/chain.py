@@ -65,15 +65,18 @@ def read_manifest(store: ObjectStore, dataset_id: str, version: str) -> Manifest
     return Manifest.from_bytes(store.get(key), key)
 
 
-def version_chain(store: ObjectStore, dataset_id: str, head: Manifest | None) -> list[Manifest]:
-    """Manifests from the first version up to `head`, oldest first. A parent that is missing,
-    or not older than its child, is a BrokenChain naming it."""
+def version_chain(
+    store: ObjectStore, dataset_id: str, head: Manifest | None, after: str | None = None
+) -> list[Manifest]:
+    """Manifests from the first version up to `head`, oldest first (with `after`: only those
+    after that version, when it is on the chain). A parent that is missing, or not older than
+    its child, is a BrokenChain naming it."""
     chain: list[Manifest] = []
     manifest = head
     while manifest is not None:
         chain.append(manifest)
         parent = manifest.parent_version
-        if not parent:
+        if not parent or parent == after:
             break
         if parent >= manifest.version:
             raise BrokenChain(

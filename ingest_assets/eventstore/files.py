@@ -87,11 +87,14 @@ def write_part(
     return {"key": key, "sha256": hashlib.sha256(body).hexdigest(), "count": len(rows)}
 
 
-def read_ledger(store: ObjectStore, chain: Iterable[Manifest]) -> Ledger:
-    """The ledger of the versions in `chain` (oldest first); a part that is gone or does not
-    match its pointer's sha256 is a broken chain."""
-    entries: dict[str, FileEntry] = {}
-    contents: set[str] = set()
+def read_ledger(
+    store: ObjectStore, chain: Iterable[Manifest], base: Ledger | None = None
+) -> Ledger:
+    """The ledger of the versions in `chain` (oldest first), on top of `base` (the ledger of
+    the versions before them); a part that is gone or does not match its pointer's sha256 is a
+    broken chain."""
+    entries: dict[str, FileEntry] = dict(base.entries) if base else {}
+    contents: set[str] = set(base.contents) if base else set()
     for manifest in chain:
         pointer = manifest.inputs.get(FILES_INPUT)
         if not isinstance(pointer, dict):
@@ -114,7 +117,23 @@ def read_ledger(store: ObjectStore, chain: Iterable[Manifest]) -> Ledger:
     return Ledger(entries, frozenset(contents))
 
 
+# The last ledger read, per store and dataset: (its version, the ledger). A published version's
+# parts never change, so the next read adds only the parts of the versions after it (a sensor
+# ticking in one process reads each part once, not the whole chain every tick).
+_READ: dict[tuple[str, str], tuple[str, Ledger]] = {}
+
+
 def published_ledger(store: ObjectStore, dataset_id: str) -> Ledger:
     """The ledger of the published chain (empty before the first version)."""
     current, _ = read_current(store, dataset_id)
-    return read_ledger(store, version_chain(store, dataset_id, current) if current else [])
+    if current is None:
+        return Ledger({}, frozenset())
+    where = (store.describe(), dataset_id)
+    version, known = _READ.get(where, ("", None))
+    if known is not None and version == current.version:
+        return known
+    chain = version_chain(store, dataset_id, current, after=version or None)
+    base = known if known is not None and chain[0].parent_version == version else None
+    ledger = read_ledger(store, chain, base)
+    _READ[where] = (current.version, ledger)
+    return ledger
