@@ -5,6 +5,7 @@ Modules, from the bottom up:
     cron         checking a 5-field cron expression (`schedule`)
     base         `Strict` (the models' base: unknown keys refused, frozen) and `field_error`
     source       `Source` and its blocks: `Pagination`, `Retry`, `Breaker`
+    partition_rules  what partitions a source allows (a placeholder, a snapshot, files)
     models       `DatasetConfig` and every other block of the YAML
     problems     `Problem` (file, field, message), `ConfigProblems`, messages of bounded size
     yaml_budget  YAML read within a budget (size, nesting, aliases), duplicate keys refused
